@@ -1,0 +1,5 @@
+"""Errors, theory and plots: what the simulations say about the smoothing view of SGD."""
+
+from analysis import theory
+
+__all__ = ["theory"]

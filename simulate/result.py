@@ -1,0 +1,103 @@
+"""`SimulationResult`: what `simulate.run` returns, as NumPy arrays with named axes."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ESTIMATORS", "SimulationResult"]
+
+#: The estimators every run produces, in a fixed order:
+#: x (last iterate x_T), x_avg (uniform average of x_1..x_T), x_tail (average of the last
+#: ceil(tail_fraction * T) iterates), v (v_T = x_T - eta grad f(x_T)), v_avg (average of v_1..v_T).
+ESTIMATORS = ("x", "x_avg", "x_tail", "v", "v_avg")
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationResult:
+    """The estimators of every chain, at the end of the run and at the checkpoints.
+
+    Shapes use S = n_step_sizes, C = n_chains, K = number of checkpoints, d = dim.
+
+    - `x`, `x_avg`, `x_tail`, `v`, `v_avg`: `(S, C, d)` estimators at step `n_steps`.
+    - `checkpoint_steps`: `(K,)` the steps t at which estimators were recorded (the last is n_steps).
+    - `checkpoints`: dict estimator name -> `(K, S, C, d)`; `checkpoints[name][-1]` equals the
+      final estimator. At checkpoint t the averages are over steps 1..t and the tail average is
+      over the last ceil(tail_fraction * t) of them.
+    - `diverged`: `(S, C)` bool; `diverged_at`: `(S, C)` first step at which the chain left the
+      ball of radius `divergence_radius` or became non-finite, -1 if never. Diverged chains are
+      frozen at their last good state: their estimators are finite but meaningless; exclude them.
+    - `trajectory`: `(n_steps + 1, S, C, d)` iterates x_0..x_T when asked for, else `None`.
+    - the inputs: `step_sizes` `(S,)`, `n_steps`, `n_chains`, `seed`, `tail_fraction`, `noise`,
+      `objective_name`, `dim`, `dtype`, `divergence_radius`, `method`.
+    """
+
+    x: np.ndarray
+    x_avg: np.ndarray
+    x_tail: np.ndarray
+    v: np.ndarray
+    v_avg: np.ndarray
+    diverged: np.ndarray
+    diverged_at: np.ndarray
+    checkpoint_steps: np.ndarray
+    checkpoints: dict[str, np.ndarray]
+    step_sizes: np.ndarray
+    n_steps: int
+    n_chains: int
+    seed: int
+    tail_fraction: float
+    noise: Any
+    objective_name: str
+    dim: int
+    dtype: str
+    divergence_radius: float
+    method: str = "sgd"
+    trajectory: np.ndarray | None = None
+
+    def estimator(self, name: str, checkpoint: int | None = None) -> np.ndarray:
+        """Estimator `name` at the end (`checkpoint=None`) or at checkpoint step `checkpoint`."""
+        if name not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {name!r}")
+        if checkpoint is None:
+            return getattr(self, name)
+        where = np.flatnonzero(self.checkpoint_steps == checkpoint)
+        if where.size == 0:
+            raise ValueError(
+                f"checkpoint must be one of the recorded steps {self.checkpoint_steps.tolist()}, got {checkpoint}"
+            )
+        return self.checkpoints[name][where[0]]
+
+    def diverged_by(self, step: int) -> np.ndarray:
+        """`(S, C)` bool: chains that had diverged at or before `step`."""
+        return self.diverged & (self.diverged_at <= step)
+
+    @property
+    def n_diverged(self) -> np.ndarray:
+        """`(S,)` number of diverged chains per step size."""
+        return self.diverged.sum(axis=1)
+
+    def metadata(self) -> dict:
+        """The inputs that produced this result, JSON-friendly."""
+        return {
+            "objective": self.objective_name,
+            "dim": self.dim,
+            "noise": self.noise.describe() if hasattr(self.noise, "describe") else repr(self.noise),
+            "step_sizes": self.step_sizes.tolist(),
+            "n_steps": self.n_steps,
+            "n_chains": self.n_chains,
+            "seed": self.seed,
+            "tail_fraction": self.tail_fraction,
+            "checkpoint_steps": self.checkpoint_steps.tolist(),
+            "dtype": self.dtype,
+            "divergence_radius": self.divergence_radius,
+            "method": self.method,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"SimulationResult({self.objective_name}, method={self.method}, "
+            f"step_sizes={np.array2string(self.step_sizes, precision=4)}, n_steps={self.n_steps}, "
+            f"n_chains={self.n_chains}, dim={self.dim}, diverged={int(self.diverged.sum())})"
+        )

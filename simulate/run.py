@@ -1,0 +1,305 @@
+"""`simulate.run`: the public entry point. Validates once, then calls the compiled engine.
+
+Everything that changes between sweep points of the same shapes (step sizes, seed, x0, noise
+scale, tail fraction, objective parameters) is passed to the compiled function as a traced
+array, so a new sweep point reuses the compiled code. Static: `n_steps`, the shapes, the dtype,
+the objective's and the noise model's functions.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from objectives import Objective
+from simulate import noise as noise_models
+from simulate.engine import simulate_chains
+from simulate.result import ESTIMATORS, SimulationResult
+
+__all__ = ["DivergenceWarning", "run", "checkpoint_schedule", "tail_length"]
+
+#: The largest trajectory (n_steps * n_step_sizes * n_chains * dim numbers) kept in memory.
+MAX_TRAJECTORY_NUMBERS = 50_000_000
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Some chains diverged (left the ball or became non-finite) and were frozen and flagged."""
+
+
+def tail_length(n_steps: int, tail_fraction: float) -> int:
+    """m = ceil(tail_fraction * n_steps), the number of iterates in the tail average (>= 1)."""
+    # round() first so that 0.3 * 10 = 3.0000000000000004 gives 3, not 4.
+    return max(1, math.ceil(round(tail_fraction * n_steps, 9)))
+
+
+def checkpoint_schedule(n_steps: int, checkpoints: int | Sequence[int]) -> np.ndarray:
+    """The checkpoint steps: `checkpoints` log-spaced steps in [1, n_steps], or the given list.
+
+    n_steps is always the last checkpoint.
+    """
+    if isinstance(checkpoints, (int, np.integer)) and not isinstance(checkpoints, bool):
+        if checkpoints < 1:
+            raise ValueError(f"checkpoints must be >= 1 (a count) or a list of steps, got {checkpoints}")
+        steps = np.unique(np.round(np.geomspace(1, n_steps, int(checkpoints))).astype(np.int64))
+    else:
+        try:
+            steps = np.asarray(checkpoints)
+        except Exception:
+            raise ValueError(f"checkpoints must be an int or a list of steps, got {checkpoints!r}") from None
+        if steps.ndim != 1 or steps.size == 0 or not np.issubdtype(steps.dtype, np.integer):
+            raise ValueError(f"checkpoints must be an int or a non-empty list of integer steps, got {checkpoints!r}")
+        if np.any(np.diff(steps) <= 0) or steps[0] < 1 or steps[-1] > n_steps:
+            raise ValueError(
+                f"checkpoints must be strictly increasing steps in [1, n_steps={n_steps}], got {steps.tolist()}"
+            )
+    return np.union1d(steps, [n_steps]).astype(np.int64)
+
+
+def _check_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_step_sizes(step_sizes) -> np.ndarray:
+    try:
+        eta = np.atleast_1d(np.asarray(step_sizes, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"step_sizes must be positive finite numbers, got {step_sizes!r}") from None
+    if eta.ndim != 1 or eta.size == 0:
+        raise ValueError(f"step_sizes must be a number or a non-empty 1-D sequence, got shape {eta.shape}")
+    bad = ~np.isfinite(eta) | (eta <= 0)
+    if np.any(bad):
+        raise ValueError(f"step_sizes must be positive and finite, got {eta[bad].tolist()} in {eta.tolist()}")
+    return eta
+
+
+def _check_dtype(dtype):
+    x64 = bool(jax.config.jax_enable_x64)
+    if dtype is None:
+        return jnp.float64 if x64 else jnp.float32
+    try:
+        resolved = jnp.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if resolved == jnp.float32:
+        return jnp.float32
+    if resolved == jnp.float64:
+        if not x64:
+            raise ValueError(
+                "dtype=float64 needs JAX's x64 mode: call jax.config.update('jax_enable_x64', True) "
+                "before creating arrays, or set JAX_ENABLE_X64=1"
+            )
+        return jnp.float64
+    raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+
+
+def _check_x0(x0, n_chains: int, dim: int) -> np.ndarray:
+    try:
+        points = np.asarray(x0, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"x0 must be an array of shape ({dim},) or ({n_chains}, {dim}), got {x0!r}") from None
+    if points.shape == (dim,):
+        points = np.broadcast_to(points, (n_chains, dim))
+    elif points.shape != (n_chains, dim):
+        raise ValueError(
+            f"x0 must have shape ({dim},) (one point for all chains) or (n_chains, dim) = "
+            f"({n_chains}, {dim}), got shape {points.shape}"
+        )
+    if not np.all(np.isfinite(points)):
+        raise ValueError("x0 must be finite, got non-finite entries")
+    return points
+
+
+def run(
+    objective: Objective,
+    *,
+    step_sizes,
+    n_steps: int,
+    n_chains: int,
+    x0,
+    noise: noise_models.NoiseModel = noise_models.gaussian(1.0),
+    seed: int = 0,
+    tail_fraction: float = 0.5,
+    checkpoints: int | Sequence[int] = 8,
+    chunk_size: int | None = None,
+    divergence_radius: float = 1e6,
+    trajectory: bool = False,
+    dtype=None,
+    warn_on_divergence: bool = True,
+) -> SimulationResult:
+    """Run SGD chains for every step size and return the last iterate and its averages.
+
+    The update, for each step size eta and chain, is
+
+        x_k = x_{k-1} - eta (grad f(x_{k-1}) + eps_k),    eps_k i.i.d. from `noise`,
+
+    and the estimators are x_T, x_avg = (1/T) sum_{k=1..T} x_k, the tail average x_tail over the
+    last ceil(tail_fraction T) iterates, v_T and v_avg = (1/T) sum_{k=1..T} v_k with
+    v_k = x_k - eta grad f(x_k) (Nitanda et al. 2024: v follows SGD on the smoothed objective
+    F(v) = E f(v - eta eps)).
+
+    Chain i's noise at step k depends only on (seed, i, k) (see `simulate.randomness`): results
+    are reproducible, identical under any `chunk_size`, and every step size sees the same noise.
+
+    **Arguments:**
+
+    - `objective`: an `objectives.Objective`.
+    - `step_sizes`: eta, a positive number or a 1-D sequence of them (S values).
+    - `n_steps`: T >= 1.
+    - `n_chains`: C >= 1 independent chains per step size.
+    - `x0`: the start, shape `(dim,)` for all chains or `(n_chains, dim)`.
+    - `noise`: a model from `simulate.noise` (default: standard Gaussian).
+    - `seed`: an integer in [0, 2**32).
+    - `tail_fraction`: the fraction of the last iterates in the tail average, in (0, 1].
+    - `checkpoints`: the number of log-spaced steps at which to record the estimators as well,
+      or an explicit increasing list of steps; n_steps is always included.
+    - `chunk_size`: run the chains in chunks of this many (to bound memory); same results.
+    - `divergence_radius`: a chain whose iterate leaves the ball ||x|| <= radius (or becomes
+      non-finite) is frozen and flagged in `diverged`/`diverged_at`.
+    - `trajectory`: also return every iterate (for short runs: memory grows with n_steps).
+    - `dtype`: float32 (default) or float64 (needs JAX's x64 mode; default when it is on).
+    - `warn_on_divergence`: emit a `DivergenceWarning` with the count per step size.
+
+    **Returns:** a `SimulationResult` with NumPy arrays of shape `(S, C, dim)`.
+    """
+    if not isinstance(objective, Objective):
+        raise ValueError(f"objective must be an objectives.Objective, got {type(objective).__name__}")
+    if not isinstance(noise, noise_models.NoiseModel):
+        raise ValueError(f"noise must be a model from simulate.noise, got {type(noise).__name__}")
+    dim = objective.dim
+    if noise.fixed_dim is not None and noise.fixed_dim != dim:
+        raise ValueError(
+            f"noise covariance is {noise.fixed_dim}-dimensional but objective {objective.name!r} has dim={dim}"
+        )
+    eta = _check_step_sizes(step_sizes)
+    n_steps = _check_count("n_steps", n_steps)
+    n_chains = _check_count("n_chains", n_chains)
+    points = _check_x0(x0, n_chains, dim)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    try:
+        tail_fraction = float(tail_fraction)
+    except (TypeError, ValueError):
+        raise ValueError(f"tail_fraction must be a number in (0, 1], got {tail_fraction!r}") from None
+    if not 0.0 < tail_fraction <= 1.0:
+        raise ValueError(f"tail_fraction must be in (0, 1], got {tail_fraction!r}")
+    chunk_size = n_chains if chunk_size is None else _check_count("chunk_size", chunk_size)
+    chunk_size = min(chunk_size, n_chains)
+    try:
+        divergence_radius = float(divergence_radius)
+    except (TypeError, ValueError):
+        raise ValueError(f"divergence_radius must be a positive number, got {divergence_radius!r}") from None
+    if not divergence_radius > 0:
+        raise ValueError(f"divergence_radius must be positive (inf disables the ball), got {divergence_radius!r}")
+    dtype = _check_dtype(dtype)
+    if trajectory and n_steps * eta.size * n_chains * dim > MAX_TRAJECTORY_NUMBERS:
+        raise ValueError(
+            f"trajectory=True would keep n_steps*n_step_sizes*n_chains*dim = "
+            f"{n_steps * eta.size * n_chains * dim:,} numbers; the limit is {MAX_TRAJECTORY_NUMBERS:,}. "
+            "Use fewer steps or chains, or rely on the streamed averages and checkpoints."
+        )
+
+    checkpoint_steps = checkpoint_schedule(n_steps, checkpoints)
+    tails = np.array([tail_length(int(t), tail_fraction) for t in checkpoint_steps])
+    needed = np.union1d(checkpoint_steps, checkpoint_steps - tails)
+    needed = needed[needed > 0]  # the prefix sum at step 0 is zero; nothing to record
+    # Fixed length (2K + 1) so that a new tail_fraction changes values, not shapes.
+    sentinel = n_steps + 1
+    record_steps = np.full(2 * checkpoint_steps.size + 1, sentinel, dtype=np.int64)
+    record_steps[: needed.size] = needed
+
+    outputs = []
+    for start in range(0, n_chains, chunk_size):
+        stop = min(start + chunk_size, n_chains)
+        # Pad the last chunk to the common shape (no recompile); padded chains are dropped.
+        indices = np.arange(start, start + chunk_size)
+        chunk_points = points[np.minimum(indices, n_chains - 1)]
+        records, states, path = simulate_chains(
+            objective,
+            noise,
+            jnp.asarray(eta, dtype),
+            jnp.asarray(chunk_points, dtype),
+            jnp.asarray(indices, jnp.uint32),
+            jnp.asarray(seed, jnp.uint32),
+            jnp.asarray(record_steps, jnp.int32),
+            jnp.asarray(divergence_radius, dtype),
+            n_steps=n_steps,
+            dtype=dtype,
+            trajectory=bool(trajectory),
+        )
+        keep = slice(0, stop - start)
+        outputs.append(
+            (
+                jax.tree.map(lambda a: np.asarray(a)[:, :, keep], records),
+                np.asarray(states.diverged)[:, keep],
+                np.asarray(states.diverged_at)[:, keep],
+                None if path is None else np.asarray(path)[:, :, keep],
+            )
+        )
+
+    records = jax.tree.map(lambda *parts: np.concatenate(parts, axis=2), *[o[0] for o in outputs])
+    diverged = np.concatenate([o[1] for o in outputs], axis=1)
+    diverged_at = np.concatenate([o[2] for o in outputs], axis=1)
+
+    slot_of = {int(step): slot for slot, step in enumerate(record_steps[: needed.size])}
+
+    def prefix_sum(buffer, step):
+        if step == 0:
+            return np.zeros(buffer.shape[1:], np.float64)
+        return buffer[slot_of[int(step)]].astype(np.float64)
+
+    checkpoint_values = {name: [] for name in ESTIMATORS}
+    for t, m in zip(checkpoint_steps.tolist(), tails.tolist()):
+        slot = slot_of[t]
+        checkpoint_values["x"].append(records.x[slot])
+        checkpoint_values["v"].append(records.v[slot])
+        checkpoint_values["x_avg"].append(prefix_sum(records.x_sum, t) / t)
+        checkpoint_values["v_avg"].append(prefix_sum(records.v_sum, t) / t)
+        checkpoint_values["x_tail"].append((prefix_sum(records.x_sum, t) - prefix_sum(records.x_sum, t - m)) / m)
+    numpy_dtype = np.dtype(dtype)
+    checkpoint_arrays = {
+        name: np.stack(values).astype(numpy_dtype) for name, values in checkpoint_values.items()
+    }
+
+    trajectory_array = None
+    if trajectory:
+        path = np.concatenate([o[3] for o in outputs], axis=2)
+        start_points = np.broadcast_to(points.astype(numpy_dtype), (eta.size, n_chains, dim))
+        trajectory_array = np.concatenate([start_points[None], path], axis=0)
+
+    if warn_on_divergence and diverged.any():
+        counts = ", ".join(
+            f"step_size={e:.4g}: {n}/{n_chains}" for e, n in zip(eta, diverged.sum(axis=1)) if n
+        )
+        warnings.warn(
+            f"chains diverged (left the ball of radius {divergence_radius:g} or became non-finite) "
+            f"and were frozen and flagged in result.diverged: {counts}",
+            DivergenceWarning,
+            stacklevel=2,
+        )
+
+    return SimulationResult(
+        **{name: checkpoint_arrays[name][-1] for name in ESTIMATORS},
+        diverged=diverged,
+        diverged_at=diverged_at.astype(np.int64),
+        checkpoint_steps=checkpoint_steps,
+        checkpoints=checkpoint_arrays,
+        step_sizes=eta,
+        n_steps=n_steps,
+        n_chains=n_chains,
+        seed=int(seed),
+        tail_fraction=tail_fraction,
+        noise=noise,
+        objective_name=objective.name,
+        dim=dim,
+        dtype=numpy_dtype.name,
+        divergence_radius=divergence_radius,
+        method="sgd",
+        trajectory=trajectory_array,
+    )
