@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from objectives import Objective
 from simulate import noise as noise_models
@@ -116,6 +117,14 @@ def _check_x0(x0, n_chains: int, dim: int) -> np.ndarray:
     return points
 
 
+def _chain_mesh(shard: bool | None) -> Mesh | None:
+    """A one-axis mesh ("chains") over the local devices, or None for a single-device run."""
+    devices = jax.local_devices()
+    if shard is False or len(devices) == 1:
+        return None
+    return Mesh(np.array(devices), ("chains",))
+
+
 def run(
     objective: Objective,
     *,
@@ -131,6 +140,7 @@ def run(
     divergence_radius: float = 1e6,
     trajectory: bool = False,
     dtype=None,
+    shard: bool | None = None,
     warn_on_divergence: bool = True,
 ) -> SimulationResult:
     """Run SGD chains for every step size and return the last iterate and its averages.
@@ -164,6 +174,8 @@ def run(
       non-finite) is frozen and flagged in `diverged`/`diverged_at`.
     - `trajectory`: also return every iterate (for short runs: memory grows with n_steps).
     - `dtype`: float32 (default) or float64 (needs JAX's x64 mode; default when it is on).
+    - `shard`: split the chains across all local devices (default: when there is more than
+      one). Results are bit-identical to a single-device run.
     - `warn_on_divergence`: emit a `DivergenceWarning` with the count per step size.
 
     **Returns:** a `SimulationResult` with NumPy arrays of shape `(S, C, dim)`.
@@ -191,6 +203,12 @@ def run(
         raise ValueError(f"tail_fraction must be in (0, 1], got {tail_fraction!r}")
     chunk_size = n_chains if chunk_size is None else _check_count("chunk_size", chunk_size)
     chunk_size = min(chunk_size, n_chains)
+    if shard not in (None, True, False):
+        raise ValueError(f"shard must be None (automatic), True or False, got {shard!r}")
+    mesh = _chain_mesh(shard)
+    if mesh is not None:
+        # Every device gets the same number of chains: round the chunk up (padding is dropped).
+        chunk_size = -(-chunk_size // mesh.size) * mesh.size
     try:
         divergence_radius = float(divergence_radius)
     except (TypeError, ValueError):
@@ -219,13 +237,17 @@ def run(
         stop = min(start + chunk_size, n_chains)
         # Pad the last chunk to the common shape (no recompile); padded chains are dropped.
         indices = np.arange(start, start + chunk_size)
-        chunk_points = points[np.minimum(indices, n_chains - 1)]
+        chunk_points = jnp.asarray(points[np.minimum(indices, n_chains - 1)], dtype)
+        chain_indices = jnp.asarray(indices, jnp.uint32)
+        if mesh is not None:
+            chunk_points = jax.device_put(chunk_points, NamedSharding(mesh, PartitionSpec("chains", None)))
+            chain_indices = jax.device_put(chain_indices, NamedSharding(mesh, PartitionSpec("chains")))
         records, states, path = simulate_chains(
             objective,
             noise,
             jnp.asarray(eta, dtype),
-            jnp.asarray(chunk_points, dtype),
-            jnp.asarray(indices, jnp.uint32),
+            chunk_points,
+            chain_indices,
             jnp.asarray(seed, jnp.uint32),
             jnp.asarray(record_steps, jnp.int32),
             jnp.asarray(divergence_radius, dtype),
