@@ -8,6 +8,8 @@ minimizer is c for every step size.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -61,7 +63,20 @@ def _make_functions(kind: str):
     return value, grad, hess, hessian_trace, gaussian_smoothing
 
 
+def _quadratic_form(kind: str, params) -> tuple[np.ndarray, np.ndarray]:
+    """(H as a dense `(dim, dim)` matrix, c): lets exact methods recognise a quadratic."""
+    hessian, center = (np.asarray(p, dtype=np.float64) for p in params)
+    dim = center.shape[0]
+    if kind == _DENSE:
+        return hessian, center
+    if kind == _DIAGONAL:
+        return np.diag(hessian), center
+    return float(hessian) * np.eye(dim), center
+
+
 _FUNCTIONS = {kind: _make_functions(kind) for kind in (_SCALAR, _DIAGONAL, _DENSE)}
+# One function object per kind, built once: the extras are static jit metadata, compared by identity.
+_QUADRATIC_FORMS = {kind: partial(_quadratic_form, kind) for kind in (_SCALAR, _DIAGONAL, _DENSE)}
 
 
 def quadratic(hessian, center=None, *, dim: int | None = None, name: str = "quadratic") -> Objective:
@@ -130,7 +145,11 @@ def quadratic(hessian, center=None, *, dim: int | None = None, name: str = "quad
         hessian_fn=hess,
         hessian_trace_fn=hessian_trace,
         info=(("hessian", kind),),
-        extras=(("gaussian_smoothing", gaussian_smoothing), ("minimizer", _minimizer)),
+        extras=(
+            ("gaussian_smoothing", gaussian_smoothing),
+            ("minimizer", _minimizer),
+            ("quadratic_form", _QUADRATIC_FORMS[kind]),
+        ),
     )
 
 

@@ -19,7 +19,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from objectives import Objective
 from simulate import noise as noise_models
-from simulate.engine import simulate_chains
+from simulate import exact
+from simulate.engine import Records, simulate_chains
 from simulate.result import ESTIMATORS, SimulationResult
 
 __all__ = ["DivergenceWarning", "run", "checkpoint_schedule", "tail_length"]
@@ -125,6 +126,95 @@ def _chain_mesh(shard: bool | None) -> Mesh | None:
     return Mesh(np.array(devices), ("chains",))
 
 
+def _stepped_records(
+    objective, noise, eta, points, seed, record_steps, divergence_radius, *, n_steps, chunk_size, mesh, dtype, trajectory
+):
+    """Run the compiled engine chunk by chunk; returns NumPy (records, diverged, diverged_at, path)."""
+    n_chains = points.shape[0]
+    outputs = []
+    for start in range(0, n_chains, chunk_size):
+        stop = min(start + chunk_size, n_chains)
+        # Pad the last chunk to the common shape (no recompile); padded chains are dropped.
+        indices = np.arange(start, start + chunk_size)
+        chunk_points = jnp.asarray(points[np.minimum(indices, n_chains - 1)], dtype)
+        chain_indices = jnp.asarray(indices, jnp.uint32)
+        if mesh is not None:
+            chunk_points = jax.device_put(chunk_points, NamedSharding(mesh, PartitionSpec("chains", None)))
+            chain_indices = jax.device_put(chain_indices, NamedSharding(mesh, PartitionSpec("chains")))
+        records, states, path = simulate_chains(
+            objective,
+            noise,
+            jnp.asarray(eta, dtype),
+            chunk_points,
+            chain_indices,
+            jnp.asarray(seed, jnp.uint32),
+            jnp.asarray(record_steps, jnp.int32),
+            jnp.asarray(divergence_radius, dtype),
+            n_steps=n_steps,
+            dtype=dtype,
+            trajectory=bool(trajectory),
+        )
+        keep = slice(0, stop - start)
+        outputs.append(
+            (
+                jax.tree.map(lambda a: np.asarray(a)[:, :, keep], records),
+                np.asarray(states.diverged)[:, keep],
+                np.asarray(states.diverged_at)[:, keep],
+                None if path is None else np.asarray(path)[:, :, keep],
+            )
+        )
+    records = jax.tree.map(lambda *parts: np.concatenate(parts, axis=2), *[o[0] for o in outputs])
+    diverged = np.concatenate([o[1] for o in outputs], axis=1)
+    diverged_at = np.concatenate([o[2] for o in outputs], axis=1)
+    path = np.concatenate([o[3] for o in outputs], axis=2) if trajectory else None
+    return records, diverged, diverged_at, path
+
+
+def _exact_records(objective, noise, eta, points, seed, record_steps, dtype) -> Records:
+    """Records sampled from the exact law (quadratic objective, Gaussian noise only)."""
+    form = exact.quadratic_form_of(objective)
+    if form is None or noise.family != "gaussian":
+        raise ValueError(
+            f"method='exact' needs a quadratic objective (objectives.quadratic) and Gaussian noise, "
+            f"got objective {objective.name!r} and {noise.family} noise"
+        )
+    hessian, center = form
+    curvatures = np.linalg.eigvalsh(hessian)
+    unstable = [float(e) for e in eta if np.any(np.abs(1 - e * curvatures) > 1)]
+    if unstable:
+        raise ValueError(
+            f"method='exact' needs stable step sizes (step_size * curvature in [0, 2] for every "
+            f"curvature {curvatures.tolist()}), got step_sizes {unstable}; use method='sgd' to see divergence"
+        )
+    return exact.sample_records(
+        hessian, center, noise.covariance(objective.dim), eta, points,
+        np.arange(points.shape[0]), seed, record_steps, np.dtype(dtype),
+    )
+
+
+def _estimators_at_checkpoints(records, record_steps, checkpoint_steps, tails, dtype) -> dict[str, np.ndarray]:
+    """x, v and the averages at each checkpoint t from the state recorded at `record_steps`.
+
+    x_avg(t) = S_t / t and x_tail(t) = (S_t - S_{t-m}) / m from the prefix sums S (S_0 = 0),
+    computed in float64 and returned as `dtype` arrays `(K, S, C, dim)`.
+    """
+    slot_of = {int(step): slot for slot, step in enumerate(record_steps)}
+
+    def prefix_sum(buffer, step):
+        if step == 0:
+            return np.zeros(buffer.shape[1:], np.float64)
+        return buffer[slot_of[int(step)]].astype(np.float64)
+
+    values = {name: [] for name in ESTIMATORS}
+    for t, m in zip(checkpoint_steps.tolist(), tails.tolist()):
+        values["x"].append(records.x[slot_of[t]])
+        values["v"].append(records.v[slot_of[t]])
+        values["x_avg"].append(prefix_sum(records.x_sum, t) / t)
+        values["v_avg"].append(prefix_sum(records.v_sum, t) / t)
+        values["x_tail"].append((prefix_sum(records.x_sum, t) - prefix_sum(records.x_sum, t - m)) / m)
+    return {name: np.stack(stack).astype(dtype) for name, stack in values.items()}
+
+
 def run(
     objective: Objective,
     *,
@@ -141,6 +231,7 @@ def run(
     trajectory: bool = False,
     dtype=None,
     shard: bool | None = None,
+    method: str = "sgd",
     warn_on_divergence: bool = True,
 ) -> SimulationResult:
     """Run SGD chains for every step size and return the last iterate and its averages.
@@ -176,6 +267,9 @@ def run(
     - `dtype`: float32 (default) or float64 (needs JAX's x64 mode; default when it is on).
     - `shard`: split the chains across all local devices (default: when there is more than
       one). Results are bit-identical to a single-device run.
+    - `method`: "sgd" steps the recursion; "exact" samples every reported quantity from its
+      exact joint Gaussian law (quadratic objective and Gaussian noise only; cost independent
+      of n_steps; see `simulate.exact`). The two agree in law, not in the numbers drawn.
     - `warn_on_divergence`: emit a `DivergenceWarning` with the count per step size.
 
     **Returns:** a `SimulationResult` with NumPy arrays of shape `(S, C, dim)`.
@@ -216,6 +310,10 @@ def run(
     if not divergence_radius > 0:
         raise ValueError(f"divergence_radius must be positive (inf disables the ball), got {divergence_radius!r}")
     dtype = _check_dtype(dtype)
+    if method not in ("sgd", "exact"):
+        raise ValueError(f"method must be 'sgd' or 'exact', got {method!r}")
+    if method == "exact" and trajectory:
+        raise ValueError("trajectory=True needs method='sgd': the exact sampler does not visit every step")
     if trajectory and n_steps * eta.size * n_chains * dim > MAX_TRAJECTORY_NUMBERS:
         raise ValueError(
             f"trajectory=True would keep n_steps*n_step_sizes*n_chains*dim = "
@@ -227,73 +325,27 @@ def run(
     tails = np.array([tail_length(int(t), tail_fraction) for t in checkpoint_steps])
     needed = np.union1d(checkpoint_steps, checkpoint_steps - tails)
     needed = needed[needed > 0]  # the prefix sum at step 0 is zero; nothing to record
-    # Fixed length (2K + 1) so that a new tail_fraction changes values, not shapes.
-    sentinel = n_steps + 1
-    record_steps = np.full(2 * checkpoint_steps.size + 1, sentinel, dtype=np.int64)
-    record_steps[: needed.size] = needed
 
-    outputs = []
-    for start in range(0, n_chains, chunk_size):
-        stop = min(start + chunk_size, n_chains)
-        # Pad the last chunk to the common shape (no recompile); padded chains are dropped.
-        indices = np.arange(start, start + chunk_size)
-        chunk_points = jnp.asarray(points[np.minimum(indices, n_chains - 1)], dtype)
-        chain_indices = jnp.asarray(indices, jnp.uint32)
-        if mesh is not None:
-            chunk_points = jax.device_put(chunk_points, NamedSharding(mesh, PartitionSpec("chains", None)))
-            chain_indices = jax.device_put(chain_indices, NamedSharding(mesh, PartitionSpec("chains")))
-        records, states, path = simulate_chains(
-            objective,
-            noise,
-            jnp.asarray(eta, dtype),
-            chunk_points,
-            chain_indices,
-            jnp.asarray(seed, jnp.uint32),
-            jnp.asarray(record_steps, jnp.int32),
-            jnp.asarray(divergence_radius, dtype),
-            n_steps=n_steps,
-            dtype=dtype,
-            trajectory=bool(trajectory),
+    if method == "exact":
+        records = _exact_records(objective, noise, eta, points, seed, needed, dtype)
+        diverged = np.zeros((eta.size, n_chains), bool)
+        diverged_at = np.full((eta.size, n_chains), -1)
+        path = None
+    else:
+        # Fixed length (2K + 1) so that a new tail_fraction changes values, not shapes.
+        record_steps = np.full(2 * checkpoint_steps.size + 1, n_steps + 1, dtype=np.int64)
+        record_steps[: needed.size] = needed
+        records, diverged, diverged_at, path = _stepped_records(
+            objective, noise, eta, points, seed, record_steps, divergence_radius,
+            n_steps=n_steps, chunk_size=chunk_size, mesh=mesh, dtype=dtype, trajectory=trajectory,
         )
-        keep = slice(0, stop - start)
-        outputs.append(
-            (
-                jax.tree.map(lambda a: np.asarray(a)[:, :, keep], records),
-                np.asarray(states.diverged)[:, keep],
-                np.asarray(states.diverged_at)[:, keep],
-                None if path is None else np.asarray(path)[:, :, keep],
-            )
-        )
-
-    records = jax.tree.map(lambda *parts: np.concatenate(parts, axis=2), *[o[0] for o in outputs])
-    diverged = np.concatenate([o[1] for o in outputs], axis=1)
-    diverged_at = np.concatenate([o[2] for o in outputs], axis=1)
-
-    slot_of = {int(step): slot for slot, step in enumerate(record_steps[: needed.size])}
-
-    def prefix_sum(buffer, step):
-        if step == 0:
-            return np.zeros(buffer.shape[1:], np.float64)
-        return buffer[slot_of[int(step)]].astype(np.float64)
-
-    checkpoint_values = {name: [] for name in ESTIMATORS}
-    for t, m in zip(checkpoint_steps.tolist(), tails.tolist()):
-        slot = slot_of[t]
-        checkpoint_values["x"].append(records.x[slot])
-        checkpoint_values["v"].append(records.v[slot])
-        checkpoint_values["x_avg"].append(prefix_sum(records.x_sum, t) / t)
-        checkpoint_values["v_avg"].append(prefix_sum(records.v_sum, t) / t)
-        checkpoint_values["x_tail"].append((prefix_sum(records.x_sum, t) - prefix_sum(records.x_sum, t - m)) / m)
     numpy_dtype = np.dtype(dtype)
-    checkpoint_arrays = {
-        name: np.stack(values).astype(numpy_dtype) for name, values in checkpoint_values.items()
-    }
+    checkpoint_arrays = _estimators_at_checkpoints(records, needed, checkpoint_steps, tails, numpy_dtype)
 
     trajectory_array = None
     if trajectory:
-        path = np.concatenate([o[3] for o in outputs], axis=2)
         start_points = np.broadcast_to(points.astype(numpy_dtype), (eta.size, n_chains, dim))
-        trajectory_array = np.concatenate([start_points[None], path], axis=0)
+        trajectory_array = np.concatenate([start_points[None], path.astype(numpy_dtype)], axis=0)
 
     if warn_on_divergence and diverged.any():
         counts = ", ".join(
@@ -322,6 +374,6 @@ def run(
         dim=dim,
         dtype=numpy_dtype.name,
         divergence_radius=divergence_radius,
-        method="sgd",
+        method=method,
         trajectory=trajectory_array,
     )
