@@ -127,7 +127,7 @@ def _chain_mesh(shard: bool | None) -> Mesh | None:
 
 
 def _stepped_records(
-    objective, noise, eta, points, seed, record_steps, divergence_radius, *, n_steps, chunk_size, mesh, dtype, trajectory
+    objective, noise, eta, points, first_chain, seed, record_steps, divergence_radius, *, n_steps, chunk_size, mesh, dtype, trajectory
 ):
     """Run the compiled engine chunk by chunk; returns NumPy (records, diverged, diverged_at, path)."""
     n_chains = points.shape[0]
@@ -137,7 +137,7 @@ def _stepped_records(
         # Pad the last chunk to the common shape (no recompile); padded chains are dropped.
         indices = np.arange(start, start + chunk_size)
         chunk_points = jnp.asarray(points[np.minimum(indices, n_chains - 1)], dtype)
-        chain_indices = jnp.asarray(indices, jnp.uint32)
+        chain_indices = jnp.asarray((first_chain + indices) % 2**32, jnp.uint32)  # padding may wrap
         if mesh is not None:
             chunk_points = jax.device_put(chunk_points, NamedSharding(mesh, PartitionSpec("chains", None)))
             chain_indices = jax.device_put(chain_indices, NamedSharding(mesh, PartitionSpec("chains")))
@@ -170,7 +170,7 @@ def _stepped_records(
     return records, diverged, diverged_at, path
 
 
-def _exact_records(objective, noise, eta, points, seed, record_steps, dtype) -> Records:
+def _exact_records(objective, noise, eta, points, first_chain, seed, record_steps, dtype) -> Records:
     """Records sampled from the exact law (quadratic objective, Gaussian noise only)."""
     form = exact.quadratic_form_of(objective)
     if form is None or noise.family != "gaussian":
@@ -188,7 +188,7 @@ def _exact_records(objective, noise, eta, points, seed, record_steps, dtype) -> 
         )
     return exact.sample_records(
         hessian, center, noise.covariance(objective.dim), eta, points,
-        np.arange(points.shape[0]), seed, record_steps, np.dtype(dtype),
+        first_chain + np.arange(points.shape[0]), seed, record_steps, np.dtype(dtype),
     )
 
 
@@ -231,6 +231,7 @@ def run(
     trajectory: bool = False,
     dtype=None,
     shard: bool | None = None,
+    first_chain: int = 0,
     method: str = "sgd",
     warn_on_divergence: bool = True,
 ) -> SimulationResult:
@@ -267,6 +268,9 @@ def run(
     - `dtype`: float32 (default) or float64 (needs JAX's x64 mode; default when it is on).
     - `shard`: split the chains across all local devices (default: when there is more than
       one). Results are bit-identical to a single-device run.
+    - `first_chain`: the global index of the first chain: this call runs chains
+      first_chain .. first_chain + n_chains - 1. Splitting a run over processes or hosts with
+      it and concatenating gives bit-identical results to one run (see the README).
     - `method`: "sgd" steps the recursion; "exact" samples every reported quantity from its
       exact joint Gaussian law (quadratic objective and Gaussian noise only; cost independent
       of n_steps; see `simulate.exact`). The two agree in law, not in the numbers drawn.
@@ -297,6 +301,10 @@ def run(
         raise ValueError(f"tail_fraction must be in (0, 1], got {tail_fraction!r}")
     chunk_size = n_chains if chunk_size is None else _check_count("chunk_size", chunk_size)
     chunk_size = min(chunk_size, n_chains)
+    if isinstance(first_chain, bool) or not isinstance(first_chain, (int, np.integer)) or not (
+        0 <= first_chain and first_chain + n_chains <= 2**32
+    ):
+        raise ValueError(f"first_chain must be an integer >= 0 with first_chain + n_chains <= 2**32, got {first_chain!r}")
     if shard not in (None, True, False):
         raise ValueError(f"shard must be None (automatic), True or False, got {shard!r}")
     mesh = _chain_mesh(shard)
@@ -327,7 +335,7 @@ def run(
     needed = needed[needed > 0]  # the prefix sum at step 0 is zero; nothing to record
 
     if method == "exact":
-        records = _exact_records(objective, noise, eta, points, seed, needed, dtype)
+        records = _exact_records(objective, noise, eta, points, first_chain, seed, needed, dtype)
         diverged = np.zeros((eta.size, n_chains), bool)
         diverged_at = np.full((eta.size, n_chains), -1)
         path = None
@@ -336,7 +344,7 @@ def run(
         record_steps = np.full(2 * checkpoint_steps.size + 1, n_steps + 1, dtype=np.int64)
         record_steps[: needed.size] = needed
         records, diverged, diverged_at, path = _stepped_records(
-            objective, noise, eta, points, seed, record_steps, divergence_radius,
+            objective, noise, eta, points, first_chain, seed, record_steps, divergence_radius,
             n_steps=n_steps, chunk_size=chunk_size, mesh=mesh, dtype=dtype, trajectory=trajectory,
         )
     numpy_dtype = np.dtype(dtype)

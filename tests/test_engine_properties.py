@@ -66,6 +66,13 @@ def test_chunking_gives_bit_identical_results(chunk_size):
     _assert_identical(_run(n_chains=150), _run(n_chains=150, chunk_size=chunk_size))
 
 
+def test_first_chain_runs_a_slice_of_a_larger_run():
+    whole = _run(n_chains=100)
+    part = _run(n_chains=30, first_chain=40)
+    for name in simulate.ESTIMATORS:
+        np.testing.assert_array_equal(getattr(whole, name)[:, 40:70], getattr(part, name), err_msg=name)
+
+
 def test_a_longer_run_extends_a_shorter_one():
     short = _run(n_steps=100)
     long = _run(n_steps=NOISE_BLOCK_STEPS * 3 + 1, checkpoints=[50, 100])
@@ -194,6 +201,9 @@ BAD_INPUTS = [
     (dict(checkpoints=0), "checkpoints must be >= 1"),
     (dict(checkpoints=[5, 3]), "checkpoints must be strictly increasing"),
     (dict(checkpoints=[0, 3]), r"checkpoints must be strictly increasing steps in \[1, n_steps=150\]"),
+    (dict(first_chain=-1), "first_chain must be an integer >= 0"),
+    (dict(first_chain=2**32 - 10), "first_chain must be an integer >= 0 with first_chain"),
+    (dict(shard="yes"), "shard must be None"),
     (dict(divergence_radius=-1.0), "divergence_radius must be positive"),
     (dict(dtype="int32"), "dtype must be float32 or float64"),
     (dict(noise=simulate.noise.gaussian(covariance=np.eye(3))), "noise covariance is 3-dimensional but objective"),
