@@ -1,7 +1,14 @@
-"""The `asgd` command line.
+"""The `asgd` command line (also `python -m simulate`).
 
-    asgd demo      a small built-in experiment: SGD vs averaged SGD on a quadratic against the
-                   exact law of every estimator (seconds on a laptop CPU)
+    asgd reproduce [NAME ...] [--quick] [--out DIR] [--fresh] [--quiet]
+    asgd run CONFIG.toml [--quick] [--out DIR] [--fresh] [--quiet]
+    asgd list
+    asgd plot RESULT_DIR
+    asgd demo
+
+Bad input (an unknown key, a wrong type, a value out of range, an unreadable file) is reported
+in one line naming the key, the value and what is allowed, before any simulation; exit code 2.
+An interrupted sweep keeps its finished points; the same command resumes it.
 
 The CLI sits at the end of the data flow (objectives -> simulate -> analysis -> CLI).
 """
@@ -11,36 +18,130 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-import objectives
-import simulate
-from analysis import theory
-
 __all__ = ["main"]
+
+EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
+
+
+def builtin_experiments() -> dict[str, Path]:
+    """The shipped reproductions: name -> config path."""
+    return {path.stem: path for path in sorted(EXPERIMENTS_DIR.glob("*.toml"))}
+
+
+def _format_table(rows: list[dict], horizon: int) -> str:
+    """Estimator x step size: mse +- se at the final horizon, first seed."""
+    rows = [r for r in rows if r["n_steps"] == horizon]
+    if not rows:
+        return ""
+    seed = rows[0]["seed"]
+    rows = [r for r in rows if r["seed"] == seed]
+    estimators = list(dict.fromkeys(r["estimator"] for r in rows))
+    step_sizes = sorted({r["step_size"] for r in rows})
+    lookup = {(r["estimator"], r["step_size"]): r for r in rows}
+    header = f"{'step_size':>10} " + " ".join(f"{name:>22}" for name in estimators)
+    lines = [header]
+    for eta in step_sizes:
+        cells = []
+        for name in estimators:
+            r = lookup.get((name, eta))
+            cells.append(f"{r['mse']:>11.4g} +- {r['mse_se']:<8.2g}" if r else f"{'':>22}")
+        lines.append(f"{eta:>10.4g} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
+    from analysis.figures import draw_figures
+    from analysis.sweep import run_sweep
+
+    outcome = run_sweep(config, out_dir, fresh=fresh, quiet=quiet)
+    written = draw_figures(out_dir)
+    horizon = max(config.horizons)
+    print(f"\n== {config.name}: {config.description}")
+    print(f"   error to the {config.target_kind} target after T = {horizon} steps, {config.n_chains} chains (mse +- se)")
+    print(_format_table(outcome.rows, horizon))
+    resumed = f", {outcome.resumed} sweep point(s) resumed from disk" if outcome.resumed else ""
+    print(f"   {outcome.wall_time:.1f} s{resumed}; results in {out_dir}/ (results.csv, arrays.npz, metadata.json"
+          + "".join(f", {p.name}" for p in written) + ")")
+
+
+def cmd_reproduce(args) -> int:
+    from analysis.config import ConfigError, load_config
+
+    available = builtin_experiments()
+    names = args.names or list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ConfigError(f"experiment {unknown[0]!r}: unknown; built-in experiments: {sorted(available)}")
+    configs = [load_config(available[name], quick=args.quick) for name in names]  # validate all first
+    out_root = Path(args.out)
+    for config in configs:
+        _run_config(config, out_root / config.name, fresh=args.fresh, quiet=args.quiet)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from analysis.config import load_config
+
+    config = load_config(args.config, quick=args.quick)
+    _run_config(config, Path(args.out) / config.name, fresh=args.fresh, quiet=args.quiet)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from analysis.config import NOISE_FAMILIES, OBJECTIVE_KINDS, load_config
+
+    def first_line(obj) -> str:
+        return (obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else ""
+
+    print("objectives (objective.kind):")
+    for name, constructor in sorted(OBJECTIVE_KINDS.items()):
+        print(f"  {name:<20} {first_line(constructor)}")
+    print("noise models (noise.family):")
+    for name, constructor in sorted(NOISE_FAMILIES.items()):
+        print(f"  {name:<20} {first_line(constructor)}")
+    print("built-in experiments (asgd reproduce NAME):")
+    for name, path in builtin_experiments().items():
+        print(f"  {name:<20} {load_config(path).description}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from analysis.config import ConfigError
+    from analysis.figures import draw_figures
+
+    folder = Path(args.result_dir)
+    if not (folder / "results.csv").exists() or not (folder / "metadata.json").exists():
+        raise ConfigError(f"{str(folder)!r} is not a result folder (results.csv and metadata.json are missing)")
+    for path in draw_figures(folder):
+        print(path)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    print(demo(n_chains=args.chains, n_steps=args.steps, seed=args.seed))
+    return 0
 
 
 def demo(n_chains: int = 4096, n_steps: int = 2000, seed: int = 0) -> str:
-    """SGD on f(x) = 1/2 ||x||^2_H (2-D, ill-conditioned) with Gaussian noise, three step sizes.
+    """SGD on an ill-conditioned 2-D quadratic against the exact law of every estimator."""
+    import objectives
+    import simulate
+    from analysis import theory
 
-    Prints, per step size and estimator, the simulated E||estimator - x*||^2 with its Monte Carlo
-    standard error next to the exact value from the linear-Gaussian law: the last iterate keeps
-    an O(eta) floor, the averages fall to O(1/T).
-    """
-    hessian = np.diag([1.0, 0.1])
-    center = np.array([1.0, -1.0])
+    hessian, center, x0 = np.diag([1.0, 0.1]), np.array([1.0, -1.0]), np.array([3.0, 3.0])
     f = objectives.quadratic(hessian, center, name="ill-conditioned quadratic")
     noise = simulate.noise.gaussian(1.0)
     step_sizes = [0.05, 0.2, 1.0]
-    x0 = np.array([3.0, 3.0])
     start = time.perf_counter()
     result = simulate.run(f, step_sizes=step_sizes, n_steps=n_steps, n_chains=n_chains, x0=x0, noise=noise, seed=seed)
     elapsed = time.perf_counter() - start
-
     lines = [
         f"{f.name}: H = diag(1, 0.1), Gaussian noise (scale 1), T = {n_steps}, {n_chains} chains per step size",
-        f"simulated in {elapsed:.2f} s ({len(step_sizes) * n_chains * n_steps / elapsed:.3g} chain-steps/s, compile included)",
+        f"simulated in {elapsed:.2f} s (compile included)",
         "",
         f"{'estimator':<10}{'step_size':>10}{'simulated MSE':>16}{'+- se':>11}{'exact MSE':>13}{'z':>7}",
     ]
@@ -56,21 +157,55 @@ def demo(n_chains: int = 4096, n_steps: int = 2000, seed: int = 0) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asgd", description="Averaged SGD as SGD on a smoothed objective.")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="a small built-in experiment against exact theory")
+
+    def sweep_options(sub, out_default):
+        sub.add_argument("--quick", action="store_true", help="small sizes: the whole set in minutes on 2 CPU cores")
+        sub.add_argument("--out", default=out_default, help=f"results go to OUT/<experiment name>/ (default {out_default})")
+        sub.add_argument("--fresh", action="store_true", help="discard saved sweep points instead of resuming")
+        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    reproduce = commands.add_parser("reproduce", help="run the built-in reproductions")
+    reproduce.add_argument("names", nargs="*", help="experiments to run (default: all; see asgd list)")
+    sweep_options(reproduce, "results")
+    reproduce.set_defaults(handler=cmd_reproduce)
+
+    run = commands.add_parser("run", help="run a sweep described in a TOML config")
+    run.add_argument("config", help="path to CONFIG.toml")
+    sweep_options(run, "results")
+    run.set_defaults(handler=cmd_run)
+
+    listing = commands.add_parser("list", help="objectives, noise models and built-in experiments")
+    listing.set_defaults(handler=cmd_list)
+
+    plot = commands.add_parser("plot", help="re-draw the figures of a result folder without simulating")
+    plot.add_argument("result_dir")
+    plot.set_defaults(handler=cmd_plot)
+
+    demo_parser = commands.add_parser("demo", help="a small experiment against exact theory (seconds)")
     demo_parser.add_argument("--chains", type=int, default=4096, help="chains per step size (default 4096)")
     demo_parser.add_argument("--steps", type=int, default=2000, help="SGD steps (default 2000)")
     demo_parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        try:
-            print(demo(n_chains=args.chains, n_steps=args.steps, seed=args.seed))
-        except ValueError as error:
-            print(f"asgd demo: error: {error}", file=sys.stderr)
-            return 2
-    return 0
+    demo_parser.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ValueError as error:  # ConfigError and the library's own argument checks
+        print(f"asgd {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\nasgd {args.command}: interrupted; finished sweep points are saved, "
+            "run the same command again to resume (--fresh to start over)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""Configs are validated completely before any simulation; every error names the key."""
+
+import copy
+
+import pytest
+
+from analysis.config import ConfigError, load_config, parse_config
+
+BASE = {
+    "name": "small",
+    "description": "a small sweep",
+    "objective": {"kind": "quadratic", "hessian": [1.0, 0.5], "center": [0.0, 1.0]},
+    "noise": {"family": "gaussian", "scale": 1.0},
+    "run": {"step_sizes": [0.1, 0.2], "n_steps": [50, 100], "n_chains": 64, "seeds": [0, 1], "x0": [1.0, 1.0]},
+    "target": {"kind": "minimizer"},
+    "output": {"estimators": ["x", "x_avg"], "figures": ["tradeoff"]},
+    "quick": {"n_chains": 16},
+}
+
+
+def _with(path: str, value):
+    data = copy.deepcopy(BASE)
+    *tables, key = path.split(".")
+    node = data
+    for table in tables:
+        node = node[table]
+    if value is _DELETE:
+        del node[key]
+    else:
+        node[key] = value
+    return data
+
+
+_DELETE = object()
+
+
+def test_a_valid_config_builds_its_sweep_and_quick_overrides_apply():
+    config = parse_config(copy.deepcopy(BASE))
+    assert config.sweep_points() == [(0, 50), (0, 100), (1, 50), (1, 100)]
+    assert config.objective.dim == 2 and config.noise.family == "gaussian"
+    assert parse_config(copy.deepcopy(BASE), quick=True).n_chains == 16
+
+
+CASES = [
+    ("colour", "blue", "colour = 'blue': unknown key"),
+    ("objective.kind", "banana", "objective.kind = 'banana': must be one of"),
+    ("objective.curvature", 1.0, "objective.curvature = 1.0: unknown key"),
+    ("objective.hessian", [1.0, -1.0], r"\[objective\] kind = 'quadratic': hessian must be non-negative"),
+    ("noise.family", "laplace", "noise.family = 'laplace': must be one of"),
+    ("noise.df", 3.0, "noise.df = 3.0: unknown key"),
+    ("noise.scale", -1.0, "scale must be a non-negative finite number"),
+    ("run.step_sizes", [0.1, -0.1], r"run.step_sizes\[1\] = -0.1: must be > 0"),
+    ("run.step_sizes", "fast", r"run.step_sizes\[0\] = 'fast': must be a finite number"),
+    ("run.n_steps", 0, r"run.n_steps\[0\] = 0: must be >= 1"),
+    ("run.n_chains", 10.5, "run.n_chains = 10.5: must be an integer"),
+    ("run.n_chains", _DELETE, "run.n_chains = None: missing"),
+    ("run.seeds", [-1], r"run.seeds\[0\] = -1: must be >= 0"),
+    ("run.x0", [1.0, 2.0, 3.0], "run.x0 = .*must have 2 coordinates"),
+    ("run.x0", "origin", "run.x0 = 'origin': must be a list"),
+    ("run.tail_fraction", 1.5, "run.tail_fraction = 1.5: must be <= 1.0"),
+    ("run.method", "adam", "run.method = 'adam': must be 'sgd' or 'exact'"),
+    ("run.checkpoints", [10, 80], "run.checkpoints = .*must not exceed the shortest horizon"),
+    ("run.learning_rate", 0.1, "run.learning_rate = 0.1: unknown key"),
+    ("quick.n_chain", 4, "quick.n_chain = 4: unknown key"),
+    ("target.kind", "argmax", "target.kind = 'argmax': must be one of"),
+    ("target.point", [0.0, 1.0], "target.point = .*allowed only there"),
+    ("output.estimators", ["x", "x_median"], r"output.estimators\[1\] = 'x_median': must be one of"),
+    ("output.figures", ["heatmap"], r"output.figures\[0\] = 'heatmap': must be one of"),
+]
+
+
+@pytest.mark.parametrize("path, value, message", CASES, ids=[c[0] for c in CASES])
+def test_a_bad_config_names_the_key_the_value_and_what_is_allowed(path, value, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(_with(path, value))
+
+
+def test_noise_dimension_must_match_the_objective():
+    data = _with("noise", {"family": "gaussian", "covariance": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]})
+    with pytest.raises(ConfigError, match="noise.covariance = .*must be 2x2 to match objective dim=2"):
+        parse_config(data)
+
+
+def test_missing_and_malformed_files_give_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[run\nn_chains = 3")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(broken)
