@@ -3,7 +3,31 @@
 This package imports nothing else of ours (`simulate` and `analysis` build on it).
 """
 
+from objectives import smoothing
 from objectives.base import Objective, from_function
+from objectives.catalog import rippled_quadratic, valley_2d
 from objectives.quadratic import quadratic
+from objectives.smoothing import penalized, smoothed
+from objectives.wells import (
+    SHARP_FLAT_CRITICAL_STEP_SIZE,
+    SHARP_FLAT_NOISE_SCALE,
+    SHARP_FLAT_STEP_SIZES,
+    gaussian_wells,
+    sharp_flat,
+)
 
-__all__ = ["Objective", "from_function", "quadratic"]
+__all__ = [
+    "Objective",
+    "from_function",
+    "quadratic",
+    "rippled_quadratic",
+    "gaussian_wells",
+    "sharp_flat",
+    "valley_2d",
+    "smoothed",
+    "penalized",
+    "smoothing",
+    "SHARP_FLAT_NOISE_SCALE",
+    "SHARP_FLAT_STEP_SIZES",
+    "SHARP_FLAT_CRITICAL_STEP_SIZE",
+]

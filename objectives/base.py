@@ -162,7 +162,7 @@ def from_function(fn: Callable[[jax.Array], jax.Array], dim: int, *, name: str |
         raise ValueError(f"fn must be a callable of one point x of shape (dim,), got {type(fn).__name__}")
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
-    probe = jax.eval_shape(fn, jax.ShapeDtypeStruct((int(dim),), jnp.float32))
+    probe = jax.eval_shape(fn, jax.ShapeDtypeStruct((int(dim),), jnp.result_type(float)))
     if probe.shape != ():
         raise ValueError(
             f"fn must return a scalar for x of shape ({dim},), got an array of shape {probe.shape}"
