@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
 demo: install
-	$(VENV)/bin/asgd demo
+	$(VENV)/bin/asgd reproduce --quick
 
 test: dev
 	$(PY) -m pytest

@@ -1,0 +1,79 @@
+"""Figures of a result folder, drawn from its files alone (`asgd plot` re-draws without simulating).
+
+Reads `metadata.json` (the config), `results.csv` and the saved sweep points, and writes the
+figures the config's [output] asks for as `<figure>.png` and `<figure>.pdf` in the folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from analysis import plots, storage
+from analysis.config import parse_config
+from analysis.errors import ErrorTable
+
+__all__ = ["draw_figures"]
+
+
+def draw_figures(result_dir) -> list[Path]:
+    """Draw every figure named in the folder's config; returns the PNG paths written."""
+    from analysis.minima import minimizers
+    from analysis.sweep import load_result
+
+    folder = Path(result_dir)
+    meta = json.loads((folder / "metadata.json").read_text())
+    config = parse_config(meta["config"], source=meta.get("experiment", "config"))
+    rows = storage.read_csv(folder / "results.csv")
+    seed, horizon = config.seeds[0], max(config.horizons)
+    table = ErrorTable(r for r in rows if r["seed"] == seed)
+    final = table.select(n_steps=horizon)
+    f, noise = config.objective, config.noise
+    step_sizes = np.asarray(config.step_sizes)
+    result = load_result(folder / "points" / f"seed{seed}_T{horizon}.npz")
+    target_label = {"smoothed": r"$v^*(\eta)$", "penalized": r"argmin $P_\eta$", "minimizer": r"argmin $f$", "point": "the target"}
+    written = []
+
+    def done(fig, name):
+        plots.save(fig, folder / name)
+        plt.close(fig)
+        written.append(folder / f"{name}.png")
+
+    for figure in config.figures:
+        if figure == "tradeoff":
+            fig = plots.plot_tradeoff(
+                final, ylabel=f"mean squared distance to {target_label[config.target_kind]}",
+                title=f"{config.name}: T = {horizon}, {config.n_chains} chains",
+            )
+            done(fig, "tradeoff")
+        elif figure == "rates":
+            for eta in sorted({step_sizes[len(step_sizes) // 2], step_sizes[-1]}):
+                done(plots.plot_rates(table, float(eta), fit_from=max(1, horizon // 100)), f"rates_eta{eta:g}")
+        elif figure == "landscape" and f.dim == 1:
+            from objectives import penalized, smoothed
+
+            shown = step_sizes[:: max(1, len(step_sizes) // 3)]
+            lo, hi = np.min(result.x) - 0.5, np.max(result.x) + 0.5
+            fig = plots.plot_landscape(
+                f, smoothed=[(float(e), smoothed(f, noise, float(e))) for e in shown],
+                penalized=[(float(shown[0]), penalized(f, noise, float(shown[0])))],
+                minimizers=minimizers(f).points, bounds=(max(lo, -5), min(hi, 5)),
+            )
+            done(fig, "landscape")
+        elif figure == "chains" and f.dim == 1:
+            done(plots.plot_chains(f, result, -1, estimators=("x", "x_avg")), "chains")
+        elif figure == "basins":
+            from analysis.basins import basin_occupancy
+
+            wells = minimizers(f).points
+            wells = wells[np.argsort(wells[:, 0])]
+            occupancy = {
+                name: basin_occupancy(result.estimator(name), wells, mask=~result.diverged)
+                for name in config.estimators
+            }
+            labels = [f"x = {p[0]:.2f}" if f.dim == 1 else f"{tuple(np.round(p, 2))}" for p in wells]
+            done(plots.plot_basins(step_sizes, occupancy, labels), "basins")
+    return written
