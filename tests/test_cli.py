@@ -1,0 +1,152 @@
+"""The `asgd` command line end to end, in subprocesses: reproduce, run, plot, list, resume, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis import storage
+
+SMALL = """
+name = "small"
+description = "a small sweep for the tests"
+
+[objective]
+kind = "sharp_flat"
+
+[noise]
+family = "gaussian"
+scale = 1.0
+
+[run]
+step_sizes = [0.02, 0.2]
+n_steps = [{steps}]
+n_chains = 128
+seeds = [{seeds}]
+x0 = [-1.0]
+checkpoints = 4
+
+[target]
+kind = "smoothed"
+
+[output]
+figures = ["tradeoff", "landscape", "chains", "basins"]
+"""
+
+
+def asgd(*args, cwd=None, timeout=300):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "simulate", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+def _config(tmp_path, steps="300", seeds="0, 1", name="small.toml"):
+    path = tmp_path / name
+    path.write_text(SMALL.format(steps=steps, seeds=seeds))
+    return path
+
+
+def test_reproduce_quick_writes_tables_arrays_metadata_and_figures(tmp_path):
+    out = asgd("reproduce", "quadratic_rates", "--quick", "--quiet", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "quadratic_rates"
+    rows = storage.read_csv(folder / "results.csv")
+    assert {"experiment", "estimator", "step_size", "n_steps", "n_chains", "mse", "mse_se", "n_diverged", "target"} <= set(rows[0])
+    assert {r["estimator"] for r in rows} == {"x", "x_avg", "x_tail", "v", "v_avg"}
+    for name in ("arrays.npz", "metadata.json", "tradeoff.png", "tradeoff.pdf"):
+        assert (folder / name).exists(), name
+    assert "x_avg" in out.stdout and "results in" in out.stdout
+    assert not list(folder.rglob("*.tmp"))
+
+
+def test_run_then_plot_redraws_without_simulating(tmp_path):
+    out = asgd("run", str(_config(tmp_path)), "--out", str(tmp_path / "res"), "--quiet")
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "res" / "small"
+    for figure in ("tradeoff", "landscape", "chains", "basins"):
+        (folder / f"{figure}.png").unlink()
+    out = asgd("plot", str(folder))
+    assert out.returncode == 0, out.stderr
+    assert all((folder / f"{figure}.png").exists() for figure in ("tradeoff", "landscape", "chains", "basins"))
+    meta = (folder / "metadata.json").read_text()
+    assert '"jax_backend"' in meta and '"versions"' in meta and '"wall_time_s"' in meta
+
+
+def test_an_interrupted_sweep_resumes_to_the_same_results(tmp_path):
+    config = _config(tmp_path, steps="20000", seeds="0, 1, 2, 3, 4, 5")
+    reference = asgd("run", str(config), "--out", str(tmp_path / "ref"), "--quiet")
+    assert reference.returncode == 0, reference.stderr
+
+    env = dict(os.environ, MPLBACKEND="Agg")
+    out_dir = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "simulate", "run", str(config), "--out", str(out_dir), "--quiet"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    points = out_dir / "small" / "points"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(points.glob("*.npz"))) < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    saved = len(list(points.glob("*.npz")))
+    if process.returncode == 0:
+        pytest.skip("the sweep finished before the interrupt landed")
+    assert process.returncode == 130, err
+    assert "resume" in err and 2 <= saved < 6
+    assert not (out_dir / "small" / "results.csv").exists()
+
+    resumed = asgd("run", str(config), "--out", str(out_dir), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{saved} sweep point(s) resumed" in resumed.stdout
+    a = storage.read_csv(tmp_path / "ref" / "small" / "results.csv")
+    b = storage.read_csv(out_dir / "small" / "results.csv")
+    assert a == b
+    with np.load(tmp_path / "ref" / "small" / "arrays.npz") as x, np.load(out_dir / "small" / "arrays.npz") as y:
+        assert set(x.files) == set(y.files) and all(np.array_equal(x[k], y[k]) for k in x.files)
+
+
+def test_a_folder_of_another_config_is_refused_unless_fresh(tmp_path):
+    assert asgd("run", str(_config(tmp_path, steps="100", seeds="0")), "--out", str(tmp_path), "--quiet").returncode == 0
+    other = _config(tmp_path, steps="120", seeds="0", name="other.toml")
+    out = asgd("run", str(other), "--out", str(tmp_path), "--quiet")
+    assert out.returncode == 2 and "different config" in out.stderr and "--fresh" in out.stderr
+    assert asgd("run", str(other), "--out", str(tmp_path), "--quiet", "--fresh").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("n_chains = 128", "n_chains = 128\nn_chainz = 3"), "run.n_chainz = 3: unknown key"),
+        (("n_chains = 128", 'n_chains = "many"'), "run.n_chains = 'many': must be an integer"),
+        (("step_sizes = [0.02, 0.2]", "step_sizes = [0.02, -0.2]"), r"run.step_sizes[1] = -0.2: must be > 0"),
+        (('family = "gaussian"\nscale = 1.0', 'family = "gaussian"\ncovariance = [[1.0, 0.0], [0.0, 1.0]]'), "must be 1x1 to match objective dim=1"),
+    ],
+)
+def test_bad_configs_fail_before_simulating_with_exit_code_2(tmp_path, edit, message):
+    path = _config(tmp_path)
+    path.write_text(path.read_text().replace(*edit))
+    out = asgd("run", str(path), "--out", str(tmp_path / "res"))
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "res").exists()
+
+
+def test_missing_files_and_unknown_experiments_are_one_line_errors(tmp_path):
+    for args, message in (
+        (("run", str(tmp_path / "nope.toml")), "cannot read config"),
+        (("reproduce", "nonsense", "--out", str(tmp_path)), "unknown; built-in experiments"),
+        (("plot", str(tmp_path)), "is not a result folder"),
+    ):
+        out = asgd(*args)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_list_names_objectives_noise_models_and_experiments():
+    out = asgd("list")
+    assert out.returncode == 0
+    for name in ("sharp_flat", "valley_2d", "student_t", "quadratic_rates", "sharp_flat_tradeoff", "basin_selection"):
+        assert name in out.stdout
