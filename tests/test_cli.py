@@ -35,7 +35,7 @@ checkpoints = 4
 kind = "smoothed"
 
 [output]
-figures = ["tradeoff", "landscape", "chains", "basins"]
+figures = [{figures}]
 """
 
 
@@ -44,9 +44,9 @@ def asgd(*args, cwd=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "simulate", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
-def _config(tmp_path, steps="300", seeds="0, 1", name="small.toml"):
+def _config(tmp_path, steps="300", seeds="0, 1", name="small.toml", figures='"tradeoff"'):
     path = tmp_path / name
-    path.write_text(SMALL.format(steps=steps, seeds=seeds))
+    path.write_text(SMALL.format(steps=steps, seeds=seeds, figures=figures))
     return path
 
 
@@ -64,7 +64,8 @@ def test_reproduce_quick_writes_tables_arrays_metadata_and_figures(tmp_path):
 
 
 def test_run_then_plot_redraws_without_simulating(tmp_path):
-    out = asgd("run", str(_config(tmp_path)), "--out", str(tmp_path / "res"), "--quiet")
+    all_figures = '"tradeoff", "landscape", "chains", "basins"'
+    out = asgd("run", str(_config(tmp_path, figures=all_figures)), "--out", str(tmp_path / "res"), "--quiet")
     assert out.returncode == 0, out.stderr
     folder = tmp_path / "res" / "small"
     for figure in ("tradeoff", "landscape", "chains", "basins"):
@@ -77,7 +78,7 @@ def test_run_then_plot_redraws_without_simulating(tmp_path):
 
 
 def test_an_interrupted_sweep_resumes_to_the_same_results(tmp_path):
-    config = _config(tmp_path, steps="20000", seeds="0, 1, 2, 3, 4, 5")
+    config = _config(tmp_path, steps="20000", seeds="0, 1, 2, 3, 4, 5", figures="")
     reference = asgd("run", str(config), "--out", str(tmp_path / "ref"), "--quiet")
     assert reference.returncode == 0, reference.stderr
 
