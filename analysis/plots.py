@@ -208,7 +208,7 @@ def plot_valley(f, trajectories, averaged_paths=None, *, bounds=((-2.0, 2.0), (-
     trajectories = np.asarray(trajectories)
     for i, path_i in enumerate(trajectories):
         ax.plot(path_i[:, 0], path_i[:, 1], lw=0.5, alpha=0.6, color=OKABE_ITO[1 + i % 7],
-                label=ESTIMATOR_STYLE["x"]["label"].replace("$x_T$", "SGD path") if i == 0 else None)
+                label="SGD paths" if i == 0 else None)
     if averaged_paths is not None:
         for i, path_i in enumerate(np.asarray(averaged_paths)):
             ax.plot(path_i[:, 0], path_i[:, 1], lw=1.8, color="k", label="running average" if i == 0 else None)
