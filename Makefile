@@ -36,3 +36,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# All notebooks in full mode (publication sizes); figures go to notebooks/figures/.
+notebooks: dev
+	ASGD_FIGURES=$(CURDIR)/notebooks/figures MPLBACKEND=Agg $(PY) -c "import glob, nbformat; from nbclient import NotebookClient; [NotebookClient(nbformat.read(p, as_version=4), timeout=None, kernel_name='python3', resources={'metadata': {'path': 'notebooks'}}).execute() for p in sorted(glob.glob('notebooks/*.ipynb'))]"
