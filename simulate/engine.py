@@ -189,7 +189,8 @@ def simulate_chains(
     def block(carry, block_index, n_block_steps):
         eps = noise_block(noise, seed, chain_indices, block_index, dim, dtype)  # (C, B, dim)
         eps = jnp.swapaxes(eps, 0, 1)[:n_block_steps]
-        steps = block_index * NOISE_BLOCK_STEPS + jnp.arange(1, n_block_steps + 1)
+        # int32 throughout: record_steps is int32, and x64 mode must not promote the comparison.
+        steps = (block_index * NOISE_BLOCK_STEPS + jnp.arange(1, n_block_steps + 1)).astype(jnp.int32)
         (states, records, slot), path = jax.lax.scan(step, carry, (steps, eps))
         states = jax.vmap(jax.vmap(_flush_block_sums))(states)
         return (states, records, slot), path

@@ -148,7 +148,7 @@ def test_float64_mode_runs_in_float64(tmp_path):
     import sys
 
     script = (
-        "import jax; jax.config.update('jax_enable_x64', True)\n"
+        "import jax; jax.config.update('jax_enable_x64', True); jax.config.update('jax_numpy_dtype_promotion', 'strict')\n"
         "import objectives, simulate\n"
         "r = simulate.run(objectives.quadratic(1.0, [0.0]), step_sizes=[0.1], n_steps=10, n_chains=3, x0=[1.0])\n"
         "assert r.x.dtype.name == 'float64' and r.dtype == 'float64', r.x.dtype\n"
