@@ -21,6 +21,22 @@ The formulas assume exactly this model: a quadratic (any symmetric PSD H), addit
 noise (any covariance, not necessarily commuting with H), a deterministic x_0. They hold for
 every eta, including the unstable range |1 - eta h| > 1, where they describe the divergence.
 
+Asymptotic shapes (what the notebooks and tests check against):
+
+- last iterate: E||x_T - c||^2 -> tr S (`last_iterate_floor`), S the Lyapunov solution; for small
+  eta, tr S = (eta/2) tr(H^-1 Sigma) + O(eta^2): a floor of order eta that no T removes. Needs
+  0 < eta h < 2 for every curvature h.
+- uniform average: E||x_avg - c||^2 = tr(H^-1 Sigma H^-1)/T + O(1/(eta h T^2)) + O(|e_0|^2/(eta h T)^2)
+  (`averaged_mse_asymptotic`, Polyak and Juditsky 1992): the eta-free 1/T rate, reached once
+  T >> 1/(eta h_min).
+- beyond quadratics (no closed form here): constant-step SGD is a Markov chain whose stationary
+  mean differs from argmin f by O(eta) (Dieuleveut, Durmus and Bach 2020, Ann. Statist.), so the
+  averaged error falls like 1/T down to a squared bias of order eta^2, against the last iterate's
+  O(eta) floor. The smoothing view names that biased point: to first order it is
+  argmin F_eta = argmin E f(. - eta eps) (Nitanda et al. 2024), which the library computes
+  exactly (`analysis.smoothed_solution`) and the simulations compare against. It stops holding
+  when F_eta has several minima on the scale of the chains' spread (notebook 05).
+
 References: Polyak and Juditsky (1992) for averaging on quadratics; Dieuleveut, Durmus and
 Bach (2020, Ann. Statist.) for the bias of averaged constant-step SGD beyond quadratics.
 """
