@@ -23,7 +23,10 @@ _SCALAR, _DIAGONAL, _DENSE = "scalar", "diagonal", "dense"
 
 def _hessian_times(kind: str, hessian, y):
     if kind == _DENSE:
-        return hessian @ y
+        # y H = H y for symmetric H. Written as a row vector times H, the engine's batched
+        # product (chains and step sizes vmapped) is Y H, which XLA:CPU runs 1.5x faster than
+        # the transposed product that H y batches into (benchmarks/README.md, case 3).
+        return y @ hessian
     return hessian * y
 
 

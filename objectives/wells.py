@@ -44,13 +44,17 @@ def _well_covariances(params, dim: int):
 
 
 def _wells_value(params, x):
-    offsets = x[None, :] - params.centers
     if params.widths.ndim == 1:
-        exponents = jnp.sum(offsets * offsets, axis=-1) / params.widths**2
+        # One well at a time (K is static): scalar ops that XLA fuses into the SGD step. The
+        # vectorised form over a (K, dim) axis inside the chains' vmap ran ~15x slower on CPU.
+        wells = 0.0
+        for k in range(params.depths.shape[0]):
+            offset = x - params.centers[k]
+            wells = wells - params.depths[k] * jnp.exp(-0.5 * jnp.sum(offset * offset) / params.widths[k] ** 2)
     else:
+        offsets = x[None, :] - params.centers
         solved = jnp.linalg.solve(params.widths, offsets[..., None])[..., 0]
-        exponents = jnp.sum(offsets * solved, axis=-1)
-    wells = -jnp.sum(params.depths * jnp.exp(-0.5 * exponents))
+        wells = -jnp.sum(params.depths * jnp.exp(-0.5 * jnp.sum(offsets * solved, axis=-1)))
     return wells + 0.5 * params.confinement * jnp.sum(x * x)
 
 
