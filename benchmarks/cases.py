@@ -1,0 +1,186 @@
+"""The cases of issue 7. Each returns a flat dict of figures (seconds, rates, ratios).
+
+Rates are chain-steps per second: (step sizes x chains x steps) / wall seconds of one
+`simulate.run` call, checkpoints and all. Every comparison is timed by `timing.interleaved` in
+one process; compile time is measured apart (first call, and JAX's compile events).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import objectives
+import simulate
+from benchmarks import references
+from benchmarks.timing import compile_events, interleaved
+
+__all__ = ["throughput", "dense_quadratic", "compile_times"]
+
+
+def _first_call_and_sweep(run, sweep_point) -> dict:
+    """Compile figures of `run()` (the first call with these shapes) and of a new sweep point."""
+    with compile_events() as first:
+        start = time.perf_counter()
+        run()
+        first_call = time.perf_counter() - start
+    with compile_events() as again:
+        sweep_point()
+    return {
+        "first_call_s": first_call,
+        "compile_s": first.seconds,
+        "compilations_first_call": first.count,
+        "recompilations_new_sweep_point": again.count,
+    }
+
+
+def throughput(objective, *, x0, step_sizes, n_chains: int, n_steps: int, numpy_steps: int, repeats: int) -> dict:
+    """Cases 1 and 2: `simulate.run` against a NumPy loop and against drawing its noise in bulk.
+
+    The engine draws C*T*d Gaussians (common random numbers: every step size sees the same
+    noise); one call to `jax.random.normal` drawing as many is the "bulk-noise bound" the target
+    is judged against. S*C*T*d, one Gaussian per chain-step and coordinate, is what a simulation
+    without common random numbers would draw; it is reported as S times the measured C*T*d draw
+    (one array of that size would hold S*C*T*d*4 bytes).
+    """
+    step_sizes = np.asarray(step_sizes, np.float64)
+    n_step_sizes, dim = step_sizes.size, objective.dim
+    kwargs = dict(step_sizes=step_sizes, n_steps=n_steps, n_chains=n_chains, x0=x0)
+    run = lambda: simulate.run(objective, **kwargs)
+    figures = {"n_step_sizes": n_step_sizes, "n_chains": n_chains, "n_steps": n_steps, "dim": dim}
+    figures.update(_first_call_and_sweep(run, lambda: simulate.run(objective, **{**kwargs, "step_sizes": step_sizes * 0.9, "seed": 1, "x0": np.asarray(x0) + 0.01})))
+
+    drawn = n_chains * n_steps * dim
+    timed = interleaved(
+        {
+            "simulate_run": run,
+            "numpy_loop": lambda: references.numpy_loop(objective, step_sizes, n_chains, numpy_steps, x0),
+            "jax_bulk_normal": references.jax_bulk_normal(drawn),
+            "numpy_bulk_normal": references.numpy_bulk_normal(drawn),
+            "gradients_alone": references.gradient_loop(objective, step_sizes, n_chains, n_steps, x0),
+            "engine_noise_alone": references.engine_noise(simulate.noise.gaussian(1.0), n_chains, n_steps, dim),
+        },
+        repeats,
+    )
+    seconds = {name: t["median_s"] for name, t in timed.items()}
+    chain_steps = n_step_sizes * n_chains * n_steps
+    figures.update(
+        {
+            "simulate_run_s": seconds["simulate_run"],
+            "simulate_run_chain_steps_per_s": chain_steps / seconds["simulate_run"],
+            "numpy_loop_steps": numpy_steps,
+            "numpy_loop_chain_steps_per_s": n_step_sizes * n_chains * numpy_steps / seconds["numpy_loop"],
+            "gaussians_drawn": drawn,
+            "jax_bulk_normal_s": seconds["jax_bulk_normal"],
+            "numpy_bulk_normal_s": seconds["numpy_bulk_normal"],
+            "jax_bulk_normal_per_chain_step_s": n_step_sizes * seconds["jax_bulk_normal"],
+            "gradients_alone_s": seconds["gradients_alone"],
+            "engine_noise_alone_s": seconds["engine_noise_alone"],
+            "timings": timed,
+        }
+    )
+    figures["speedup_vs_numpy_loop"] = figures["simulate_run_chain_steps_per_s"] / figures["numpy_loop_chain_steps_per_s"]
+    figures["fraction_of_bulk_noise_bound"] = seconds["jax_bulk_normal"] / seconds["simulate_run"]
+    figures["fraction_of_bulk_noise_bound_per_chain_step"] = figures["jax_bulk_normal_per_chain_step_s"] / seconds["simulate_run"]
+    return figures
+
+
+def _dense_hessian(dim: int, seed: int = 0) -> np.ndarray:
+    """A well-conditioned dense symmetric H = A A^T / dim + 0.1 I (eigenvalues about 0.1 to 4)."""
+    a = np.random.default_rng(seed).standard_normal((dim, dim))
+    return a @ a.T / dim + 0.1 * np.eye(dim)
+
+
+def _row_major_quadratic(hessian: np.ndarray) -> objectives.Objective:
+    """The same quadratic with its gradient written (x - c) H^T (see `dense_quadratic`)."""
+    dim = hessian.shape[0]
+
+    def value(params, x):
+        h, c = params
+        return 0.5 * (x - c) @ h @ (x - c)
+
+    return objectives.Objective(
+        dim=dim,
+        value_fn=value,
+        params=(np.asarray(hessian), np.zeros(dim)),
+        grad_fn=lambda params, x: (x - params[1]) @ params[0].T,
+        name="quadratic_row_major",
+    )
+
+
+def dense_quadratic(*, dim: int, step_sizes, n_chains: int, n_steps: int, repeats: int) -> dict:
+    """Case 3: a dense quadratic against its matrix products alone (the matmul bound).
+
+    Also timed: the same objective with its gradient written (x - c) H^T instead of H (x - c).
+    Under `vmap` over chains and step sizes, JAX turns H y into a product with the batch on the
+    right and a transpose, which XLA:CPU runs about 3x slower than one row-major product.
+    """
+    hessian = _dense_hessian(dim)
+    f = objectives.quadratic(hessian, np.zeros(dim))
+    step_sizes = np.asarray(step_sizes, np.float64)
+    kwargs = dict(step_sizes=step_sizes, n_steps=n_steps, n_chains=n_chains, x0=np.ones(dim))
+    run = lambda: simulate.run(f, **kwargs)
+    figures = {"n_step_sizes": step_sizes.size, "n_chains": n_chains, "n_steps": n_steps, "dim": dim}
+    figures.update(_first_call_and_sweep(run, lambda: simulate.run(f, **{**kwargs, "step_sizes": step_sizes * 0.9, "seed": 1})))
+    row_major = _row_major_quadratic(hessian)
+    timed = interleaved(
+        {
+            "simulate_run": run,
+            "simulate_run_row_major_gradient": lambda: simulate.run(row_major, **kwargs),
+            "matmul_bound": references.matmul_chain(dim, step_sizes.size * n_chains, n_steps),
+            "jax_bulk_normal": references.jax_bulk_normal(n_chains * n_steps * dim),
+            "engine_noise_alone": references.engine_noise(simulate.noise.gaussian(1.0), n_chains, n_steps, dim),
+        },
+        repeats,
+    )
+    seconds = {name: t["median_s"] for name, t in timed.items()}
+    chain_steps = step_sizes.size * n_chains * n_steps
+    figures.update(
+        {
+            "simulate_run_s": seconds["simulate_run"],
+            "simulate_run_chain_steps_per_s": chain_steps / seconds["simulate_run"],
+            "simulate_run_row_major_gradient_s": seconds["simulate_run_row_major_gradient"],
+            "matmul_bound_s": seconds["matmul_bound"],
+            "matmul_bound_gflops": 2 * chain_steps * dim * dim / seconds["matmul_bound"] / 1e9,
+            "jax_bulk_normal_s": seconds["jax_bulk_normal"],
+            "engine_noise_alone_s": seconds["engine_noise_alone"],
+            "fraction_of_matmul_bound": seconds["matmul_bound"] / seconds["simulate_run"],
+            "fraction_of_matmul_bound_row_major_gradient": seconds["matmul_bound"] / seconds["simulate_run_row_major_gradient"],
+            "timings": timed,
+        }
+    )
+    return figures
+
+
+def builtin_objectives() -> dict:
+    """name -> (objective, x0): every constructor of `objectives`, at typical arguments."""
+    sharp_flat = objectives.sharp_flat()
+    noise = simulate.noise.gaussian(objectives.SHARP_FLAT_NOISE_SCALE)
+    return {
+        "quadratic_scalar": (objectives.quadratic(2.0, [0.0, 0.0]), [1.0, 1.0]),
+        "quadratic_diagonal": (objectives.quadratic([1.0, 3.0], [0.0, 1.0]), [1.0, 1.0]),
+        "quadratic_dense": (objectives.quadratic([[2.0, 0.3], [0.3, 0.7]], [0.2, 0.1]), [1.0, -1.0]),
+        "rippled_quadratic": (objectives.rippled_quadratic(), [0.0]),
+        "gaussian_wells_2d": (objectives.gaussian_wells([1.0, 0.5], [[-1.0, 0.0], [1.0, 0.5]], [0.3, 0.6], 0.1), [0.0, 0.0]),
+        "sharp_flat": (sharp_flat, [-1.0]),
+        "valley_2d": (objectives.valley_2d(), [0.5, 0.125]),
+        "smoothed_sharp_flat": (objectives.smoothed(sharp_flat, noise, 0.1), [-1.0]),
+        "penalized_sharp_flat": (objectives.penalized(sharp_flat, noise, 0.1), [-1.0]),
+    }
+
+
+def compile_times(*, n_chains: int, n_steps: int, names=None) -> dict:
+    """First-call compile time of `simulate.run` for every built-in objective (or those `names`),
+    and recompilations when a second call changes step sizes, seed and x0 (same shapes: there
+    should be none)."""
+    figures = {}
+    for name, (f, x0) in builtin_objectives().items():
+        if names is not None and name not in names:
+            continue
+        kwargs = dict(step_sizes=[0.01, 0.1], n_steps=n_steps, n_chains=n_chains, x0=x0)
+        figures[name] = _first_call_and_sweep(
+            lambda: simulate.run(f, **kwargs),
+            lambda: simulate.run(f, **{**kwargs, "step_sizes": [0.02, 0.05], "seed": 3, "x0": np.asarray(x0) + 0.1}),
+        )
+    return figures
