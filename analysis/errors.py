@@ -1,40 +1,58 @@
 """Estimator errors with honest uncertainty: `errors(result, target)` -> a tidy `ErrorTable`.
 
-For every step size eta, checkpoint t and estimator, over the chains that had not diverged by t,
+For every step size eta, checkpoint t and estimator, over the n chains that had not diverged by
+t (a chain counts as diverged at t when `result.diverged & (result.diverged_at <= t)`),
 
     mse    = (1/n) sum_i ||xhat_i - target||^2
     mse_se = sd_i(||xhat_i - target||^2) / sqrt(n)           (Monte Carlo standard error)
 
-and, with `bootstrap=B`, a percentile interval from B resamples of the chains. Diverged chains
-are excluded and counted in `n_diverged`; they never turn a row into NaN. A row where every
-chain diverged has `n_chains = 0` and `mse = mse_se = nan` (explicitly: nothing to average).
+and, with `bootstrap=B`, a percentile interval [mse_lo, mse_hi] from B resamples of the chains.
+
+Diverged chains are excluded and counted in `n_diverged`; they never turn a row into NaN. The
+only NaNs are explicit "nothing to average" markers: a row where every chain diverged has
+`n_chains = 0` and `mse = mse_se = mse_lo = mse_hi = nan`, and a row with a single chain has
+`mse_se = nan` (no spread to estimate).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from analysis import storage
 
-__all__ = ["ErrorTable", "errors", "COLUMNS"]
+__all__ = ["COLUMNS", "ErrorTable", "errors"]
 
+#: The columns every `errors` table has, in order; `mse_lo`, `mse_hi` follow with `bootstrap`.
 COLUMNS = ("estimator", "step_size", "n_steps", "mse", "mse_se", "n_chains", "n_diverged")
+
+# Bootstrap resamples are drawn in blocks of at most this many indices (bounded memory).
+_BOOTSTRAP_BLOCK = 1 << 22
 
 
 class ErrorTable:
-    """Rows (dicts) with at least the columns `COLUMNS`; filter with `select`, read with `column`."""
+    """A tidy table: a list of records (dicts), one per estimator x step size x checkpoint.
 
-    def __init__(self, rows: Iterable[dict]):
-        self.rows = list(rows)
+    - `select(column=value, ...)` keeps the rows that match (floats compared to a relative 1e-9;
+      a list, tuple or set of values matches any of them).
+    - `column(name)` -> a NumPy array; `columns()` -> the names; `to_records()` -> dicts.
+    - `to_csv(path)` writes CSV with a header, atomically; `to_pandas()` needs pandas.
+    - `str(table)` is an aligned text table.
+    """
+
+    def __init__(self, rows: Iterable[Mapping]):
+        self.rows = [dict(row) for row in rows]
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __iter__(self):
         return iter(self.rows)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ErrorTable) and self.rows == other.rows
 
     def to_records(self) -> list[dict]:
         return [dict(row) for row in self.rows]
@@ -43,100 +61,154 @@ class ErrorTable:
         return list(self.rows[0]) if self.rows else list(COLUMNS)
 
     def column(self, name: str) -> np.ndarray:
-        if self.rows and name not in self.rows[0]:
+        if name not in self.columns():
             raise ValueError(f"column must be one of {self.columns()}, got {name!r}")
         return np.asarray([row[name] for row in self.rows])
 
     def select(self, **equal) -> ErrorTable:
-        """Rows whose columns equal the given values (floats compared with a relative 1e-9)."""
+        """The rows whose columns equal the given values, e.g. `select(estimator="x", n_steps=100)`."""
         for key in equal:
-            if self.rows and key not in self.rows[0]:
+            if key not in self.columns():
                 raise ValueError(f"select: column must be one of {self.columns()}, got {key!r}")
+        wanted = {key: value if isinstance(value, (list, tuple, set, frozenset)) else (value,) for key, value in equal.items()}
+        return ErrorTable(row for row in self.rows if all(_matches(row[key], options) for key, options in wanted.items()))
 
-        def matches(row):
-            for key, wanted in equal.items():
-                value = row[key]
-                if isinstance(value, float) or isinstance(wanted, float):
-                    if not math.isclose(float(value), float(wanted), rel_tol=1e-9, abs_tol=0.0):
-                        return False
-                elif value != wanted:
-                    return False
-            return True
+    def to_csv(self, path):
+        """Write the table as CSV with a header (atomically: temporary file, then `os.replace`)."""
+        return storage.write_csv(path, self.rows, self.columns())
 
-        return ErrorTable(row for row in self.rows if matches(row))
-
-    def to_csv(self, path) -> None:
-        storage.write_csv(path, self.rows, self.columns())
+    @classmethod
+    def from_csv(cls, path) -> ErrorTable:
+        """Read a table written by `to_csv` (numbers parsed back; empty cells stay strings)."""
+        return cls(storage.read_csv(path))
 
     def to_pandas(self):
         try:
             import pandas
-        except ImportError:  # pragma: no cover - pandas is optional
+        except ImportError:
             raise ImportError("to_pandas needs pandas, which is not a dependency: pip install pandas") from None
-        return pandas.DataFrame.from_records(self.rows)
+        return pandas.DataFrame.from_records(self.rows, columns=self.columns())
 
     def __str__(self) -> str:
         if not self.rows:
             return "(empty ErrorTable)"
         columns = self.columns()
-
-        def fmt(value):
-            if isinstance(value, float):
-                return f"{value:.4g}"
-            return str(value)
-
-        cells = [[fmt(row[c]) for c in columns] for row in self.rows]
+        cells = [[_format(row.get(c, "")) for c in columns] for row in self.rows]
         widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
         lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
         lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
         return "\n".join(lines)
 
-    __repr__ = __str__
+    def __repr__(self) -> str:
+        shown = 40
+        if len(self.rows) <= shown:
+            return str(self)
+        head = ErrorTable(self.rows[:shown])
+        return f"{head}\n... ({len(self.rows) - shown} more rows; {len(self.rows)} in all)"
+
+
+def _matches(value, options) -> bool:
+    for option in options:
+        if isinstance(value, (float, np.floating)) or isinstance(option, (float, np.floating)):
+            try:
+                if math.isclose(float(value), float(option), rel_tol=1e-9, abs_tol=0.0):
+                    return True
+            except (TypeError, ValueError):
+                pass
+        elif value == option:
+            return True
+    return False
+
+
+def _format(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _targets(target, n_step_sizes: int, dim: int) -> np.ndarray:
-    points = np.asarray(target, dtype=np.float64)
+    try:
+        points = np.asarray(target, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"target must be an array of numbers, got {target!r}") from None
     if points.shape == (dim,):
-        return np.broadcast_to(points, (n_step_sizes, dim))
-    if points.shape == (n_step_sizes, dim):
-        return points
-    raise ValueError(
-        f"target must have shape ({dim},) (one point) or (n_step_sizes, dim) = ({n_step_sizes}, {dim}), "
-        f"got shape {points.shape}"
-    )
+        points = np.broadcast_to(points, (n_step_sizes, dim))
+    elif points.shape != (n_step_sizes, dim):
+        raise ValueError(
+            f"target must have shape ({dim},) (one point) or (n_step_sizes, dim) = ({n_step_sizes}, {dim}), "
+            f"got shape {points.shape}"
+        )
+    if not np.all(np.isfinite(points)):
+        raise ValueError(f"target must be finite, got {points.tolist()}")
+    return points
 
 
-def errors(result, target, *, bootstrap: int = 0, confidence: float = 0.95, seed: int = 0, checkpoints: bool = True) -> ErrorTable:
+def _bootstrap_interval(squared: np.ndarray, n_resamples: int, confidence: float, rng: np.random.Generator):
+    """Percentile interval of the mean of `squared` over `n_resamples` resamples with replacement."""
+    n = squared.size
+    block = max(1, _BOOTSTRAP_BLOCK // n)
+    means = np.concatenate([
+        squared[rng.integers(0, n, size=(min(block, n_resamples - start), n))].mean(axis=1)
+        for start in range(0, n_resamples, block)
+    ])
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def errors(
+    result,
+    target,
+    *,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
+    checkpoints: bool = True,
+    estimators=None,
+) -> ErrorTable:
     """Mean squared distance of every estimator to `target`, per step size and checkpoint.
 
     **Arguments:**
 
-    - `result`: a `simulate.SimulationResult`.
+    - `result`: a `simulate.SimulationResult` (estimators `(K, S, C, d)` at the checkpoints).
     - `target`: one point `(dim,)`, or one per step size `(S, dim)` (such as v*(eta)).
     - `bootstrap`: number of bootstrap resamples for the columns `mse_lo`, `mse_hi` (0: none).
     - `confidence`: the level of the bootstrap interval.
-    - `seed`: seed of the bootstrap resampling.
-    - `checkpoints`: all checkpoints (default) or only the final step.
+    - `seed`: seed of the bootstrap; each row's resamples depend only on (seed, estimator,
+      step size index, checkpoint index), not on which other rows are computed.
+    - `checkpoints`: all checkpoints (default) or only the final step n_steps.
+    - `estimators`: names to tabulate (default: all of `result.checkpoints`).
 
-    **Returns:** an `ErrorTable`, rows ordered by estimator, step size, checkpoint.
+    **Returns:** an `ErrorTable` with the columns `COLUMNS` (and `mse_lo`, `mse_hi` with
+    `bootstrap`), rows ordered by estimator, step size, checkpoint. See the module docstring
+    for the two places NaN appears.
     """
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise ValueError(f"bootstrap must be an integer >= 0 (number of resamples), got {bootstrap!r}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    step_sizes = np.asarray(result.step_sizes)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    names = list(result.checkpoints) if estimators is None else list(estimators)
+    unknown = [name for name in names if name not in result.checkpoints]
+    if unknown:
+        raise ValueError(f"estimators must be among {list(result.checkpoints)}, got {unknown}")
+    step_sizes = np.asarray(result.step_sizes, dtype=np.float64)
     targets = _targets(target, step_sizes.size, result.dim)
     steps = np.asarray(result.checkpoint_steps)
     which = range(steps.size) if checkpoints else [steps.size - 1]
-    rng = np.random.default_rng(seed)
+    diverged, diverged_at = np.asarray(result.diverged, bool), np.asarray(result.diverged_at)
+    order = list(result.checkpoints)
     rows = []
-    for name in result.checkpoints:
-        values = np.asarray(result.checkpoints[name], dtype=np.float64)  # (K, S, C, d)
+    for name in names:
+        e = order.index(name)
+        values = np.asarray(result.checkpoints[name])  # (K, S, C, d)
         for s, eta in enumerate(step_sizes):
             for k in which:
                 t = int(steps[k])
-                diverged = np.asarray(result.diverged[s]) & (np.asarray(result.diverged_at[s]) <= t)
-                squared = np.sum((values[k, s][~diverged] - targets[s]) ** 2, axis=-1)
+                gone = diverged[s] & (diverged_at[s] <= t)
+                kept = values[k, s][~gone].astype(np.float64)
+                squared = np.sum((kept - targets[s]) ** 2, axis=-1)
                 n = squared.size
                 row = {
                     "estimator": name,
@@ -145,14 +217,12 @@ def errors(result, target, *, bootstrap: int = 0, confidence: float = 0.95, seed
                     "mse": float(squared.mean()) if n else math.nan,
                     "mse_se": float(squared.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
                     "n_chains": int(n),
-                    "n_diverged": int(diverged.sum()),
+                    "n_diverged": int(gone.sum()),
                 }
                 if bootstrap:
+                    row["mse_lo"] = row["mse_hi"] = math.nan
                     if n:
-                        means = squared[rng.integers(0, n, size=(bootstrap, n))].mean(axis=1)
-                        alpha = (1 - confidence) / 2
-                        row["mse_lo"], row["mse_hi"] = (float(q) for q in np.quantile(means, [alpha, 1 - alpha]))
-                    else:
-                        row["mse_lo"] = row["mse_hi"] = math.nan
+                        rng = np.random.default_rng([int(seed), e, s, k])
+                        row["mse_lo"], row["mse_hi"] = _bootstrap_interval(squared, int(bootstrap), confidence, rng)
                 rows.append(row)
     return ErrorTable(rows)

@@ -53,6 +53,7 @@ __all__ = [
     "GaussianLaw",
     "quadratic_law",
     "quadratic_mse",
+    "quadratic_mse_curves",
     "stationary_covariance",
     "last_iterate_floor",
     "averaged_mse_asymptotic",
@@ -155,6 +156,23 @@ def _geometric(lam: np.ndarray, eta_h: np.ndarray, n: np.ndarray) -> np.ndarray:
         return np.where(eta_h == 0, n, np.where(small, near_one, general))
 
 
+def _noise_coefficients(lam: np.ndarray, eta_h: np.ndarray, n_steps: int, m: int):
+    """The noise coefficients c_j (eigenbasis, diagonal) of (x_T, x_avg, x_tail), j = 1..T.
+
+    Yields arrays `(3, chunk, dim)` for consecutive chunks of j, so memory stays bounded.
+    """
+    s = n_steps - m + 1  # first step in the tail
+    b_tail = _geometric(lam, eta_h, np.array(m))
+    for start in range(1, n_steps + 1, _CHUNK):
+        j = np.arange(start, min(start + _CHUNK, n_steps + 1))[:, None]
+        coef_last = _powers(lam, n_steps - j)
+        coef_avg = _geometric(lam, eta_h, n_steps - j + 1) / n_steps
+        coef_tail = np.where(
+            j >= s, _geometric(lam, eta_h, n_steps - j + 1), _powers(lam, np.maximum(s - j, 0)) * b_tail
+        ) / m
+        yield np.stack([coef_last, coef_avg, coef_tail])
+
+
 def quadratic_law(
     hessian,
     noise_covariance,
@@ -197,15 +215,7 @@ def quadratic_law(
     # Noise coefficients c_j (eigenbasis, diagonal) for j = 1..T, summed chunk by chunk:
     # gram[a, b] = sum_j c_j^a (outer) c_j^b over estimators a, b.
     gram = np.zeros((3, 3, dim, dim))
-    b_tail = _geometric(lam, eta_h, np.array(m))
-    for start in range(1, n_steps + 1, _CHUNK):
-        j = np.arange(start, min(start + _CHUNK, n_steps + 1))[:, None]
-        coef_last = _powers(lam, n_steps - j)
-        coef_avg = _geometric(lam, eta_h, n_steps - j + 1) / n_steps
-        coef_tail = np.where(
-            j >= s, _geometric(lam, eta_h, n_steps - j + 1), _powers(lam, np.maximum(s - j, 0)) * b_tail
-        ) / m
-        coefs = np.stack([coef_last, coef_avg, coef_tail])  # (3, chunk, dim)
+    for coefs in _noise_coefficients(lam, eta_h, n_steps, m):
         gram += np.einsum("ajd,bje->abde", coefs, coefs)
     cov_x = eta**2 * gram * sigma  # (3, 3, dim, dim)
 
@@ -234,6 +244,71 @@ def quadratic_mse(
             law = quadratic_law(hessian, noise_covariance, e, int(horizon), x0, center, tail_fraction)
             out[i, t] = law.mse(estimator, target)
     return out
+
+
+def quadratic_mse_curves(
+    hessian, noise_covariance, step_sizes, n_steps, x0, center=None, tail_fraction=0.5, estimators=ESTIMATORS
+) -> dict[str, np.ndarray]:
+    """E ||estimator - c||^2 for several estimators on a grid of step sizes and horizons.
+
+    Same numbers as `quadratic_mse` (and `quadratic_law(...).mse(name, c)`), for all
+    `estimators` at once and without the full covariance: in the eigenbasis of H (entries
+    lambda_d = 1 - eta h_d, noise variances Sigma'_dd = (U^T Sigma U)_dd),
+
+        E ||e_w||^2 = sum_d [ (sum_k w_k lambda_d^k e0_d)^2 + eta^2 Sigma'_dd sum_j c_j(d)^2 ],
+
+    times lambda_d^2 inside the sum for v_T and v_avg (v_k - c = A e_k). Cost O(T dim) per
+    grid point instead of O(T dim^2). For a quadratic the smoothed objective is f plus a
+    constant, so c is also v*(eta): these are the theory curves of the error tables.
+
+    **Arguments:** as `quadratic_law`, with `step_sizes` `(S,)` and `n_steps` `(K,)` (numbers
+    or sequences), and `estimators` a sequence of names from `ESTIMATORS`.
+
+    **Returns:** dict estimator -> `(S, K)` array.
+    """
+    unknown = [name for name in estimators if name not in ESTIMATORS]
+    if unknown:
+        raise ValueError(f"estimators must be among {ESTIMATORS}, got {unknown}")
+    eta_grid = np.atleast_1d(np.asarray(step_sizes, dtype=np.float64))
+    horizons = np.atleast_1d(np.asarray(n_steps))
+    if eta_grid.ndim != 1 or not np.all(eta_grid > 0):
+        raise ValueError(f"step_sizes must be positive numbers, got {step_sizes!r}")
+    if horizons.ndim != 1 or not np.all((horizons >= 1) & (horizons == np.round(horizons))):
+        raise ValueError(f"n_steps must be integers >= 1, got {n_steps!r}")
+    _, curvatures, _, sigma, e0, _ = _problem(hessian, noise_covariance, x0, center)
+    noise_variance = np.diag(sigma)
+    out = {name: np.empty((eta_grid.size, horizons.size)) for name in estimators}
+    # An unstable step size (|1 - eta h| > 1 for some h) gives inf: the error diverges.
+    with np.errstate(over="ignore", invalid="ignore"):
+        _fill_mse_curves(out, eta_grid, horizons, curvatures, noise_variance, e0, tail_fraction)
+    return out
+
+
+def _fill_mse_curves(out, eta_grid, horizons, curvatures, noise_variance, e0, tail_fraction) -> None:
+    for i, eta in enumerate(eta_grid):
+        eta_h = eta * curvatures
+        lam = 1.0 - eta_h
+        for t, horizon in enumerate(horizons.astype(int).tolist()):
+            m = max(1, math.ceil(round(tail_fraction * horizon, 9)))
+            s = horizon - m + 1
+            means = np.stack([
+                _powers(lam, np.array(horizon)) * e0,
+                lam * _geometric(lam, eta_h, np.array(horizon)) / horizon * e0,
+                _powers(lam, np.array(s)) * _geometric(lam, eta_h, np.array(m)) / m * e0,
+            ])  # (3, dim)
+            squares = sum(np.sum(coefs**2, axis=1) for coefs in _noise_coefficients(lam, eta_h, horizon, m))
+            per_direction = means**2 + eta**2 * noise_variance * squares  # (3, dim)
+            totals = {
+                "x": per_direction[0],
+                "x_avg": per_direction[1],
+                "x_tail": per_direction[2],
+                "v": lam**2 * per_direction[0],
+                "v_avg": lam**2 * per_direction[1],
+            }
+            unstable = bool(np.any(np.abs(lam) > 1))
+            for name, values in out.items():
+                total = float(np.sum(totals[name]))
+                values[i, t] = np.inf if unstable and not np.isfinite(total) else total
 
 
 def stationary_covariance(hessian, noise_covariance, step_size: float) -> np.ndarray:

@@ -1,0 +1,171 @@
+"""`analysis.errors` and `ErrorTable`: known answers on synthetic results, diverged chains, bootstrap."""
+
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import analysis
+import objectives
+import simulate
+from analysis.errors import COLUMNS, ErrorTable
+
+
+def synthetic_result(checkpoint_values, diverged_at, checkpoint_steps, step_sizes):
+    """A SimulationResult whose every estimator holds `checkpoint_values` `(K, S, C, d)`."""
+    values = np.asarray(checkpoint_values, float)
+    diverged_at = np.asarray(diverged_at)
+    return simulate.SimulationResult(
+        **{name: values[-1] for name in simulate.ESTIMATORS},
+        diverged=diverged_at >= 0, diverged_at=diverged_at, checkpoint_steps=np.asarray(checkpoint_steps),
+        checkpoints={name: values for name in simulate.ESTIMATORS}, step_sizes=np.asarray(step_sizes, float),
+        n_steps=int(checkpoint_steps[-1]), n_chains=values.shape[2], seed=0, tail_fraction=0.5,
+        noise=simulate.noise.gaussian(1.0), objective_name="synthetic", dim=values.shape[3], dtype="float64",
+        divergence_radius=1e6,
+    )
+
+
+def _row(table, **equal):
+    rows = table.select(**equal).to_records()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_errors_match_hand_computed_values_and_drop_chains_diverged_by_each_checkpoint():
+    # Step size 0.1: chain 2 diverges at step 7 (counted at t=5, excluded at t=10), chain 3 never.
+    # Step size 0.2: every chain diverged by step 3 except chain 0 (a single chain left at t=10).
+    at_5 = [[[1.0, 0.0], [3.0, 0.0], [2.0, 2.0], [1.0, 1.0]], [[0.0, 0.0]] * 4]
+    at_10 = [[[1.0, 1.0], [1.0, -1.0], [1e30, 0.0], [2.0, 1.0]], [[4.0, 0.0], [9.0, 9.0], [9.0, 9.0], [9.0, 9.0]]]
+    result = synthetic_result([at_5, at_10], [[-1, -1, 7, -1], [-1, 2, 3, 3]], [5, 10], [0.1, 0.2])
+    table = analysis.errors(result, target=[1.0, 0.0])
+    assert len(table) == 5 * 2 * 2 and table.columns() == list(COLUMNS)
+
+    squared = np.array([0.0, 4.0, 5.0, 1.0])
+    row = _row(table, estimator="x", step_size=0.1, n_steps=5)
+    assert row["mse"] == pytest.approx(squared.mean()) and row["n_chains"] == 4 and row["n_diverged"] == 0
+    assert row["mse_se"] == pytest.approx(squared.std(ddof=1) / 2)
+
+    squared = np.array([1.0, 1.0, 2.0])  # the chain that diverged at step 7 is out at t = 10
+    row = _row(table, estimator="v_avg", step_size=0.1, n_steps=10)
+    assert row["mse"] == pytest.approx(squared.mean()) and row["n_chains"] == 3 and row["n_diverged"] == 1
+    assert row["mse_se"] == pytest.approx(squared.std(ddof=1) / math.sqrt(3))
+
+    row = _row(table, estimator="x", step_size=0.2, n_steps=5)  # diverged at 2, 3, 3 <= 5
+    assert (row["mse"], row["n_chains"], row["n_diverged"]) == (1.0, 1, 3)
+    assert math.isnan(row["mse_se"])  # one chain: no spread to estimate, and said so
+    # Every finite row stays finite: the frozen 1e30 chain never leaks into the averages.
+    assert np.all(np.isfinite(table.select(step_size=0.1).column("mse")))
+
+    per_step = analysis.errors(result, target=[[1.0, 0.0], [4.0, 0.0]], checkpoints=False)
+    assert len(per_step) == 5 * 2 and set(per_step.column("n_steps").tolist()) == {10}
+    assert _row(per_step, estimator="x", step_size=0.2)["mse"] == 0.0
+
+
+def test_a_point_where_every_chain_diverged_reports_zero_chains_and_nan_only_there():
+    values = np.ones((2, 2, 3, 1))
+    result = synthetic_result(values, [[-1, -1, -1], [4, 2, 8]], [3, 8], [0.5, 2.0])
+    table = analysis.errors(result, [0.0], bootstrap=50)
+    gone = _row(table, estimator="x_tail", step_size=2.0, n_steps=8)
+    assert gone["n_chains"] == 0 and gone["n_diverged"] == 3
+    assert all(math.isnan(gone[c]) for c in ("mse", "mse_se", "mse_lo", "mse_hi"))
+    others = [row for row in table if not (row["step_size"] == 2.0 and row["n_steps"] == 8)]
+    assert all(np.isfinite([row["mse"], row["mse_lo"], row["mse_hi"]]).all() for row in others)
+
+
+def test_errors_on_a_simulated_divergence_agree_with_diverged_at():
+    # eta * h = 2.5 > 2 on a quadratic: every chain leaves the ball; eta * h = 0.5 is stable.
+    f = objectives.quadratic(1.0, [0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", simulate.DivergenceWarning)
+        result = simulate.run(f, step_sizes=[0.5, 2.5], n_steps=60, n_chains=64, x0=[1.0], divergence_radius=50.0,
+                              checkpoints=[1, 2, 60], seed=4)
+    assert result.diverged[1].all() and not result.diverged[0].any()
+    table = analysis.errors(result, [0.0])
+    for t in (1, 2, 60):
+        row = _row(table, estimator="x", step_size=2.5, n_steps=t)
+        assert row["n_diverged"] == int(np.sum(result.diverged_at[1] <= t))
+        assert row["n_chains"] + row["n_diverged"] == 64
+    assert _row(table, estimator="x", step_size=2.5, n_steps=60)["n_chains"] == 0
+    stable = _row(table, estimator="x", step_size=0.5, n_steps=60)
+    assert stable["n_chains"] == 64 and np.isfinite(stable["mse"])
+
+
+def test_bootstrap_interval_covers_the_true_mse_at_its_level():
+    # 300 independent data sets as 300 "step sizes": ||N(0, I_2)||^2 has mean 2.
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(1, 300, 100, 2))
+    result = synthetic_result(values, -np.ones((300, 100), int), [10], np.arange(1, 301) / 1000)
+    table = analysis.errors(result, [0.0, 0.0], bootstrap=300, estimators=["x"])
+    lo, hi, mse, se = (table.column(c) for c in ("mse_lo", "mse_hi", "mse", "mse_se"))
+    coverage = np.mean((lo <= 2.0) & (2.0 <= hi))
+    assert 0.9 <= coverage <= 0.985, coverage
+    assert np.all((lo < mse) & (mse < hi))
+    assert np.median((hi - lo) / (2 * 1.96 * se)) == pytest.approx(1.0, abs=0.1)
+
+
+def test_bootstrap_rows_depend_only_on_the_seed_and_their_own_position():
+    rng = np.random.default_rng(1)
+    result = synthetic_result(rng.normal(size=(3, 2, 200, 1)), -np.ones((2, 200), int), [1, 5, 25], [0.1, 0.2])
+    full = analysis.errors(result, [0.0], bootstrap=100, seed=5)
+    final = analysis.errors(result, [0.0], bootstrap=100, seed=5, checkpoints=False, estimators=["x_avg"])
+    assert _row(final, step_size=0.2) == _row(full, estimator="x_avg", step_size=0.2, n_steps=25)
+    other = analysis.errors(result, [0.0], bootstrap=100, seed=6)
+    assert not np.array_equal(other.column("mse_lo"), full.column("mse_lo"))
+    assert np.array_equal(other.column("mse"), full.column("mse"))
+
+
+def test_errors_rejects_bad_arguments_with_messages_that_name_them():
+    result = synthetic_result(np.zeros((1, 2, 3, 2)), -np.ones((2, 3), int), [4], [0.1, 0.2])
+    with pytest.raises(ValueError, match=r"target must have shape \(2,\).*\(2, 2\).*got shape \(3,\)"):
+        analysis.errors(result, [0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="target must be finite"):
+        analysis.errors(result, [0.0, np.nan])
+    with pytest.raises(ValueError, match="bootstrap must be an integer >= 0"):
+        analysis.errors(result, [0.0, 0.0], bootstrap=-1)
+    with pytest.raises(ValueError, match="estimators must be among"):
+        analysis.errors(result, [0.0, 0.0], estimators=["x_ema"])
+
+
+def test_error_table_select_column_csv_and_text():
+    table = ErrorTable([
+        {"estimator": "x", "step_size": 0.1, "n_steps": 10, "mse": 0.5, "mse_se": 0.01, "n_chains": 9, "n_diverged": 1},
+        {"estimator": "x_avg", "step_size": 0.1, "n_steps": 10, "mse": 0.125, "mse_se": 0.002, "n_chains": 10, "n_diverged": 0},
+        {"estimator": "x", "step_size": 0.30000000000000004, "n_steps": 10, "mse": math.nan, "mse_se": math.nan, "n_chains": 0, "n_diverged": 10},
+    ])
+    assert len(table.select(step_size=0.3)) == 1  # float keys match to a relative 1e-9
+    assert len(table.select(estimator=["x", "x_avg"], step_size=0.1)) == 2
+    assert len(table.select(estimator="x_tail")) == 0
+    np.testing.assert_array_equal(table.column("n_chains"), [9, 10, 0])
+    with pytest.raises(ValueError, match="column must be one of"):
+        table.column("bias")
+    with pytest.raises(ValueError, match="select: column must be one of"):
+        table.select(eta=0.1)
+
+    text = str(table)
+    lines = text.splitlines()
+    assert len(lines) == 4 and len({len(line) for line in lines}) == 1  # aligned
+    assert lines[0].split() == list(COLUMNS) and "nan" in lines[3]
+
+
+def test_error_table_csv_is_written_atomically_and_reads_back(tmp_path):
+    rng = np.random.default_rng(2)
+    result = synthetic_result(rng.normal(size=(2, 2, 50, 1)), -np.ones((2, 50), int), [5, 50], [0.1, 0.2])
+    table = analysis.errors(result, [0.0], bootstrap=20)
+    path = tmp_path / "deep" / "errors.csv"
+    table.to_csv(path)
+    assert os.listdir(path.parent) == ["errors.csv"]  # no temporary file left behind
+    assert path.read_text().splitlines()[0] == ",".join([*COLUMNS, "mse_lo", "mse_hi"])
+    back = ErrorTable.from_csv(path)
+    assert back.columns() == table.columns() and len(back) == len(table)
+    np.testing.assert_allclose(back.column("mse"), table.column("mse"), rtol=1e-12)
+    np.testing.assert_array_equal(back.column("estimator"), table.column("estimator"))
+
+
+def test_to_pandas_says_pandas_is_optional(monkeypatch):
+    table = ErrorTable([{"estimator": "x", "mse": 1.0}])
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+    with pytest.raises(ImportError, match="pandas, which is not a dependency"):
+        table.to_pandas()
