@@ -25,7 +25,11 @@ class Progress:
         self._draw()
 
     def advance(self, amount: float = 1.0) -> None:
-        self.done = min(self.total, self.done + amount)
+        self.update(self.done + amount)
+
+    def update(self, done: float) -> None:
+        """Set the work done so far (never beyond `total`)."""
+        self.done = min(self.total, float(done))
         self._draw()
 
     def line(self) -> str:

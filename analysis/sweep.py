@@ -183,15 +183,21 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
     results, rows, resumed = {}, [], 0
     points = config.sweep_points()
     progress = Progress(total=sum(horizon for _, horizon in points), label=config.name, enabled=not quiet)
+    finished = 0
     for seed, horizon in points:
         path = points_dir / f"seed{seed}_T{horizon}.npz"
         if path.exists():
             result = load_result(path)
             resumed += 1
         else:
-            result = simulate.run(objective, **config.run_kwargs(seed, horizon))
+            # The bar moves within the point too: the engine reports every few noise blocks.
+            within = None
+            if progress.enabled:
+                within = lambda done, total, base=finished, horizon=horizon: progress.update(base + horizon * done / total)  # noqa: E731
+            result = simulate.run(objective, **config.run_kwargs(seed, horizon), progress=within)
             save_result(path, result)
-        progress.advance(horizon)
+        finished += horizon
+        progress.update(finished)
         results[(seed, horizon)] = result
         rows.extend(_rows(config, seed, result, targets))
     progress.close()

@@ -53,7 +53,16 @@ import jaxlib
 
 from simulate.randomness import NOISE_BLOCK_STEPS, noise_block
 
-__all__ = ["COMPILER_OPTIONS", "ChainState", "Records", "StepState", "sgd_step", "simulate_chains"]
+__all__ = [
+    "COMPILER_OPTIONS",
+    "ChainState",
+    "Records",
+    "StepState",
+    "progress_callback",
+    "report_progress_to",
+    "sgd_step",
+    "simulate_chains",
+]
 
 
 class ChainState(NamedTuple):
@@ -160,8 +169,57 @@ def _compiler_options() -> dict:
 #: The XLA options `simulate_chains` is compiled with (see `_compiler_options`).
 COMPILER_OPTIONS = _compiler_options()
 
+#: How many times at most a run with `progress=True` reports to the host.
+PROGRESS_REPORTS = 100
 
-@partial(jax.jit, static_argnames=("n_steps", "dtype", "trajectory"), compiler_options=COMPILER_OPTIONS)
+# The host function that hears of finished blocks (see `report_progress_to`). Kept outside the
+# compiled code, so a new listener does not recompile.
+_progress_listener = None
+
+
+class report_progress_to:
+    """Context manager: while open, `listener(n_steps_done)` is called from runs compiled with
+    `progress=True`, after every few full noise blocks (at most `PROGRESS_REPORTS` times per run;
+    a final partial block is not reported: the caller knows when the run is over).
+
+    With chains sharded over devices each device reports, so the same count can arrive more than
+    once (`simulate.run` passes on only the increases).
+    """
+
+    def __init__(self, listener):
+        self.listener = listener
+
+    def __enter__(self):
+        global _progress_listener
+        self._previous, _progress_listener = _progress_listener, self.listener
+        return self
+
+    def __exit__(self, *exc):
+        global _progress_listener
+        _progress_listener = self._previous
+        return False
+
+
+def _report_progress(n_steps_done) -> None:
+    listener = _progress_listener
+    if listener is not None:
+        listener(int(n_steps_done))
+
+
+def progress_callback(block_index, n_steps: int, after):
+    """In compiled code: report the steps done after block `block_index`, every few blocks
+    (a host round trip per block would cost more than a small block). `after` is the block's
+    result: the report waits for it (a count computed from the block index alone could be sent
+    before the block has run)."""
+    n_blocks = -(-n_steps // NOISE_BLOCK_STEPS)
+    every = -(-n_blocks // PROGRESS_REPORTS)
+    done = jnp.minimum((block_index + 1) * NOISE_BLOCK_STEPS, n_steps)
+    done, _ = jax.lax.optimization_barrier((done, after))
+    report = ((block_index + 1) % every == 0) | (block_index + 1 == n_blocks)
+    jax.lax.cond(report, lambda: jax.debug.callback(_report_progress, done), lambda: None)
+
+
+@partial(jax.jit, static_argnames=("n_steps", "dtype", "trajectory", "progress"), compiler_options=COMPILER_OPTIONS)
 def simulate_chains(
     objective,
     noise,
@@ -175,6 +233,7 @@ def simulate_chains(
     n_steps: int,
     dtype,
     trajectory: bool = False,
+    progress: bool = False,
 ):
     """Run SGD for every (step size, chain) pair.
 
@@ -187,6 +246,8 @@ def simulate_chains(
     - `seed`: an integer scalar.
     - `record_steps`: `(n_records + 1,)` sorted steps at which to record, padded with n_steps + 1.
     - `divergence_radius`: a scalar.
+    - `progress`: report finished steps to the host (see `report_progress_to`); results are the
+      same either way.
 
     **Returns:** `(records, final_state, trajectory)`: `Records` with `(n_records + 1, S, C, dim)`
     buffers (the last slot is never written), the final `ChainState`, and the iterates
@@ -264,6 +325,11 @@ def simulate_chains(
             v_sum=v_sum,
             diverged_at=jnp.where(refused, first_step + state.taken.astype(jnp.int32) + 1, chains.diverged_at),
         )
+        if progress and n_block_steps == NOISE_BLOCK_STEPS:
+            # Full blocks only: the scan keeps their reports in order. The last, partial block
+            # is reported by the host when the run returns (XLA may send an unordered report from
+            # outside the loop first, and ordered callbacks are refused on several devices).
+            progress_callback(block_index, n_steps, after=chains)
         return (chains, noise_sums, records, slot), path
 
     noise_sums = jnp.zeros((NOISE_BLOCK_STEPS + 1, n_chains, dim), dtype)  # entry 0 stays 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from objectives import Objective
 from simulate import noise as noise_models
 from simulate import exact
-from simulate.engine import Records, simulate_chains
+from simulate.engine import Records, report_progress_to, simulate_chains
 from simulate.result import ESTIMATORS, SimulationResult
 
 __all__ = ["DivergenceWarning", "run", "checkpoint_schedule", "tail_length"]
@@ -126,13 +126,31 @@ def _chain_mesh(shard: bool | None) -> Mesh | None:
     return Mesh(np.array(devices), ("chains",))
 
 
+def _monotone(progress, offset: int, total: int):
+    """A listener for one chunk that calls `progress(offset + done, total)` on increases only
+    (sharded chains report once per device)."""
+    highest = -1
+
+    def listener(done: int) -> None:
+        nonlocal highest
+        if done > highest:
+            highest = done
+            progress(offset + done, total)
+
+    return listener
+
+
 def _stepped_records(
-    objective, noise, eta, points, first_chain, seed, record_steps, divergence_radius, *, n_steps, chunk_size, mesh, dtype, trajectory
+    objective, noise, eta, points, first_chain, seed, record_steps, divergence_radius, *, n_steps, chunk_size, mesh, dtype, trajectory, progress=None
 ):
-    """Run the compiled engine chunk by chunk; returns NumPy (records, diverged, diverged_at, path)."""
+    """Run the compiled engine chunk by chunk; returns NumPy (records, diverged, diverged_at, path).
+
+    `progress(steps_done, total_steps)`, if given, hears of finished steps, over all chunks.
+    """
     n_chains = points.shape[0]
+    n_chunks = -(-n_chains // chunk_size)
     outputs = []
-    for start in range(0, n_chains, chunk_size):
+    for chunk, start in enumerate(range(0, n_chains, chunk_size)):
         stop = min(start + chunk_size, n_chains)
         # Pad the last chunk to the common shape (no recompile); padded chains are dropped.
         indices = np.arange(start, start + chunk_size)
@@ -141,28 +159,34 @@ def _stepped_records(
         if mesh is not None:
             chunk_points = jax.device_put(chunk_points, NamedSharding(mesh, PartitionSpec("chains", None)))
             chain_indices = jax.device_put(chain_indices, NamedSharding(mesh, PartitionSpec("chains")))
-        records, states, path = simulate_chains(
-            objective,
-            noise,
-            jnp.asarray(eta, dtype),
-            chunk_points,
-            chain_indices,
-            jnp.asarray(seed, jnp.uint32),
-            jnp.asarray(record_steps, jnp.int32),
-            jnp.asarray(divergence_radius, dtype),
-            n_steps=n_steps,
-            dtype=dtype,
-            trajectory=bool(trajectory),
-        )
-        keep = slice(0, stop - start)
-        outputs.append(
-            (
-                jax.tree.map(lambda a: np.asarray(a)[:, :, keep], records),
-                np.asarray(states.diverged)[:, keep],
-                np.asarray(states.diverged_at)[:, keep],
-                None if path is None else np.asarray(path)[:, :, keep],
+        listener = None if progress is None else _monotone(progress, chunk * n_steps, n_chunks * n_steps)
+        with report_progress_to(listener):
+            records, states, path = simulate_chains(
+                objective,
+                noise,
+                jnp.asarray(eta, dtype),
+                chunk_points,
+                chain_indices,
+                jnp.asarray(seed, jnp.uint32),
+                jnp.asarray(record_steps, jnp.int32),
+                jnp.asarray(divergence_radius, dtype),
+                n_steps=n_steps,
+                dtype=dtype,
+                trajectory=bool(trajectory),
+                progress=progress is not None,
             )
-        )
+            keep = slice(0, stop - start)
+            # Read back inside the `with`: the engine runs asynchronously and reports while it runs.
+            outputs.append(
+                (
+                    jax.tree.map(lambda a: np.asarray(a)[:, :, keep], records),
+                    np.asarray(states.diverged)[:, keep],
+                    np.asarray(states.diverged_at)[:, keep],
+                    None if path is None else np.asarray(path)[:, :, keep],
+                )
+            )
+        if listener is not None:
+            listener(n_steps)
     records = jax.tree.map(lambda *parts: np.concatenate(parts, axis=2), *[o[0] for o in outputs])
     diverged = np.concatenate([o[1] for o in outputs], axis=1)
     diverged_at = np.concatenate([o[2] for o in outputs], axis=1)
@@ -234,6 +258,7 @@ def run(
     first_chain: int = 0,
     method: str = "sgd",
     warn_on_divergence: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
     """Run SGD chains for every step size and return the last iterate and its averages.
 
@@ -275,6 +300,9 @@ def run(
       exact joint Gaussian law (quadratic objective and Gaussian noise only; cost independent
       of n_steps; see `simulate.exact`). The two agree in law, not in the numbers drawn.
     - `warn_on_divergence`: emit a `DivergenceWarning` with the count per step size.
+    - `progress`: a function called as `progress(steps_done, total_steps)` from the host while
+      the chains run, every few noise blocks (about 100 times per chunk of chains); the total
+      counts each chunk's steps. It changes no result. For progress bars.
 
     **Returns:** a `SimulationResult` with NumPy arrays of shape `(S, C, dim)`.
     """
@@ -318,6 +346,8 @@ def run(
     if not divergence_radius > 0:
         raise ValueError(f"divergence_radius must be positive (inf disables the ball), got {divergence_radius!r}")
     dtype = _check_dtype(dtype)
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be a function progress(steps_done, total_steps) or None, got {progress!r}")
     if method not in ("sgd", "exact"):
         raise ValueError(f"method must be 'sgd' or 'exact', got {method!r}")
     if method == "exact" and trajectory:
@@ -346,6 +376,7 @@ def run(
         records, diverged, diverged_at, path = _stepped_records(
             objective, noise, eta, points, first_chain, seed, record_steps, divergence_radius,
             n_steps=n_steps, chunk_size=chunk_size, mesh=mesh, dtype=dtype, trajectory=trajectory,
+            progress=progress,
         )
     numpy_dtype = np.dtype(dtype)
     checkpoint_arrays = _estimators_at_checkpoints(records, needed, checkpoint_steps, tails, numpy_dtype)
