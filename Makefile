@@ -11,11 +11,11 @@ $(PY):
 
 # Stamps make re-installs cheap: they are redone only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[nn]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,nn]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed

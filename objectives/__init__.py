@@ -3,8 +3,11 @@
 This package imports nothing else of ours (`simulate` and `analysis` build on it).
 """
 
-from objectives import smoothing
+from objectives import datasets, smoothing
 from objectives.base import Objective, from_function
+from objectives.finite_sum import FiniteSum, accuracy, example_gradient_covariance, finite_sum
+from objectives.models import least_squares, logistic_regression, mlp
+from objectives.sharpness import hessian_vector_product, hutchinson_trace, top_eigenvalue
 from objectives.catalog import rippled_quadratic, valley_2d
 from objectives.quadratic import quadratic
 from objectives.smoothing import penalized, smoothed
@@ -27,6 +30,17 @@ __all__ = [
     "smoothed",
     "penalized",
     "smoothing",
+    "FiniteSum",
+    "finite_sum",
+    "accuracy",
+    "example_gradient_covariance",
+    "least_squares",
+    "logistic_regression",
+    "mlp",
+    "datasets",
+    "hessian_vector_product",
+    "hutchinson_trace",
+    "top_eigenvalue",
     "SHARP_FLAT_NOISE_SCALE",
     "SHARP_FLAT_STEP_SIZES",
     "SHARP_FLAT_CRITICAL_STEP_SIZE",

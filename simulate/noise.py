@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["NoiseModel", "gaussian", "rademacher", "uniform", "student_t"]
+__all__ = ["Minibatch", "NoiseModel", "gaussian", "minibatch", "rademacher", "uniform", "student_t"]
 
 _FAMILIES = ("gaussian", "rademacher", "uniform", "student_t")
 
@@ -171,3 +171,59 @@ def student_t(scale: float = 1.0, df: float = 4.0) -> NoiseModel:
     if not math.isfinite(df_value) or df_value <= 2:
         raise ValueError(f"df must be > 2 (the variance of Student-t noise is infinite otherwise), got {df!r}")
     return NoiseModel("student_t", scale=_check_scale(scale), df=df_value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Minibatch:
+    """Minibatch sampling for a finite-sum objective f = (1/n) sum_j loss_j (`objectives.FiniteSum`):
+    the stochastic gradient at step k is (1/b) sum_{j in B_k} grad loss_j(x), with B_k a
+    minibatch of b indices drawn afresh at every step (i.i.d. across steps and chains; not
+    epoch shuffling). Without replacement the indices of one minibatch are distinct.
+
+    Its noise grad_B f(x) - grad f(x) is zero-mean with a covariance that depends on x:
+    (n - b) / (b (n - 1)) S(x) without replacement and S(x) / b with it, S(x) the population
+    covariance of the per-example gradients at x. Build with `minibatch`.
+    """
+
+    batch_size: int
+    replace: bool = False
+
+    family = "minibatch"
+    fixed_dim = None
+    is_isotropic = False
+
+    def covariance(self, dim: int | None = None):
+        raise ValueError(
+            "minibatch noise has no fixed covariance: it depends on the position x (see Minibatch); "
+            "use objectives.example_gradient_covariance(objective, x)"
+        )
+
+    def sample_indices(self, key: jax.Array, shape: tuple[int, ...], n_examples: int) -> jax.Array:
+        """Draw minibatches from one key: int32 indices of shape `shape + (batch_size,)` in [0, n)."""
+        shape = tuple(shape)
+        if self.replace:
+            return jax.random.randint(key, shape + (self.batch_size,), 0, n_examples, dtype=jnp.int32)
+        keys = jax.random.split(key, math.prod(shape)) if shape else key[None]
+        draw = lambda k: jax.random.choice(k, n_examples, (self.batch_size,), replace=False)  # noqa: E731
+        return jax.vmap(draw)(keys).astype(jnp.int32).reshape(shape + (self.batch_size,))
+
+    def describe(self) -> dict:
+        return {"family": "minibatch", "batch_size": self.batch_size, "replace": self.replace}
+
+    def __repr__(self) -> str:
+        return f"minibatch(batch_size={self.batch_size}, replace={self.replace})"
+
+
+jax.tree_util.register_dataclass(Minibatch, data_fields=[], meta_fields=["batch_size", "replace"])
+
+
+def minibatch(batch_size: int, replace: bool = False) -> Minibatch:
+    """Minibatch noise of `batch_size` examples per step, with or without replacement (see `Minibatch`).
+
+    Only for finite-sum objectives (`objectives.finite_sum` and the ready-made models).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not isinstance(replace, (bool, np.bool_)):
+        raise ValueError(f"replace must be True or False, got {replace!r}")
+    return Minibatch(int(batch_size), bool(replace))

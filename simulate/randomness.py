@@ -27,7 +27,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["NOISE_BLOCK_STEPS", "chain_key", "noise_block", "noise_at_step"]
+__all__ = ["NOISE_BLOCK_STEPS", "block_key", "chain_key", "minibatch_block", "noise_block", "noise_at_step"]
 
 NOISE_BLOCK_STEPS = 64
 
@@ -37,12 +37,27 @@ def chain_key(seed: jax.Array, chain_index: jax.Array) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), chain_index)
 
 
+def block_key(seed, chain_index, block_index) -> jax.Array:
+    """The key of noise block `block_index` of chain `chain_index`: every draw of the steps
+    b B + 1 .. (b + 1) B of that chain comes from it."""
+    return jax.random.fold_in(chain_key(seed, chain_index), block_index)
+
+
 def noise_block(noise, seed, chain_indices: jax.Array, block_index, dim: int, dtype) -> jax.Array:
     """eps for steps b B + 1 .. (b + 1) B of the given chains: shape `(n_chains, B, dim)`."""
 
     def one_chain(chain_index):
-        key = jax.random.fold_in(chain_key(seed, chain_index), block_index)
-        return noise.sample(key, (NOISE_BLOCK_STEPS,), dim, dtype)
+        return noise.sample(block_key(seed, chain_index, block_index), (NOISE_BLOCK_STEPS,), dim, dtype)
+
+    return jax.vmap(one_chain)(chain_indices)
+
+
+def minibatch_block(noise, seed, chain_indices: jax.Array, block_index, n_examples: int) -> jax.Array:
+    """Minibatch indices for steps b B + 1 .. (b + 1) B of the given chains (a `Minibatch` noise
+    model, `n_examples` examples): int32 of shape `(n_chains, B, batch_size)`."""
+
+    def one_chain(chain_index):
+        return noise.sample_indices(block_key(seed, chain_index, block_index), (NOISE_BLOCK_STEPS,), n_examples)
 
     return jax.vmap(one_chain)(chain_indices)
 

@@ -30,6 +30,10 @@ class SimulationResult:
       ball of radius `divergence_radius` or became non-finite, -1 if never. Diverged chains are
       frozen at their last good state: their estimators are finite but meaningless; exclude them.
     - `trajectory`: `(n_steps + 1, S, C, d)` iterates x_0..x_T when asked for, else `None`.
+    - `estimators`: the estimators this run has: `ESTIMATORS`, without v and v_avg when it ran
+      with `track_v=False` (those fields are then `None`), plus `x_ema` `(S, C, d)` when it ran
+      with `ema_decay` (the debiased exponential moving average of the iterates).
+    - `sam_radius`, `ema_decay`: as passed to `simulate.run` (`None`: plain SGD, no EMA).
     - the inputs: `step_sizes` `(S,)`, `n_steps`, `n_chains`, `seed`, `tail_fraction`, `noise`,
       `objective_name`, `dim`, `dtype`, `divergence_radius`, `method`.
     """
@@ -55,11 +59,15 @@ class SimulationResult:
     divergence_radius: float
     method: str = "sgd"
     trajectory: np.ndarray | None = None
+    x_ema: np.ndarray | None = None
+    estimators: tuple[str, ...] = ESTIMATORS
+    sam_radius: float | None = None
+    ema_decay: float | None = None
 
     def estimator(self, name: str, checkpoint: int | None = None) -> np.ndarray:
         """Estimator `name` at the end (`checkpoint=None`) or at checkpoint step `checkpoint`."""
-        if name not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {name!r}")
+        if name not in self.estimators:
+            raise ValueError(f"estimator must be one of this run's {self.estimators}, got {name!r}")
         if checkpoint is None:
             return getattr(self, name)
         where = np.flatnonzero(self.checkpoint_steps == checkpoint)
@@ -93,6 +101,9 @@ class SimulationResult:
             "dtype": self.dtype,
             "divergence_radius": self.divergence_radius,
             "method": self.method,
+            "estimators": list(self.estimators),
+            "sam_radius": self.sam_radius,
+            "ema_decay": self.ema_decay,
         }
 
     def __repr__(self) -> str:

@@ -21,6 +21,7 @@ from objectives import Objective
 from simulate import noise as noise_models
 from simulate import exact
 from simulate.engine import Records, report_progress_to, simulate_chains
+from simulate.oracle import simulate_oracle_chains
 from simulate.result import ESTIMATORS, SimulationResult
 
 __all__ = ["DivergenceWarning", "run", "checkpoint_schedule", "tail_length"]
@@ -141,7 +142,7 @@ def _monotone(progress, offset: int, total: int):
 
 
 def _stepped_records(
-    objective, noise, eta, points, first_chain, seed, record_steps, divergence_radius, *, n_steps, chunk_size, mesh, dtype, trajectory, progress=None
+    objective, noise, eta, points, first_chain, seed, record_steps, divergence_radius, *, n_steps, chunk_size, mesh, dtype, trajectory, progress=None, oracle=None
 ):
     """Run the compiled engine chunk by chunk; returns NumPy (records, diverged, diverged_at, path).
 
@@ -160,8 +161,12 @@ def _stepped_records(
             chunk_points = jax.device_put(chunk_points, NamedSharding(mesh, PartitionSpec("chains", None)))
             chain_indices = jax.device_put(chain_indices, NamedSharding(mesh, PartitionSpec("chains")))
         listener = None if progress is None else _monotone(progress, chunk * n_steps, n_chunks * n_steps)
+        engine, extra = simulate_chains, {}
+        if oracle is not None:  # (traced extra arguments, static switches) of the general loop
+            engine, extra = simulate_oracle_chains, dict(oracle[1])
+            extra_args = tuple(jnp.asarray(value, dtype) for value in oracle[0])
         with report_progress_to(listener):
-            records, states, path = simulate_chains(
+            records, states, path = engine(
                 objective,
                 noise,
                 jnp.asarray(eta, dtype),
@@ -170,10 +175,12 @@ def _stepped_records(
                 jnp.asarray(seed, jnp.uint32),
                 jnp.asarray(record_steps, jnp.int32),
                 jnp.asarray(divergence_radius, dtype),
+                *(extra_args if oracle is not None else ()),
                 n_steps=n_steps,
                 dtype=dtype,
                 trajectory=bool(trajectory),
                 progress=progress is not None,
+                **extra,
             )
             keep = slice(0, stop - start)
             # Read back inside the `with`: the engine runs asynchronously and reports while it runs.
@@ -216,11 +223,12 @@ def _exact_records(objective, noise, eta, points, first_chain, seed, record_step
     )
 
 
-def _estimators_at_checkpoints(records, record_steps, checkpoint_steps, tails, dtype) -> dict[str, np.ndarray]:
-    """x, v and the averages at each checkpoint t from the state recorded at `record_steps`.
+def _estimators_at_checkpoints(records, record_steps, checkpoint_steps, tails, dtype, names=ESTIMATORS, ema_decay=None) -> dict[str, np.ndarray]:
+    """The estimators `names` at each checkpoint t from the state recorded at `record_steps`.
 
-    x_avg(t) = S_t / t and x_tail(t) = (S_t - S_{t-m}) / m from the prefix sums S (S_0 = 0),
-    computed in float64 and returned as `dtype` arrays `(K, S, C, dim)`.
+    x_avg(t) = S_t / t and x_tail(t) = (S_t - S_{t-m}) / m from the prefix sums S (S_0 = 0), and
+    x_ema(t) = e_t / (1 - beta^t) from the raw moving average e, computed in float64 and
+    returned as `dtype` arrays `(K, S, C, dim)`.
     """
     slot_of = {int(step): slot for slot, step in enumerate(record_steps)}
 
@@ -229,13 +237,16 @@ def _estimators_at_checkpoints(records, record_steps, checkpoint_steps, tails, d
             return np.zeros(buffer.shape[1:], np.float64)
         return buffer[slot_of[int(step)]].astype(np.float64)
 
-    values = {name: [] for name in ESTIMATORS}
+    values = {name: [] for name in names}
     for t, m in zip(checkpoint_steps.tolist(), tails.tolist()):
         values["x"].append(records.x[slot_of[t]])
-        values["v"].append(records.v[slot_of[t]])
         values["x_avg"].append(prefix_sum(records.x_sum, t) / t)
-        values["v_avg"].append(prefix_sum(records.v_sum, t) / t)
         values["x_tail"].append((prefix_sum(records.x_sum, t) - prefix_sum(records.x_sum, t - m)) / m)
+        if "v" in names:
+            values["v"].append(records.v[slot_of[t]])
+            values["v_avg"].append(prefix_sum(records.v_sum, t) / t)
+        if "x_ema" in names:
+            values["x_ema"].append(records.x_ema[slot_of[t]].astype(np.float64) / (1.0 - float(ema_decay) ** t))
     return {name: np.stack(stack).astype(dtype) for name, stack in values.items()}
 
 
@@ -259,6 +270,9 @@ def run(
     method: str = "sgd",
     warn_on_divergence: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    sam_radius: float | None = None,
+    ema_decay: float | None = None,
+    track_v: bool | None = None,
 ) -> SimulationResult:
     """Run SGD chains for every step size and return the last iterate and its averages.
 
@@ -303,13 +317,57 @@ def run(
     - `progress`: a function called as `progress(steps_done, total_steps)` from the host while
       the chains run, every few noise blocks (about 100 times per chunk of chains); the total
       counts each chunk's steps. It changes no result. For progress bars.
+    - `sam_radius`: rho >= 0: run SAM instead of SGD, x_{k+1} = x_k - eta g(x_k + rho g/||g||)
+      with both stochastic gradients g on the same draw (Foret et al. 2021); rho = 0 is SGD.
+    - `ema_decay`: beta in (0, 1): also return `x_ema`, the debiased exponential moving average
+      (1 - beta) sum_{k<=t} beta^{t-k} x_k / (1 - beta^t) (what `optax.ema(beta, debias=True)`
+      gives on the iterates).
+    - `track_v`: compute v and v_avg (default: yes, except with minibatch noise, where each v_k
+      costs a full-data gradient). Without it the result has no `v`, `v_avg`.
+
+    `noise` may be `simulate.noise.minibatch(b)` for a finite-sum objective (`objectives.FiniteSum`):
+    the stochastic gradient is then the mean gradient over b sampled examples. Minibatches,
+    SAM and the EMA run in the general step loop (`simulate.oracle`), additive-noise SGD in the
+    faster one; the two agree to float rounding.
 
     **Returns:** a `SimulationResult` with NumPy arrays of shape `(S, C, dim)`.
     """
     if not isinstance(objective, Objective):
         raise ValueError(f"objective must be an objectives.Objective, got {type(objective).__name__}")
-    if not isinstance(noise, noise_models.NoiseModel):
+    minibatches = isinstance(noise, noise_models.Minibatch)
+    if not isinstance(noise, noise_models.NoiseModel) and not minibatches:
         raise ValueError(f"noise must be a model from simulate.noise, got {type(noise).__name__}")
+    if minibatches:
+        n_examples = getattr(objective, "n_examples", None)
+        if n_examples is None or not hasattr(objective, "point_minibatch_grad"):
+            raise ValueError(
+                f"noise=minibatch(...) needs a finite-sum objective (objectives.finite_sum or a ready-made "
+                f"model), got objective {objective.name!r}"
+            )
+        if not noise.replace and noise.batch_size > n_examples:
+            raise ValueError(
+                f"batch_size={noise.batch_size} exceeds the {n_examples} examples of {objective.name!r}; "
+                "sampling without replacement needs batch_size <= n_examples"
+            )
+    if sam_radius is not None:
+        try:
+            sam_radius = float(sam_radius)
+        except (TypeError, ValueError):
+            raise ValueError(f"sam_radius must be a finite number >= 0 or None, got {sam_radius!r}") from None
+        if not (math.isfinite(sam_radius) and sam_radius >= 0):
+            raise ValueError(f"sam_radius must be a finite number >= 0 or None, got {sam_radius!r}")
+    if ema_decay is not None:
+        try:
+            ema_decay = float(ema_decay)
+        except (TypeError, ValueError):
+            raise ValueError(f"ema_decay must be a number in (0, 1) or None, got {ema_decay!r}") from None
+        if not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be a number in (0, 1) or None, got {ema_decay!r}")
+    if track_v not in (None, True, False):
+        raise ValueError(f"track_v must be None (automatic), True or False, got {track_v!r}")
+    track_v = (not minibatches) if track_v is None else track_v
+    use_oracle = minibatches or sam_radius is not None or ema_decay is not None or not track_v
+    names = ("x", "x_avg", "x_tail") + (("v", "v_avg") if track_v else ()) + (("x_ema",) if ema_decay is not None else ())
     dim = objective.dim
     if noise.fixed_dim is not None and noise.fixed_dim != dim:
         raise ValueError(
@@ -350,6 +408,11 @@ def run(
         raise ValueError(f"progress must be a function progress(steps_done, total_steps) or None, got {progress!r}")
     if method not in ("sgd", "exact"):
         raise ValueError(f"method must be 'sgd' or 'exact', got {method!r}")
+    if method == "exact" and use_oracle:
+        raise ValueError(
+            "method='exact' covers SGD with additive Gaussian noise only; minibatch noise, sam_radius, "
+            "ema_decay and track_v=False need method='sgd'"
+        )
     if method == "exact" and trajectory:
         raise ValueError("trajectory=True needs method='sgd': the exact sampler does not visit every step")
     if trajectory and n_steps * eta.size * n_chains * dim > MAX_TRAJECTORY_NUMBERS:
@@ -377,9 +440,13 @@ def run(
             objective, noise, eta, points, first_chain, seed, record_steps, divergence_radius,
             n_steps=n_steps, chunk_size=chunk_size, mesh=mesh, dtype=dtype, trajectory=trajectory,
             progress=progress,
+            oracle=(
+                ((sam_radius or 0.0, ema_decay or 0.0), (("sam", sam_radius is not None), ("track_v", track_v), ("ema", ema_decay is not None)))
+                if use_oracle else None
+            ),
         )
     numpy_dtype = np.dtype(dtype)
-    checkpoint_arrays = _estimators_at_checkpoints(records, needed, checkpoint_steps, tails, numpy_dtype)
+    checkpoint_arrays = _estimators_at_checkpoints(records, needed, checkpoint_steps, tails, numpy_dtype, names, ema_decay)
 
     trajectory_array = None
     if trajectory:
@@ -398,7 +465,9 @@ def run(
         )
 
     return SimulationResult(
-        **{name: checkpoint_arrays[name][-1] for name in ESTIMATORS},
+        **{name: checkpoint_arrays[name][-1] if name in names else None for name in ESTIMATORS},
+        x_ema=checkpoint_arrays["x_ema"][-1] if "x_ema" in names else None,
+        estimators=names,
         diverged=diverged,
         diverged_at=diverged_at.astype(np.int64),
         checkpoint_steps=checkpoint_steps,
@@ -415,4 +484,6 @@ def run(
         divergence_radius=divergence_radius,
         method=method,
         trajectory=trajectory_array,
+        sam_radius=sam_radius,
+        ema_decay=ema_decay,
     )

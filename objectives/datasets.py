@@ -1,0 +1,82 @@
+"""Datasets for the small-network check: a synthetic teacher-student task and scikit-learn's
+bundled digits. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["Dataset", "digits", "teacher_student"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """`train` and `test` are `(inputs, labels)`: float32 `(n, d)` and int32 `(n,)` NumPy arrays."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+    n_classes: int
+    name: str
+
+
+def _count(name, value, lo=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def teacher_student(
+    n_train: int = 1000,
+    n_test: int = 1000,
+    *,
+    n_features: int = 20,
+    n_classes: int = 4,
+    teacher_hidden: int = 16,
+    label_noise: float = 0.1,
+    seed: int = 0,
+) -> Dataset:
+    """Inputs N(0, I_d); labels the argmax of a random tanh teacher MLP (d -> teacher_hidden -> K,
+    N(0, 1/fan_in) weights). A fraction `label_noise` of the TRAINING labels, chosen at random, is
+    replaced by a uniformly random class (which may equal the true one); test labels are clean,
+    so test accuracy measures how well the teacher is recovered. Deterministic given `seed`."""
+    n_train, n_test = _count("n_train", n_train), _count("n_test", n_test)
+    n_features, n_classes, teacher_hidden = _count("n_features", n_features), _count("n_classes", n_classes, 2), _count("teacher_hidden", teacher_hidden)
+    if not 0.0 <= float(label_noise) <= 1.0:
+        raise ValueError(f"label_noise must be in [0, 1], got {label_noise!r}")
+    rng = np.random.default_rng(seed)
+    w1 = rng.standard_normal((n_features, teacher_hidden)) / np.sqrt(n_features)
+    w2 = rng.standard_normal((teacher_hidden, n_classes)) / np.sqrt(teacher_hidden)
+    inputs = rng.standard_normal((n_train + n_test, n_features))
+    labels = np.argmax(np.tanh(inputs @ w1) @ w2, axis=1)
+    noisy = rng.random(n_train) < float(label_noise)
+    train_labels = np.where(noisy, rng.integers(0, n_classes, n_train), labels[:n_train])
+    return Dataset(
+        train=(inputs[:n_train].astype(np.float32), train_labels.astype(np.int32)),
+        test=(inputs[n_train:].astype(np.float32), labels[n_train:].astype(np.int32)),
+        n_classes=n_classes,
+        name="teacher_student",
+    )
+
+
+def digits(test_fraction: float = 0.25, *, seed: int = 0) -> Dataset:
+    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes; shipped inside the package,
+    never fetched), pixels scaled to [0, 1] (divided by 16), split at random (seeded) into
+    train and test with `test_fraction` of the images in test, each class split in proportion."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError(
+            "digits() needs scikit-learn, the optional extra 'nn': pip install 'asgd-smoothing[nn]' "
+            "(make test installs it)"
+        ) from None
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    bunch = load_digits()
+    inputs, labels = bunch.data.astype(np.float32) / 16.0, bunch.target.astype(np.int32)
+    rng = np.random.default_rng(seed)
+    test = np.zeros(labels.size, bool)
+    for k in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == k))
+        test[members[: int(round(float(test_fraction) * members.size))]] = True
+    return Dataset(train=(inputs[~test], labels[~test]), test=(inputs[test], labels[test]), n_classes=10, name="digits")
