@@ -53,9 +53,28 @@ def _format_table(rows: list[dict], horizon: int) -> str:
     return "\n".join(lines)
 
 
+def _run_network(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
+    from analysis import network
+
+    outcome = network.run_network(config, out_dir, fresh=fresh, quiet=quiet)
+    written = network.draw_network_figures(out_dir)
+    print(f"\n== {config.name}: {config.description}")
+    print(f"   {config.n_seeds} seeds, T = {config.n_steps} minibatch steps (batch {config.batch_size}); mean +- se across seeds")
+    for metric in ("test_accuracy", "hessian_trace"):
+        print(f"   {metric}:")
+        print(network.format_table(outcome.rows, metric))
+    resumed = f", {outcome.resumed} training run(s) resumed from disk" if outcome.resumed else ""
+    print(f"   {outcome.wall_time:.1f} s{resumed}; results in {out_dir}/ (results.csv, arrays.npz, metadata.json"
+          + "".join(f", {p.name}" for p in written) + ")")
+
+
 def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
     from analysis.figures import draw_figures
+    from analysis.network import NetworkConfig
     from analysis.sweep import run_sweep
+
+    if isinstance(config, NetworkConfig):
+        return _run_network(config, out_dir, fresh=fresh, quiet=quiet)
 
     outcome = run_sweep(config, out_dir, fresh=fresh, quiet=quiet)
     written = draw_figures(out_dir)
@@ -116,7 +135,12 @@ def cmd_plot(args) -> int:
     folder = Path(args.result_dir)
     if not (folder / "results.csv").exists() or not (folder / "metadata.json").exists():
         raise ConfigError(f"{str(folder)!r} is not a result folder (results.csv and metadata.json are missing)")
-    for path in draw_figures(folder):
+    import json
+
+    from analysis.network import draw_network_figures
+
+    network = json.loads((folder / "metadata.json").read_text()).get("kind") == "network"
+    for path in (draw_network_figures if network else draw_figures)(folder):
         print(path)
     return 0
 

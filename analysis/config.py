@@ -66,7 +66,12 @@ NOISE_FAMILIES = {
 }
 
 # Constructors a config may name: every public catalog function that returns an Objective.
-_NOT_CONSTRUCTORS = {"from_function", "smoothed", "penalized", "Objective"}
+_NOT_CONSTRUCTORS = {
+    "from_function", "smoothed", "penalized", "Objective",
+    # finite sums need data: the network experiment (analysis/network.py) builds them
+    "finite_sum", "accuracy", "example_gradient_covariance", "least_squares", "logistic_regression", "mlp",
+    "hessian_vector_product", "hutchinson_trace", "top_eigenvalue",
+}
 OBJECTIVE_KINDS = {
     name: getattr(objectives, name)
     for name in getattr(objectives, "__all__", [])
@@ -322,8 +327,12 @@ def _check_buildable(config: ExperimentConfig) -> None:
         _fail("run.checkpoints", list(config.checkpoints), f"must not exceed the shortest horizon n_steps={min(config.horizons)}")
 
 
-def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
-    """Read and validate a TOML config. Raises `ConfigError` (also for unreadable files)."""
+def load_config(path: str | Path, *, quick: bool = False):
+    """Read and validate a TOML config. Raises `ConfigError` (also for unreadable files).
+
+    Returns an `ExperimentConfig`, or a `analysis.network.NetworkConfig` for a file with
+    `kind = "network"` (the small-network experiment has its own schema).
+    """
     path = Path(path)
     try:
         text = path.read_bytes()
@@ -333,4 +342,8 @@ def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
         data = tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    if data.get("kind") == "network":
+        from analysis.network import parse_network_config
+
+        return parse_network_config(data, quick=quick, source=str(path))
     return parse_config(data, quick=quick, source=str(path))

@@ -1,0 +1,448 @@
+"""The small-network check (issue 8): does averaging SGD's iterates at a large step size help a
+real model trained on minibatches, as Nitanda et al. (2024) report for deep networks?
+
+One experiment = one model on one dataset, trained by minibatch SGD from `n_seeds` random
+initialisations at once (the seeds are the chains of `simulate.run`, so seed i's minibatches
+depend only on (seed, i, step)), for every step size of a grid in the same compiled call.
+Methods compared at every step size:
+
+- `sgd`: the last iterate x_T (the left end of the grid is "SGD with a small step");
+- `uniform_average`: (1/T) sum_k x_k;
+- `tail_average`: the average of the last `tail_fraction` T iterates (SWA-style, from a burn-in);
+- `ema`: the debiased exponential moving average of the iterates (decay `ema_decay`);
+- `sam`: the last iterate of sharpness-aware minimisation (Foret et al. 2021) with radius
+  `sam_radius`, the explicit flatness-seeking baseline; same minibatches as SGD.
+
+Metrics at the returned parameters, per seed, then mean and standard error across seeds
+(diverged seeds excluded and counted): train loss, test loss, test accuracy, train accuracy,
+the Hessian trace of the training loss (Hutchinson, Rademacher probes) and its top eigenvalue
+(power iteration). Results go to a folder like the other reproductions: `results.csv`,
+`arrays.npz` (returned parameters), `metadata.json`, figures; each training run is saved under
+`points/` as soon as it finishes, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import shutil
+import time
+import tomllib
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+
+import objectives
+import simulate
+from analysis import plots, storage
+from analysis.config import ConfigError
+from analysis.progress import Progress
+
+__all__ = [
+    "METHODS",
+    "METRICS",
+    "NetworkConfig",
+    "NetworkOutcome",
+    "evaluate",
+    "parse_network_config",
+    "plot_network",
+    "run_network",
+]
+
+#: Method name -> (training run, estimator of `simulate.run`).
+METHODS = {
+    "sgd": ("sgd", "x"),
+    "uniform_average": ("sgd", "x_avg"),
+    "tail_average": ("sgd", "x_tail"),
+    "ema": ("sgd", "x_ema"),
+    "sam": ("sam", "x"),
+}
+METHOD_LABELS = {
+    "sgd": r"SGD, last iterate",
+    "uniform_average": r"uniform average",
+    "tail_average": r"tail average (SWA)",
+    "ema": r"EMA",
+    "sam": r"SAM, last iterate",
+}
+METHOD_STYLE = {
+    "sgd": dict(color=plots.OKABE_ITO[6], marker="o"),
+    "uniform_average": dict(color=plots.OKABE_ITO[5], marker="s"),
+    "tail_average": dict(color=plots.OKABE_ITO[3], marker="^"),
+    "ema": dict(color=plots.OKABE_ITO[2], marker="D"),
+    "sam": dict(color=plots.OKABE_ITO[7], marker="v"),
+}
+METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "hessian_trace", "top_eigenvalue")
+RESULT_COLUMNS = ["experiment", "method", "step_size", "metric", "mean", "se", "n_seeds", "n_diverged"]
+
+_DATASETS = ("digits", "teacher_student")
+_MODELS = ("mlp", "logistic_regression")
+_TOP_KEYS = {"kind", "name", "description", "data", "model", "train", "metrics", "quick"}
+_DATA_KEYS = {"dataset", "n_train", "n_test", "n_features", "n_classes", "teacher_hidden", "label_noise", "test_fraction", "seed"}
+_MODEL_KEYS = {"kind", "hidden", "activation", "l2"}
+_TRAIN_KEYS = {"step_sizes", "n_steps", "n_seeds", "batch_size", "replace", "tail_fraction", "ema_decay", "sam_radius", "seed"}
+_METRIC_KEYS = {"hutchinson_probes", "power_iterations"}
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """A validated network experiment (see `analysis/experiments/nn.toml` for every key)."""
+
+    name: str
+    description: str
+    data: dict
+    model: dict
+    step_sizes: tuple[float, ...]
+    n_steps: int
+    n_seeds: int
+    batch_size: int
+    replace: bool
+    tail_fraction: float
+    ema_decay: float
+    sam_radius: float
+    seed: int
+    hutchinson_probes: int
+    power_iterations: int
+    raw: dict
+
+
+def _fail(key, value, allowed):
+    raise ConfigError(f"{key} = {value!r}: {allowed}")
+
+
+def _unknown(table: dict, allowed: set, where: str):
+    for key in table:
+        if key not in allowed:
+            _fail(f"{where}{key}", table[key], f"unknown key; allowed: {sorted(allowed)}")
+
+
+def _integer(key, value, lo=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        _fail(key, value, f"must be an integer >= {lo}")
+    return value
+
+
+def _real(key, value, lo=None, hi=None, open_lo=False, open_hi=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(key, value, "must be a finite number")
+    if lo is not None and (value < lo or (open_lo and value == lo)):
+        _fail(key, value, f"must be {'>' if open_lo else '>='} {lo}")
+    if hi is not None and (value > hi or (open_hi and value == hi)):
+        _fail(key, value, f"must be {'<' if open_hi else '<='} {hi}")
+    return float(value)
+
+
+def parse_network_config(data: dict, *, quick: bool = False, source: str = "config") -> NetworkConfig:
+    """Validate a network experiment's TOML table; every error names the key, value and what is allowed."""
+    _unknown(data, _TOP_KEYS, "")
+    if data.get("kind") != "network":
+        _fail("kind", data.get("kind"), 'must be "network" for a network experiment')
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, str) or not name.replace("_", "").isalnum():
+        _fail("name", name, "must be a word of letters, digits and underscores")
+    sections = {}
+    for section, allowed in (("data", _DATA_KEYS), ("model", _MODEL_KEYS), ("train", _TRAIN_KEYS), ("metrics", _METRIC_KEYS), ("quick", _TRAIN_KEYS | _METRIC_KEYS | _DATA_KEYS)):
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            _fail(section, table, "must be a table")
+        _unknown(table, allowed, f"{section}.")
+        sections[section] = dict(table)
+    if quick:
+        for key, value in sections["quick"].items():
+            target = "train" if key in _TRAIN_KEYS else "metrics" if key in _METRIC_KEYS else "data"
+            sections[target][key] = value
+    data_table, model, train, metrics = sections["data"], sections["model"], sections["train"], sections["metrics"]
+
+    if data_table.get("dataset") not in _DATASETS:
+        _fail("data.dataset", data_table.get("dataset"), f"must be one of {list(_DATASETS)}")
+    if model.get("kind", "mlp") not in _MODELS:
+        _fail("model.kind", model.get("kind"), f"must be one of {list(_MODELS)}")
+    hidden = model.get("hidden", [32])
+    if not isinstance(hidden, list) or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden):
+        _fail("model.hidden", hidden, "must be a list of positive integers (layer widths)")
+    if model.get("activation", "tanh") not in ("tanh", "relu"):
+        _fail("model.activation", model.get("activation"), 'must be "tanh" or "relu"')
+    _real("model.l2", model.get("l2", 0.0), lo=0.0)
+
+    step_sizes = train.get("step_sizes")
+    if not isinstance(step_sizes, list) or not step_sizes:
+        _fail("train.step_sizes", step_sizes, "must be a non-empty list of positive numbers")
+    step_sizes = tuple(_real("train.step_sizes", eta, lo=0.0, open_lo=True) for eta in step_sizes)
+    if list(step_sizes) != sorted(set(step_sizes)):
+        _fail("train.step_sizes", list(step_sizes), "must be strictly increasing")
+    n_seeds = _integer("train.n_seeds", train.get("n_seeds", 8))
+    if n_seeds < 2:
+        _fail("train.n_seeds", n_seeds, "must be >= 2 (a standard error needs two seeds)")
+    config = NetworkConfig(
+        name=name,
+        description=str(data.get("description", "")),
+        data=data_table,
+        model={"kind": model.get("kind", "mlp"), "hidden": tuple(hidden), "activation": model.get("activation", "tanh"), "l2": float(model.get("l2", 0.0))},
+        step_sizes=step_sizes,
+        n_steps=_integer("train.n_steps", train.get("n_steps")),
+        n_seeds=n_seeds,
+        batch_size=_integer("train.batch_size", train.get("batch_size", 32)),
+        replace=bool(train.get("replace", False)),
+        tail_fraction=_real("train.tail_fraction", train.get("tail_fraction", 0.5), lo=0.0, hi=1.0, open_lo=True),
+        ema_decay=_real("train.ema_decay", train.get("ema_decay", 0.999), lo=0.0, hi=1.0, open_lo=True, open_hi=True),
+        sam_radius=_real("train.sam_radius", train.get("sam_radius", 0.05), lo=0.0, open_lo=True),
+        seed=_integer("train.seed", train.get("seed", 0), lo=0),
+        hutchinson_probes=_integer("metrics.hutchinson_probes", metrics.get("hutchinson_probes", 32)),
+        power_iterations=_integer("metrics.power_iterations", metrics.get("power_iterations", 50)),
+        raw=data,
+    )
+    return config
+
+
+# ---- data and model ----------------------------------------------------------------------------
+
+
+def load_dataset(config: NetworkConfig):
+    """The config's dataset (`objectives.datasets`)."""
+    options = {k: v for k, v in config.data.items() if k != "dataset"}
+    if config.data["dataset"] == "digits":
+        return objectives.datasets.digits(**options)
+    return objectives.datasets.teacher_student(**options)
+
+
+def build_model(config: NetworkConfig, dataset):
+    """(training objective, test objective, x0 of shape (n_seeds, dim)): seed i starts from the
+    model's initialisation with seed i."""
+    inputs, labels = dataset.train
+    kind, l2 = config.model["kind"], config.model["l2"]
+    if kind == "mlp":
+        train = objectives.mlp(
+            inputs, labels, hidden=config.model["hidden"], n_classes=dataset.n_classes,
+            activation=config.model["activation"], l2=l2,
+        )
+    else:
+        train = objectives.logistic_regression(inputs, labels, n_classes=dataset.n_classes, l2=l2)
+    x0 = np.stack([train.init(seed) for seed in range(config.n_seeds)])
+    test = train.with_data(dataset.test)
+    return train, test, x0
+
+
+# ---- metrics ------------------------------------------------------------------------------------
+
+
+def evaluate(train, test, points, *, key, hutchinson_probes: int, power_iterations: int) -> dict[str, np.ndarray]:
+    """Every metric at `points` `(..., dim)`: a dict metric -> array `(...)`.
+
+    The Hessian is that of the training objective (the full-data mean loss). Each point gets its
+    own probes (keys split from `key`).
+    """
+    points = jnp.asarray(points)
+    shape = points.shape[:-1]
+    flat = points.reshape(-1, points.shape[-1])
+    keys = jax.random.split(key, flat.shape[0] * 2).reshape(flat.shape[0], 2)
+
+    @jax.jit
+    def one(x, keys):
+        trace, _ = objectives.hutchinson_trace(train, x, keys[0], n_probes=hutchinson_probes)
+        top = objectives.top_eigenvalue(train, x, keys[1], n_iterations=power_iterations)
+        return {
+            "train_loss": train.point_value(x),
+            "test_loss": test.point_value(x),
+            "train_accuracy": objectives.accuracy(train, x),
+            "test_accuracy": objectives.accuracy(test, x),
+            "hessian_trace": trace,
+            "top_eigenvalue": top,
+        }
+
+    values = jax.lax.map(lambda args: one(*args), (flat, keys))
+    return {name: np.asarray(values[name]).reshape(shape) for name in METRICS}
+
+
+# ---- running -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class NetworkOutcome:
+    out_dir: Path
+    rows: list[dict]
+    metrics: dict  # method -> metric -> (S, C) per-seed values
+    diverged: dict  # run -> (S, C)
+    resumed: int
+    wall_time: float
+
+
+def _fingerprint(config: NetworkConfig) -> str:
+    return hashlib.sha256(json.dumps(config.raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _train(config: NetworkConfig, train, x0, which: str, progress) -> simulate.SimulationResult:
+    kwargs = dict(
+        step_sizes=config.step_sizes, n_steps=config.n_steps, n_chains=config.n_seeds, x0=x0,
+        noise=simulate.noise.minibatch(config.batch_size, replace=config.replace), seed=config.seed,
+        tail_fraction=config.tail_fraction, checkpoints=[config.n_steps], progress=progress,
+        warn_on_divergence=False,
+    )
+    if which == "sgd":
+        return simulate.run(train, ema_decay=config.ema_decay, **kwargs)
+    return simulate.run(train, sam_radius=config.sam_radius, **kwargs)
+
+
+def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dict]:
+    rows = []
+    for method, (which, _) in METHODS.items():
+        for s, eta in enumerate(config.step_sizes):
+            good = ~diverged[which][s]
+            for metric in METRICS:
+                values = metrics[method][metric][s][good]
+                n = values.size
+                rows.append(
+                    {
+                        "experiment": config.name, "method": method, "step_size": eta, "metric": metric,
+                        "mean": float(values.mean()) if n else math.nan,
+                        "se": float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+                        "n_seeds": int(n), "n_diverged": int((~good).sum()),
+                    }
+                )
+    return rows
+
+
+def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: bool = False) -> NetworkOutcome:
+    """Train every method, evaluate, write the result folder; resumes finished training runs."""
+    from analysis.sweep import environment
+
+    start = time.perf_counter()
+    out = Path(out_dir)
+    points = out / "points"
+    manifest = out / "sweep.json"
+    fingerprint = _fingerprint(config)
+    if fresh and out.exists():
+        shutil.rmtree(points, ignore_errors=True)
+        manifest.unlink(missing_ok=True)
+    if manifest.exists() and json.loads(manifest.read_text()).get("fingerprint") != fingerprint:
+        raise ConfigError(f"--out {str(out)!r} holds results of a different config; use --fresh to overwrite or another --out")
+    storage.write_json(manifest, {"experiment": config.name, "fingerprint": fingerprint})
+
+    dataset = load_dataset(config)
+    train, test, x0 = build_model(config, dataset)
+    bar = Progress(total=2 * config.n_steps, label=config.name, enabled=not quiet)
+    estimates, diverged, resumed = {}, {}, 0
+    for index, which in enumerate(("sgd", "sam")):
+        path = points / f"{which}.npz"
+        if path.exists():
+            saved = np.load(path)
+            estimates.update({m: saved[m] for m, (run, _) in METHODS.items() if run == which})
+            diverged[which] = saved["diverged"]
+            resumed += 1
+        else:
+            within = None
+            if bar.enabled:
+                within = lambda done, total, base=index * config.n_steps: bar.update(base + config.n_steps * done / total)  # noqa: E731
+            result = _train(config, train, x0, which, within)
+            mine = {m: getattr(result, estimator) for m, (run, estimator) in METHODS.items() if run == which}
+            storage.write_npz(path, diverged=result.diverged, **mine)
+            estimates.update(mine)
+            diverged[which] = result.diverged
+        bar.update((index + 1) * config.n_steps)
+    bar.close()
+
+    metrics = {}
+    key = jax.random.key(config.seed)
+    for method in METHODS:
+        metrics[method] = evaluate(
+            train, test, estimates[method], key=jax.random.fold_in(key, list(METHODS).index(method)),
+            hutchinson_probes=config.hutchinson_probes, power_iterations=config.power_iterations,
+        )
+    rows = _summarise(config, metrics, diverged)
+    storage.write_csv(out / "results.csv", rows, RESULT_COLUMNS)
+    storage.write_npz(
+        out / "arrays.npz", step_sizes=np.asarray(config.step_sizes), x0=x0,
+        **{f"{method}/params": estimates[method] for method in METHODS},
+        **{f"{method}/{metric}": metrics[method][metric] for method in METHODS for metric in METRICS},
+    )
+    wall_time = time.perf_counter() - start
+    storage.write_json(
+        out / "metadata.json",
+        {
+            "experiment": config.name, "kind": "network", "description": config.description, "config": config.raw,
+            "dim": train.dim, "n_train": int(dataset.train[0].shape[0]), "n_test": int(dataset.test[0].shape[0]),
+            "resumed_points": resumed, "wall_time_s": wall_time, **environment(),
+        },
+    )
+    return NetworkOutcome(out, rows, metrics, diverged, resumed, wall_time)
+
+
+# ---- tables and figures ------------------------------------------------------------------------
+
+
+def format_table(rows: list[dict], metric: str = "test_accuracy") -> str:
+    """Method x step size: mean +- se of `metric`."""
+    rows = [r for r in rows if r["metric"] == metric]
+    step_sizes = sorted({float(r["step_size"]) for r in rows})
+    lookup = {(r["method"], float(r["step_size"])): r for r in rows}
+    lines = [f"{'step_size':>10} " + " ".join(f"{m:>20}" for m in METHODS)]
+    for eta in step_sizes:
+        cells = []
+        for method in METHODS:
+            r = lookup.get((method, eta))
+            cells.append(f"{r['mean']:>9.4f} +- {r['se']:<7.2g}" if r and r["n_seeds"] else f"{'diverged':>20}")
+        lines.append(f"{eta:>10.4g} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+_METRIC_LABELS = {
+    "train_loss": "training loss",
+    "test_loss": "test loss",
+    "train_accuracy": "training accuracy",
+    "test_accuracy": "test accuracy",
+    "hessian_trace": r"sharpness: tr $\nabla^2 L_{\mathrm{train}}$",
+    "top_eigenvalue": r"top Hessian eigenvalue $\lambda_{\max}$",
+}
+
+
+def plot_network(rows: list[dict], metrics=("test_accuracy", "hessian_trace"), *, title=None, path=None):
+    """One panel per metric: mean +- 2 SE across seeds vs step size (log x), one line per method."""
+    with plt.rc_context(plots._RC):
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
+        for ax, metric in zip(axes[0], metrics):
+            for method in METHODS:
+                mine = sorted((r for r in rows if r["method"] == method and r["metric"] == metric and r["n_seeds"]), key=lambda r: float(r["step_size"]))
+                if not mine:
+                    continue
+                eta = np.array([float(r["step_size"]) for r in mine])
+                mean = np.array([float(r["mean"]) for r in mine])
+                se = np.nan_to_num(np.array([float(r["se"]) for r in mine]))
+                style = METHOD_STYLE[method]
+                ax.plot(eta, mean, label=METHOD_LABELS[method], color=style["color"], marker=style["marker"], markersize=4, linewidth=1.3)
+                ax.fill_between(eta, mean - 2 * se, mean + 2 * se, color=style["color"], alpha=0.18, linewidth=0)
+            ax.set_xscale("log")
+            if metric in ("hessian_trace", "top_eigenvalue", "train_loss", "test_loss"):
+                ax.set_yscale("log")
+            ax.set_xlabel(r"step size $\eta$")
+            ax.set_ylabel(_METRIC_LABELS[metric])
+        axes[0][0].legend(frameon=False)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+    if path is not None:
+        plots.save(fig, path)
+    return fig
+
+
+def draw_network_figures(folder) -> list[Path]:
+    """The figures of a network result folder, from its `results.csv` alone."""
+    folder = Path(folder)
+    rows = storage.read_csv(folder / "results.csv")
+    written = []
+    for name, metrics in (("accuracy_sharpness", ("test_accuracy", "hessian_trace")), ("losses", ("train_loss", "test_loss", "top_eigenvalue"))):
+        fig = plot_network(rows, metrics, path=folder / name)
+        plt.close(fig)
+        written.append(folder / f"{name}.png")
+    return written
+
+
+def is_network_config(path) -> bool:
+    """Whether the TOML file at `path` describes a network experiment (`kind = "network"`)."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle).get("kind") == "network"
+    except (OSError, tomllib.TOMLDecodeError):
+        return False

@@ -1,0 +1,109 @@
+"""The small-network experiment end to end (issue 8): `asgd run` on a tiny teacher-student config,
+its files, its metrics against direct computations, `asgd plot`, and resume."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import objectives
+from analysis import network, storage
+
+TINY = """
+kind = "network"
+name = "tiny_net"
+description = "a tiny teacher-student run for the tests"
+
+[data]
+dataset = "teacher_student"
+n_train = 200
+n_test = 300
+n_features = 6
+n_classes = 3
+label_noise = 0.2
+
+[model]
+kind = "mlp"
+hidden = [8]
+
+[train]
+step_sizes = [0.05, 0.5]
+n_steps = 300
+n_seeds = 4
+batch_size = 16
+ema_decay = 0.95
+sam_radius = 0.05
+
+[metrics]
+hutchinson_probes = 8
+power_iterations = 20
+"""
+
+
+def _asgd(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "simulate", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("net")
+    (folder / "tiny.toml").write_text(TINY)
+    out = _asgd("run", "tiny.toml", "--out", "results", cwd=folder)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return folder, out.stdout
+
+
+def test_run_writes_every_file_and_a_row_per_method_step_size_and_metric(tiny_run):
+    folder, stdout = tiny_run
+    result = folder / "results" / "tiny_net"
+    for name in ("results.csv", "arrays.npz", "metadata.json", "accuracy_sharpness.png", "accuracy_sharpness.pdf", "losses.png", "points/sgd.npz", "points/sam.npz"):
+        assert (result / name).exists(), name
+    rows = storage.read_csv(result / "results.csv")
+    assert len(rows) == len(network.METHODS) * 2 * len(network.METRICS)
+    assert {r["n_seeds"] + r["n_diverged"] for r in rows} == {4}
+    meta = json.loads((result / "metadata.json").read_text())
+    assert meta["kind"] == "network" and meta["n_train"] == 200 and meta["config"]["name"] == "tiny_net"
+    assert "test_accuracy" in stdout and "tail_average" in stdout
+
+
+def test_metrics_in_the_table_are_those_of_the_saved_parameters(tiny_run):
+    folder, _ = tiny_run
+    result = folder / "results" / "tiny_net"
+    arrays = np.load(result / "arrays.npz")
+    data = objectives.datasets.teacher_student(200, 300, n_features=6, n_classes=3, label_noise=0.2)
+    train = objectives.mlp(*data.train, hidden=(8,), n_classes=3)
+    test = train.with_data(data.test)
+    params = arrays["tail_average/params"]  # (S, C, dim)
+    np.testing.assert_allclose(arrays["tail_average/test_accuracy"], objectives.accuracy(test, params), atol=1e-6)
+    np.testing.assert_allclose(arrays["tail_average/train_loss"], train.value(params), rtol=1e-4)
+    rows = storage.read_csv(result / "results.csv")
+    row = next(r for r in rows if r["method"] == "tail_average" and r["metric"] == "test_accuracy" and r["step_size"] == 0.5)
+    values = arrays["tail_average/test_accuracy"][1]
+    assert row["mean"] == pytest.approx(values.mean(), rel=1e-6)
+    assert row["se"] == pytest.approx(values.std(ddof=1) / 2, rel=1e-6)
+    # The sharpness columns estimate the Hessian of the training loss: compare with the exact trace.
+    exact = np.trace(np.asarray(train.hessian(params[1, 0])))
+    assert arrays["tail_average/hessian_trace"][1, 0] == pytest.approx(exact, rel=0.5)
+
+
+def test_plot_redraws_and_a_second_run_resumes_with_identical_results(tiny_run):
+    folder, _ = tiny_run
+    result = folder / "results" / "tiny_net"
+    (result / "losses.png").unlink()
+    out = _asgd("plot", str(result), cwd=folder)
+    assert out.returncode == 0 and (result / "losses.png").exists(), out.stderr[-2000:]
+    before = (result / "results.csv").read_text()
+    again = _asgd("run", "tiny.toml", "--out", "results", cwd=folder)
+    assert again.returncode == 0 and "2 training run(s) resumed" in again.stdout, again.stderr[-2000:]
+    assert (result / "results.csv").read_text() == before
+
+
+def test_a_bad_network_config_fails_before_training_with_exit_code_2(tmp_path):
+    (tmp_path / "bad.toml").write_text(TINY.replace("n_seeds = 4", "n_seeds = 1"))
+    out = _asgd("run", "bad.toml", "--out", "results", cwd=tmp_path)
+    assert out.returncode == 2 and "train.n_seeds = 1: must be >= 2" in out.stderr
+    assert not (tmp_path / "results").exists()
