@@ -400,7 +400,7 @@ _METRIC_LABELS = {
 
 def plot_network(rows: list[dict], metrics=("test_accuracy", "hessian_trace"), *, title=None, path=None):
     """One panel per metric: mean +- 2 SE across seeds vs step size (log x), one line per method."""
-    with plt.rc_context(plots._RC):
+    with plots.house_style():
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
             for method in METHODS:

@@ -26,6 +26,7 @@ __all__ = [
     "ESTIMATOR_STYLE",
     "OKABE_ITO",
     "estimator_style",
+    "house_style",
     "save",
     "plot_tradeoff",
     "plot_rates",
@@ -59,6 +60,11 @@ _RC = {
 def estimator_style(name: str) -> dict:
     """Colour, marker and legend label of an estimator (grey for names outside `ESTIMATOR_STYLE`)."""
     return dict(ESTIMATOR_STYLE.get(name, dict(color="0.45", marker=".", label=name)))
+
+
+def house_style():
+    """A context manager applying the house style (fonts, spines, dpi) to figures made inside it."""
+    return plt.rc_context(_RC)
 
 
 def _styled(plot):
