@@ -104,3 +104,25 @@ def test_bad_oracle_options_are_named(kwargs, message):
     result = simulate.run(QUADRATIC, step_sizes=[0.1], n_steps=5, n_chains=2, x0=[0.0, 0.0], track_v=False)
     with pytest.raises(ValueError, match="estimator must be one of this run's"):
         result.estimator("v")
+
+
+def test_sam_matches_optax_contrib_sam_on_the_same_minibatches():
+    # optax's SAM in opaque mode (one ascent step of normalized SGD with rate rho, then the outer
+    # SGD step, every update call) driven by the minibatches our run drew for chain 0.
+    optax = pytest.importorskip("optax")
+    from simulate.randomness import minibatch_block
+
+    a = np.random.default_rng(2).standard_normal((20, 3)).astype(np.float32)
+    f = objectives.least_squares(a, np.ones(20, np.float32))
+    eta, rho, n_steps, noise = 0.2, 0.1, 10, simulate.noise.minibatch(5)
+    ours = simulate.run(f, step_sizes=[eta], n_steps=n_steps, n_chains=1, x0=np.ones(3), noise=noise, seed=9, sam_radius=rho, trajectory=True)
+    batches = minibatch_block(noise, jnp.uint32(9), jnp.zeros(1, jnp.uint32), jnp.int32(0), 20)[0]
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes int32 counters with floats
+        sam = optax.contrib.sam(optax.sgd(eta), optax.chain(optax.contrib.normalize(), optax.sgd(rho)), sync_period=2, opaque_mode=True)
+        x = jnp.ones(3, jnp.float32)
+        state = sam.init(x)
+        for k in range(n_steps):
+            grad = lambda p, _, batch=batches[k]: f.point_minibatch_grad(p, batch)  # noqa: E731
+            updates, state = sam.update(grad(x, None), state, x, grad_fn=grad)
+            x = optax.apply_updates(x, updates)
+            np.testing.assert_allclose(ours.trajectory[k + 1, 0, 0], x, rtol=1e-5, atol=1e-6, err_msg=f"step {k + 1}")
