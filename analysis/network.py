@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import shutil
 import time
 import tomllib
 from pathlib import Path
@@ -307,19 +306,11 @@ def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dic
 
 def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: bool = False) -> NetworkOutcome:
     """Train every method, evaluate, write the result folder; resumes finished training runs."""
-    from analysis.sweep import environment
+    from analysis.sweep import claim_folder, environment
 
     start = time.perf_counter()
     out = Path(out_dir)
-    points = out / "points"
-    manifest = out / "sweep.json"
-    fingerprint = _fingerprint(config)
-    if fresh and out.exists():
-        shutil.rmtree(points, ignore_errors=True)
-        manifest.unlink(missing_ok=True)
-    if manifest.exists() and json.loads(manifest.read_text()).get("fingerprint") != fingerprint:
-        raise ConfigError(f"--out {str(out)!r} holds results of a different config; use --fresh to overwrite or another --out")
-    storage.write_json(manifest, {"experiment": config.name, "fingerprint": fingerprint})
+    points = claim_folder(out, config.name, _fingerprint(config), fresh=fresh)
 
     dataset = load_dataset(config)
     train, test, x0 = build_model(config, dataset)

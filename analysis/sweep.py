@@ -159,13 +159,16 @@ def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> l
     return rows
 
 
-def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: bool = False) -> SweepOutcome:
-    """Run every sweep point not already saved in `out_dir`; write the tables and arrays."""
-    start = time.perf_counter()
+def claim_folder(out_dir, name: str, fingerprint: str, *, fresh: bool) -> Path:
+    """Make `out_dir` the result folder of the config `name` with `fingerprint`; returns its
+    `points/` folder, where finished pieces of work are saved for resuming.
+
+    A folder holding another config's results is refused (`ConfigError`) unless `fresh`, which
+    discards the saved points.
+    """
     out = Path(out_dir)
     points_dir = out / "points"
     manifest_path = out / "sweep.json"
-    fingerprint = _fingerprint(config)
     if fresh and out.exists():
         shutil.rmtree(points_dir, ignore_errors=True)
         manifest_path.unlink(missing_ok=True)
@@ -176,7 +179,15 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
                 f"--out {str(out)!r} holds results of a different config ({previous.get('experiment')!r}, "
                 f"fingerprint {previous.get('fingerprint')}); use --fresh to overwrite or another --out"
             )
-    storage.write_json(manifest_path, {"experiment": config.name, "fingerprint": fingerprint})
+    storage.write_json(manifest_path, {"experiment": name, "fingerprint": fingerprint})
+    return points_dir
+
+
+def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: bool = False) -> SweepOutcome:
+    """Run every sweep point not already saved in `out_dir`; write the tables and arrays."""
+    start = time.perf_counter()
+    out = Path(out_dir)
+    points_dir = claim_folder(out, config.name, _fingerprint(config), fresh=fresh)
 
     targets = compute_targets(config)
     objective = config.objective

@@ -60,6 +60,7 @@ __all__ = [
     "StepState",
     "progress_callback",
     "report_progress_to",
+    "run_blocks",
     "sgd_step",
     "simulate_chains",
 ]
@@ -333,7 +334,15 @@ def simulate_chains(
         return (chains, noise_sums, records, slot), path
 
     noise_sums = jnp.zeros((NOISE_BLOCK_STEPS + 1, n_chains, dim), dtype)  # entry 0 stays 0
-    carry = (chains, noise_sums, records, jnp.asarray(0, jnp.int32))
+    carry, path = run_blocks(block, (chains, noise_sums, records, jnp.asarray(0, jnp.int32)), n_steps, trajectory)
+    chains, _, records, _ = carry
+    return records, chains, path
+
+
+def run_blocks(block, carry, n_steps: int, trajectory: bool):
+    """Drive `block(carry, block_index, n_block_steps) -> (carry, path)` over n_steps: a scan over
+    the full noise blocks, then one call for the remainder. Returns `(carry, path)` with the
+    blocks' paths joined along steps (`None` unless `trajectory`)."""
     n_full_blocks, remainder = divmod(n_steps, NOISE_BLOCK_STEPS)
     paths = []
     if n_full_blocks:
@@ -346,6 +355,4 @@ def simulate_chains(
         carry, path = block(carry, jnp.asarray(n_full_blocks, jnp.int32), remainder)
         if trajectory:
             paths.append(path)
-    chains, _, records, _ = carry
-    path = jnp.concatenate(paths) if trajectory else None
-    return records, chains, path
+    return carry, (jnp.concatenate(paths) if trajectory else None)

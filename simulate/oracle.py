@@ -27,7 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from simulate.engine import COMPILER_OPTIONS, ChainState, _cast_floating, progress_callback
+from simulate.engine import COMPILER_OPTIONS, ChainState, _cast_floating, progress_callback, run_blocks
 from simulate.noise import Minibatch
 from simulate.randomness import NOISE_BLOCK_STEPS, minibatch_block, noise_block
 
@@ -168,17 +168,6 @@ def simulate_oracle_chains(
             progress_callback(block_index, n_steps, after=carry[0])
         return carry, path
 
-    carry = (states, records, jnp.asarray(0, jnp.int32))
-    n_full_blocks, remainder = divmod(n_steps, NOISE_BLOCK_STEPS)
-    paths = []
-    if n_full_blocks:
-        carry, path = jax.lax.scan(partial(block, n_block_steps=NOISE_BLOCK_STEPS), carry, jnp.arange(n_full_blocks, dtype=jnp.int32))
-        if trajectory:
-            paths.append(path.reshape((-1,) + path.shape[2:]))
-    if remainder:
-        carry, path = block(carry, jnp.asarray(n_full_blocks, jnp.int32), remainder)
-        if trajectory:
-            paths.append(path)
-    states, records, _ = carry
+    (states, records, _), path = run_blocks(block, (states, records, jnp.asarray(0, jnp.int32)), n_steps, trajectory)
     final = ChainState(x=states.x, v=states.v, x_sum=states.x_sum, v_sum=states.v_sum, diverged_at=states.diverged_at)
-    return records, final, (jnp.concatenate(paths) if trajectory else None)
+    return records, final, path
