@@ -26,6 +26,18 @@ def _count(name, value, lo=1):
     return int(value)
 
 
+def _fraction(name, value, *, closed: bool) -> float:
+    """`value` as a float in [0, 1] (`closed`) or (0, 1)."""
+    try:
+        fraction = float(value)
+    except (TypeError, ValueError):
+        fraction = float("nan")
+    inside = 0.0 <= fraction <= 1.0 if closed else 0.0 < fraction < 1.0
+    if isinstance(value, bool) or not inside:
+        raise ValueError(f"{name} must be a number in {'[0, 1]' if closed else '(0, 1)'}, got {value!r}")
+    return fraction
+
+
 def teacher_student(
     n_train: int = 1000,
     n_test: int = 1000,
@@ -41,15 +53,16 @@ def teacher_student(
     replaced by a uniformly random class (which may equal the true one); test labels are clean,
     so test accuracy measures how well the teacher is recovered. Deterministic given `seed`."""
     n_train, n_test = _count("n_train", n_train), _count("n_test", n_test)
-    n_features, n_classes, teacher_hidden = _count("n_features", n_features), _count("n_classes", n_classes, 2), _count("teacher_hidden", teacher_hidden)
-    if not 0.0 <= float(label_noise) <= 1.0:
-        raise ValueError(f"label_noise must be in [0, 1], got {label_noise!r}")
+    n_features, n_classes = _count("n_features", n_features), _count("n_classes", n_classes, 2)
+    teacher_hidden = _count("teacher_hidden", teacher_hidden)
+    label_noise = _fraction("label_noise", label_noise, closed=True)
+    seed = _count("seed", seed, 0)
     rng = np.random.default_rng(seed)
     w1 = rng.standard_normal((n_features, teacher_hidden)) / np.sqrt(n_features)
     w2 = rng.standard_normal((teacher_hidden, n_classes)) / np.sqrt(teacher_hidden)
     inputs = rng.standard_normal((n_train + n_test, n_features))
     labels = np.argmax(np.tanh(inputs @ w1) @ w2, axis=1)
-    noisy = rng.random(n_train) < float(label_noise)
+    noisy = rng.random(n_train) < label_noise
     train_labels = np.where(noisy, rng.integers(0, n_classes, n_train), labels[:n_train])
     return Dataset(
         train=(inputs[:n_train].astype(np.float32), train_labels.astype(np.int32)),
@@ -63,6 +76,8 @@ def digits(test_fraction: float = 0.25, *, seed: int = 0) -> Dataset:
     """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes; shipped inside the package,
     never fetched), pixels scaled to [0, 1] (divided by 16), split at random (seeded) into
     train and test with `test_fraction` of the images in test, each class split in proportion."""
+    test_fraction = _fraction("test_fraction", test_fraction, closed=False)
+    seed = _count("seed", seed, 0)
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -70,13 +85,11 @@ def digits(test_fraction: float = 0.25, *, seed: int = 0) -> Dataset:
             "digits() needs scikit-learn, the optional extra 'nn': pip install 'asgd-smoothing[nn]' "
             "(make test installs it)"
         ) from None
-    if not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     bunch = load_digits()
     inputs, labels = bunch.data.astype(np.float32) / 16.0, bunch.target.astype(np.int32)
     rng = np.random.default_rng(seed)
     test = np.zeros(labels.size, bool)
     for k in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == k))
-        test[members[: int(round(float(test_fraction) * members.size))]] = True
+        test[members[: int(round(test_fraction * members.size))]] = True
     return Dataset(train=(inputs[~test], labels[~test]), test=(inputs[test], labels[test]), n_classes=10, name="digits")

@@ -1,8 +1,9 @@
 """Ready-made finite sums: least squares, logistic regression and a small MLP, in plain JAX.
 
-Each returns an `objectives.FiniteSum` over `(features, labels)`; the classifiers carry
-`predict` (logits) for `objectives.accuracy`, and `objective.init(seed)` gives the flat initial
-parameters of a seed (one chain per seed in `simulate.run`).
+Each returns an `objectives.FiniteSum` over `(features, labels)` (float32 `(n, d)`, labels
+`(n,)`); the classifiers carry `predict` (logits) for `objectives.accuracy`, and
+`objective.init(seed)` gives the flat initial parameters of a seed (one chain per seed in
+`simulate.run`), `objective.x_init` those the objective was built with.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from objectives.finite_sum import FiniteSum, finite_sum
 __all__ = ["least_squares", "logistic_regression", "mlp"]
 
 
-def _features(features, name="features") -> jax.Array:
+def _features(features, name="features") -> np.ndarray:
     a = np.asarray(features, np.float32)
     if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"{name} must be a 2-D array (n_examples, n_features), got shape {a.shape}")
@@ -31,21 +32,32 @@ def _labels(labels, n: int, n_classes) -> tuple[np.ndarray, int]:
         raise ValueError(f"labels must be integers of shape ({n},), got {y.dtype} of shape {y.shape}")
     k = int(y.max()) + 1 if n_classes is None else n_classes
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2 or y.min() < 0 or y.max() >= k:
-        raise ValueError(f"n_classes must be an integer >= 2 covering the labels 0..{int(y.max())}, got {n_classes!r}")
+        raise ValueError(
+            f"n_classes must be an integer >= 2 covering the labels {int(y.min())}..{int(y.max())} "
+            f"(labels must lie in 0..n_classes-1), got n_classes={n_classes!r}"
+        )
     return y.astype(np.int32), int(k)
 
 
 def _cross_entropy(logits, label):
+    """-log softmax(logits)_label for one example: logsumexp(logits) - logits[label]."""
     return jax.nn.logsumexp(logits) - logits[label]
 
 
 def least_squares(features, targets, *, l2: float = 0.0, name: str = "least_squares") -> FiniteSum:
-    """f(w) = (1/n) sum_j (1/2) (a_j . w - y_j)^2 + (l2/2)||w||^2 (no intercept: add a column of
-    ones to `features` for one). Gradient A^T (A w - y) / n + l2 w, Hessian A^T A / n + l2 I."""
+    """f(w) = (1/n) sum_j (1/2) (a_j . w - y_j)^2 + (l2/2)||w||^2, w of shape `(d,)`.
+
+    No intercept: add a column of ones to `features` for one. Gradient A^T (A w - y) / n + l2 w,
+    Hessian A^T A / n + l2 I (constant). Starts at w = 0 (`x_init`, and `init(seed)` for every seed).
+
+    **Arguments:** `features` A `(n, d)`; `targets` y `(n,)`; `l2` >= 0; `name`.
+    """
     a = _features(features)
     y = np.asarray(targets, np.float32)
     if y.shape != (a.shape[0],):
-        raise ValueError(f"targets must have shape ({a.shape[0]},), got {y.shape}")
+        raise ValueError(f"targets must have shape ({a.shape[0]},) (one per row of features), got {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("targets must be finite")
 
     def loss(w, example):
         inputs, target = example
@@ -54,15 +66,30 @@ def least_squares(features, targets, *, l2: float = 0.0, name: str = "least_squa
     return finite_sum(loss, jnp.zeros(a.shape[1], jnp.float32), (a, y), l2=l2, name=name)
 
 
-def logistic_regression(features, labels, *, n_classes: int | None = None, l2: float = 0.0, name: str = "logistic_regression") -> FiniteSum:
-    """Multinomial logistic regression: softmax cross-entropy of logits a W + b (W `(d, K)`, b `(K,)`),
-    started at zero (the loss is convex: every start leads to the same minimum when l2 > 0)."""
+def logistic_regression(
+    features, labels, *, n_classes: int | None = None, l2: float = 0.0, name: str = "logistic_regression"
+) -> FiniteSum:
+    """Multinomial logistic regression: the mean softmax cross-entropy of the logits
+    a_j W + b (W `(d, K)`, b `(K,)`), plus (l2/2)(||W||^2 + ||b||^2).
+
+    K = 2 is binary logistic regression written as a two-class softmax. Starts at zero for every
+    seed (the loss is convex; strictly so when l2 > 0). `predict` gives the logits `(K,)`.
+
+    **Arguments:** `features` `(n, d)`; `labels` integers `(n,)` in 0..K-1; `n_classes` K
+    (default max label + 1); `l2` >= 0; `name`.
+    """
     a = _features(features)
     y, k = _labels(labels, a.shape[0], n_classes)
     params = {"W": jnp.zeros((a.shape[1], k), jnp.float32), "b": jnp.zeros((k,), jnp.float32)}
-    predict = lambda p, inputs: inputs @ p["W"] + p["b"]  # noqa: E731
-    loss = lambda p, example: _cross_entropy(predict(p, example[0]), example[1])  # noqa: E731
-    return finite_sum(loss, params, (a, y), l2=l2, name=name, predict=predict)
+
+    def predict(p, inputs):
+        return inputs @ p["W"] + p["b"]
+
+    def loss(p, example):
+        return _cross_entropy(predict(p, example[0]), example[1])
+
+    objective = finite_sum(loss, params, (a, y), l2=l2, name=name, predict=predict)
+    return objective.replace(info=objective.info + (("n_classes", k),))
 
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
@@ -81,24 +108,36 @@ def mlp(
 ) -> FiniteSum:
     """A multilayer perceptron classifier with softmax cross-entropy.
 
-    Layers d -> hidden[0] -> ... -> K, `activation` between them; weights drawn from LeCun's
-    normal N(0, 1/fan_in), biases zero (`jax.random`, key from `seed`; `objective.init(s)` draws
-    seed s). The default on digits (64 -> 32 -> 10) has 2,410 parameters.
+    Layers d -> hidden[0] -> ... -> K: h_0 = a, h_{l+1} = act(h_l W_l + b_l), logits the last layer
+    without activation. Weights are drawn from LeCun's normal N(0, 1/fan_in), biases are zero
+    (`jax.random`, key `jax.random.key(seed)` split per layer); `x_init` is the draw of `seed`,
+    `objective.init(s)` that of seed s. The default on digits (64 -> 32 -> 10) has 2,410
+    parameters. The parameter pytree is a list of `{"W": (m, n), "b": (n,)}`, one per layer.
+
+    **Arguments:** `features` `(n, d)`; `labels` integers `(n,)` in 0..K-1; `hidden` the widths of
+    the hidden layers; `n_classes` K (default max label + 1); `activation` `"tanh"` or `"relu"`;
+    `l2` >= 0; `seed` >= 0; `name`.
     """
     a = _features(features)
     y, k = _labels(labels, a.shape[0], n_classes)
-    hidden = tuple(hidden)
+    try:
+        hidden = tuple(hidden)
+    except TypeError:
+        raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden!r}") from None
     if not hidden or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in hidden):
         raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden!r}")
+    hidden = tuple(int(h) for h in hidden)
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     sizes = (a.shape[1],) + hidden + (k,)
     act = _ACTIVATIONS[activation]
 
     def init(s: int):
         keys = jax.random.split(jax.random.key(s), len(sizes) - 1)
         return [
-            {"W": jax.random.normal(key, (m, n), jnp.float32) / np.sqrt(m), "b": jnp.zeros((n,), jnp.float32)}
+            {"W": jax.random.normal(key, (m, n), jnp.float32) / np.float32(np.sqrt(m)), "b": jnp.zeros((n,), jnp.float32)}
             for key, m, n in zip(keys, sizes[:-1], sizes[1:])
         ]
 
@@ -108,6 +147,8 @@ def mlp(
             h = act(h @ layer["W"] + layer["b"])
         return h @ layers[-1]["W"] + layers[-1]["b"]
 
-    loss = lambda layers, example: _cross_entropy(predict(layers, example[0]), example[1])  # noqa: E731
-    objective = finite_sum(loss, init(seed), (a, y), l2=l2, name=name, predict=predict, init=init)
-    return objective.replace(info=objective.info + (("hidden", hidden), ("activation", activation)))
+    def loss(layers, example):
+        return _cross_entropy(predict(layers, example[0]), example[1])
+
+    objective = finite_sum(loss, init(int(seed)), (a, y), l2=l2, name=name, predict=predict, init=init)
+    return objective.replace(info=objective.info + (("n_classes", k), ("hidden", hidden), ("activation", activation)))
