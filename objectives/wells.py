@@ -50,7 +50,11 @@ def _wells_value(params, x):
         wells = 0.0
         for k in range(params.depths.shape[0]):
             offset = x - params.centers[k]
-            wells = wells - params.depths[k] * jnp.exp(-0.5 * jnp.sum(offset * offset) / params.widths[k] ** 2)
+            # A product with the rate, not a division by the width: XLA turns x / w into
+            # x * (1 / w) in some compiles (under shard_map) and not in others, and the two
+            # differ in the last bit, which chaotic chains amplify.
+            rate = -0.5 / params.widths[k] ** 2
+            wells = wells - params.depths[k] * jnp.exp(rate * jnp.sum(offset * offset))
     else:
         offsets = x[None, :] - params.centers
         solved = jnp.linalg.solve(params.widths, offsets[..., None])[..., 0]

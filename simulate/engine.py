@@ -11,7 +11,7 @@ holds x, v and running sums, never a trajectory, so memory does not grow with n_
 
 Chains are `vmap`ped; step sizes are `vmap`ped over the chains with the *same* noise (common
 random numbers). Steps run in blocks of `NOISE_BLOCK_STEPS`: an outer scan draws the noise of a
-block for every chain in one call, an inner scan applies it.
+block for every chain in one call, an inner loop applies it.
 
 **Sums.** Within a block only sum v_j is accumulated; sum x_j follows at the end of the block
 from x_j = v_{j-1} - eta eps_j:
@@ -26,16 +26,24 @@ the same way whatever the chunking, so results stay bit-identical across chunks.
 
 **Divergence.** A chain whose new iterate is non-finite, whose gradient or v is, or whose iterate
 leaves the ball of radius `divergence_radius`, is frozen at its last good state and flagged; its
-sums stop growing, so nothing downstream becomes NaN. Inside a block a chain carries `taken`,
-the number of steps it has taken in this block (int8; -1 for a chain frozen in an earlier
-block): a step is taken only if every earlier step of the block was. The first refused step is
-`diverged_at`, set at the end of the block.
+sums stop growing, so nothing downstream becomes NaN.
 
-**Why it is written this way.** XLA:CPU gives each array the loop writes its own pass over
-memory (it has no multi-output loop fusion), and with 10^5 chains each pass costs a third to a
-half of the gradient of `sharp_flat`. Keeping only (x, v, sum v, taken) per step, instead of
-(x, grad, sum x, sum v, diverged, diverged_at), and setting `diverged_at` once per block, cuts
-the passes: 1.5x on `sharp_flat`, 2x on a dense 100-D quadratic (benchmarks/README.md).
+**Two paths per block.** Checking every step costs passes over memory: XLA:CPU writes each
+array the loop carries in its own pass (it has no multi-output loop fusion), and with 10^5
+chains a pass costs a third to a half of the gradient of `sharp_flat`. So each block first runs
+*fast* (`fast_sgd_step`): only v and the block's sum of v are carried, and a chain that diverges
+is poisoned (v becomes NaN), which the block's sum of v keeps. At the end of the block the pairs
+whose sum is not finite, if any, are redone from the block's start with every step checked
+(`sgd_step`: a step is taken only if every earlier one of the block was; the first refused step
+is `diverged_at`), a batch of `REPLAY_BATCH` pairs at a time, and their state, records and path
+replace the fast ones. Pairs that did not diverge keep the fast numbers, so a chain's result
+never depends on whether its neighbours diverged (tested), and the replay's cost is paid only in
+the blocks where some pair diverges. Against checking every step in place (x, v, sum v and a
+step counter carried, three selects a step): 1.9x on `sharp_flat`, 1.6x on `valley_2d` at step
+sizes where most chains diverge, 1.04x on a dense 100-D quadratic, where the matrix products
+dominate (benchmarks/README.md). Both paths compute x and v with the same operations, and the
+replayed numbers agree with the fast ones bit for bit up to the divergence (checked on the
+catalog; nothing relies on it).
 
 The state (x, v, x_sum, v_sum) is recorded at a few `record_steps` (a traced, sorted int vector
 padded with a sentinel larger than n_steps); averages at a checkpoint t come from the recorded
@@ -50,6 +58,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import jaxlib
+from jax.sharding import Mesh, PartitionSpec
 
 from simulate.randomness import NOISE_BLOCK_STEPS, noise_block
 
@@ -61,6 +70,7 @@ __all__ = [
     "progress_callback",
     "report_progress_to",
     "run_blocks",
+    "fast_sgd_step",
     "sgd_step",
     "simulate_chains",
 ]
@@ -122,21 +132,17 @@ def sgd_step(objective, state: StepState, eps, step_size, step_in_block, diverge
     )
 
 
-def _totals(chains: ChainState, block: StepState, v_start, noise_sums, step_sizes) -> tuple[jax.Array, jax.Array]:
-    """(x_sum, v_sum) including the n steps each chain took so far in the current block:
+def fast_sgd_step(objective, v, v_block_sum, eps, step_size, radius_squared):
+    """One SGD step of one chain with no bookkeeping: returns (x_{k+1}, v_{k+1}, block sum of v).
 
-        sum x_j = v_start + sum v_j - v_n - eta P_n     (module docstring)
-
-    `chains` (totals before the block), `block` and `v_start` have leaves `(S, C, ...)`;
-    `noise_sums` `(B + 1, C, dim)` holds P_n = sum_{j < n} eps_j of the block for every n reached.
+    A new x that is not finite or lies outside the ball of radius^2 `radius_squared` is replaced
+    by NaN, so a chain that diverges (x, grad f(x) or v not finite, or x out of the ball) makes
+    its v and its block sum of v non-finite from that step on: sums keep NaN and infinities. The
+    block's end finds such chains from the sum alone and replays the block with `sgd_step`.
     """
-    # P_n for the n steps each chain took, picked elementwise: a gather would make XLA exchange
-    # data between devices when the chains are sharded.
-    shape = block.v.shape
-    steps_taken = jnp.broadcast_to(jnp.maximum(block.taken, 0).astype(jnp.int32)[..., None], shape)
-    taken_noise = jax.lax.select_n(steps_taken, *(jnp.broadcast_to(p[None], shape) for p in noise_sums))
-    x_block_sum = v_start + block.v_block_sum - block.v - step_sizes[:, None, None] * taken_noise
-    return chains.x_sum + x_block_sum, chains.v_sum + block.v_block_sum
+    x = v - step_size * eps
+    v = jnp.where(jnp.sum(x * x) <= radius_squared, x - step_size * objective.point_grad(x), jnp.nan)
+    return x, v, v_block_sum + v
 
 
 def _cast_floating(tree, dtype):
@@ -170,6 +176,9 @@ def _compiler_options() -> dict:
 #: The XLA options `simulate_chains` is compiled with (see `_compiler_options`).
 COMPILER_OPTIONS = _compiler_options()
 
+#: How many diverged (step size, chain) pairs the engine redoes together (see `replay`).
+REPLAY_BATCH = 1024
+
 #: How many times at most a run with `progress=True` reports to the host.
 PROGRESS_REPORTS = 100
 
@@ -180,8 +189,9 @@ _progress_listener = None
 
 class report_progress_to:
     """Context manager: while open, `listener(n_steps_done)` is called from runs compiled with
-    `progress=True`, after every few full noise blocks (at most `PROGRESS_REPORTS` times per run;
-    a final partial block is not reported: the caller knows when the run is over).
+    `progress=True`, after every few noise blocks (at most `PROGRESS_REPORTS` times per run; the
+    general loop of `simulate.oracle` does not report its final partial block: the caller knows
+    when the run is over).
 
     With chains sharded over devices each device reports, so the same count can arrive more than
     once (`simulate.run` passes on only the increases).
@@ -220,7 +230,7 @@ def progress_callback(block_index, n_steps: int, after):
     jax.lax.cond(report, lambda: jax.debug.callback(_report_progress, done), lambda: None)
 
 
-@partial(jax.jit, static_argnames=("n_steps", "dtype", "trajectory", "progress"), compiler_options=COMPILER_OPTIONS)
+@partial(jax.jit, static_argnames=("n_steps", "dtype", "trajectory", "progress", "mesh"), compiler_options=COMPILER_OPTIONS)
 def simulate_chains(
     objective,
     noise,
@@ -235,6 +245,7 @@ def simulate_chains(
     dtype,
     trajectory: bool = False,
     progress: bool = False,
+    mesh: Mesh | None = None,
 ):
     """Run SGD for every (step size, chain) pair.
 
@@ -249,18 +260,40 @@ def simulate_chains(
     - `divergence_radius`: a scalar.
     - `progress`: report finished steps to the host (see `report_progress_to`); results are the
       same either way.
+    - `mesh`: a one-axis `Mesh` to split the chains over (`shard_map`: every device runs its
+      chains alone, with no communication), or None for one device.
 
     **Returns:** `(records, final_state, trajectory)`: `Records` with `(n_records + 1, S, C, dim)`
     buffers (the last slot is never written), the final `ChainState`, and the iterates
     `(n_steps, S, C, dim)` when `trajectory` else `None`.
     """
+    run = partial(_simulate_chains, n_steps=n_steps, dtype=dtype, trajectory=trajectory, progress=progress)
+    if mesh is not None:
+        (axis,) = mesh.axis_names
+        by_chain = lambda *lead: PartitionSpec(*lead, axis)  # a prefix: later axes are whole
+        run = jax.shard_map(
+            run,
+            mesh=mesh,
+            in_specs=(PartitionSpec(),) * 3 + (by_chain(), by_chain()) + (PartitionSpec(),) * 3,
+            out_specs=(by_chain(None, None), by_chain(None), by_chain(None, None) if trajectory else None),
+            check_vma=False,
+        )
+    return run(objective, noise, step_sizes, x0, chain_indices, seed, record_steps, divergence_radius)
+
+
+def _simulate_chains(
+    objective, noise, step_sizes, x0, chain_indices, seed, record_steps, divergence_radius, *, n_steps, dtype, trajectory, progress
+):
+    """`simulate_chains` on one device."""
     objective = _cast_floating(objective, dtype)
     noise = _cast_floating(noise, dtype)
     step_sizes = step_sizes.astype(dtype)
     x0 = x0.astype(dtype)
-    divergence_radius = divergence_radius.astype(dtype)
+    radius_squared = divergence_radius.astype(dtype) ** 2
     n_chains, dim = x0.shape
     n_step_sizes = step_sizes.shape[0]
+    n_pairs = n_step_sizes * n_chains
+    eta = step_sizes[:, None, None]
     assert NOISE_BLOCK_STEPS < 127, "the int8 `taken` counter holds at most 127 steps"
 
     by_step_size = lambda leaf: jnp.broadcast_to(leaf, (n_step_sizes,) + leaf.shape)
@@ -268,74 +301,151 @@ def simulate_chains(
     zeros = jnp.zeros_like(x)
     chains = ChainState(
         x=x,
-        v=x - step_sizes[:, None, None] * by_step_size(jax.vmap(objective.point_grad)(x0)),
+        v=x - eta * by_step_size(jax.vmap(objective.point_grad)(x0)),
         x_sum=zeros,
         v_sum=zeros,
         diverged_at=jnp.full((n_step_sizes, n_chains), -1, jnp.int32),
     )
     buffer = jnp.zeros((record_steps.shape[0], n_step_sizes, n_chains, dim), dtype)
     records = Records(buffer, buffer, buffer, buffer)
+    per_chain = jax.vmap(fast_sgd_step, in_axes=(None, 0, 0, 0, None, None))
+    fast_step = jax.vmap(per_chain, in_axes=(None, 0, 0, None, 0, None))
+    pair_step = jax.vmap(sgd_step, in_axes=(None, 0, 0, 0, None, None))  # one step size per pair
 
-    per_chain = jax.vmap(sgd_step, in_axes=(None, 0, 0, None, None, None))
-    batched_step = jax.vmap(per_chain, in_axes=(None, 0, None, 0, None, None))
+    def record_if_due(records, slot, step_index, write):
+        """`write(records)` if `step_index` is the next record step, and move to the next slot."""
+        is_record = step_index == record_steps[slot]
+        records = jax.lax.cond(is_record, write, lambda records: records, records)
+        return records, slot + is_record.astype(slot.dtype)
 
-    def block(carry, block_index, n_block_steps):
-        chains, noise_sums, records, slot = carry
-        eps = noise_block(noise, seed, chain_indices, block_index, dim, dtype)  # (C, B, dim)
-        eps = jnp.swapaxes(eps, 0, 1)  # (B, C, dim); steps past n_block_steps are never used
-        first_step = block_index * NOISE_BLOCK_STEPS  # int32: x64 mode must not promote the steps
+    def fast_block(chains, records, slot, eps, noise_sums, first_step, n_block_steps):
+        """Steps 1..n_block_steps of the block for every pair with no bookkeeping (`fast_sgd_step`).
+
+        Returns the chains after it, the records and path, and the pairs that diverged in it
+        (`(S, C)` bool): their numbers are non-finite and must be redone. A pair frozen in an
+        earlier block is stepped too (no select per step) but keeps its state and records.
+        """
+        frozen = chains.diverged_at >= 0
+        keep_frozen = lambda new, old: jnp.where(frozen[..., None], old, new)
         v_start = chains.v
 
-        def step(carry, inputs):
-            state, noise_sums, records, slot = carry
-            step_in_block, step_eps = inputs
-            state = batched_step(objective, state, step_eps, step_sizes, step_in_block, divergence_radius)
-            # The noise's prefix sums, one step after the other (a chain's sums depend only on
-            # its own noise); entries past this step are left from the last block, never read.
-            j = step_in_block.astype(jnp.int32)
-            noise_sums = noise_sums.at[j + 1].set(noise_sums[j] + step_eps)
-            step_index = first_step + j + 1
-            is_record = step_index == record_steps[slot]
+        def totals(v, v_block_sum, noise_sum):
+            """(sum x_k, sum v_k) up to the current step (module docstring)."""
+            return chains.x_sum + (v_start + v_block_sum - v - eta * noise_sum[None]), chains.v_sum + v_block_sum
 
-            def record(records):
-                x_sum, v_sum = _totals(chains, state, v_start, noise_sums, step_sizes)
-                values = Records(x=state.x, v=state.v, x_sum=x_sum, v_sum=v_sum)
+        def step(j, carry):
+            x, v, v_block_sum, noise_sums, records, slot, path = carry
+            x, v, v_block_sum = fast_step(objective, v, v_block_sum, eps[j], step_sizes, radius_squared)
+            # The noise's prefix sums, shared by the step sizes; entries past this step are left
+            # from the last block, never read.
+            noise_sums = noise_sums.at[j + 1].set(noise_sums[j] + eps[j])
+
+            def write(records):
+                x_sum, v_sum = totals(v, v_block_sum, noise_sums[j + 1])
+                values = Records(x=x, v=v, x_sum=x_sum, v_sum=v_sum)
+                values = jax.tree.map(keep_frozen, values, Records(chains.x, chains.v, chains.x_sum, chains.v_sum))
                 return jax.tree.map(lambda buffer, value: buffer.at[slot].set(value), records, values)
 
-            records = jax.lax.cond(is_record, record, lambda records: records, records)
-            slot = slot + is_record.astype(slot.dtype)
-            return (state, noise_sums, records, slot), (state.x if trajectory else None)
+            records, slot = record_if_due(records, slot, first_step + j + 1, write)
+            if trajectory:
+                path = path.at[j].set(keep_frozen(x, chains.x))
+            return x, v, v_block_sum, noise_sums, records, slot, path
 
-        state = StepState(
-            x=chains.x,
-            v=chains.v,
-            v_block_sum=jnp.zeros_like(chains.v),
-            taken=jnp.where(chains.diverged_at >= 0, -1, 0).astype(jnp.int8),
+        path = jnp.zeros((NOISE_BLOCK_STEPS,) + chains.x.shape, dtype) if trajectory else None
+        carry = (chains.x, chains.v, jnp.zeros_like(chains.v), noise_sums, records, slot, path)
+        x, v, v_block_sum, noise_sums, records, slot, path = jax.lax.fori_loop(0, n_block_steps, step, carry)
+        x_sum, v_sum = totals(v, v_block_sum, noise_sums[n_block_steps])
+        after = ChainState(
+            x=keep_frozen(x, chains.x),
+            v=keep_frozen(v, chains.v),
+            x_sum=keep_frozen(x_sum, chains.x_sum),
+            v_sum=keep_frozen(v_sum, chains.v_sum),
+            diverged_at=chains.diverged_at,
         )
-        steps_in_block = jnp.arange(n_block_steps, dtype=jnp.int8)
-        (state, noise_sums, records, slot), path = jax.lax.scan(
-            step, (state, noise_sums, records, slot), (steps_in_block, eps[:n_block_steps])
-        )
+        diverged = ~frozen & ~jnp.all(jnp.isfinite(v_block_sum), axis=-1)
+        return after, noise_sums, records, slot, path, diverged
 
-        x_sum, v_sum = _totals(chains, state, v_start, noise_sums, step_sizes)
-        refused = (state.taken >= 0) & (state.taken < n_block_steps)
-        chains = ChainState(
-            x=state.x,
-            v=state.v,
-            x_sum=x_sum,
-            v_sum=v_sum,
-            diverged_at=jnp.where(refused, first_step + state.taken.astype(jnp.int32) + 1, chains.diverged_at),
+    def replay(start, after, records, path, diverged, eps, slot, first_step, n_block_steps):
+        """Redo the block with every step checked (`sgd_step`) for the pairs in `diverged`,
+        `REPLAY_BATCH` at a time, and write their state, records and path over the fast block's:
+        each stops at its last good state and is flagged.
+
+        `start`: the chains at the start of the block; `after`: at its end, from `fast_block`.
+        """
+        batch_size = min(n_pairs, REPLAY_BATCH)
+
+        def batch(carry):
+            after, records, path, remaining = carry
+            (pair,) = jnp.nonzero(remaining.reshape(-1), size=batch_size, fill_value=n_pairs)
+            # Padding pairs point one past the last step size: gathers clamp, scatters drop them.
+            s, c = pair // n_chains, pair % n_chains
+            at = lambda leaf: leaf[jnp.minimum(s, n_step_sizes - 1), c]
+            put = lambda leaf, value: leaf.at[s, c].set(value, mode="drop")
+            eta_k = at(jnp.broadcast_to(step_sizes[:, None], (n_step_sizes, n_chains)))[:, None]
+            v_start, x_sum, v_sum = at(start.v), at(start.x_sum), at(start.v_sum)
+
+            def totals(state, noise_sum):
+                return x_sum + (v_start + state.v_block_sum - state.v - eta_k * noise_sum), v_sum + state.v_block_sum
+
+            def step(j, carry):
+                state, noise_sum, records, slot, pair_path = carry
+                state = pair_step(objective, state, eps[j, c], eta_k[:, 0], j.astype(jnp.int8), divergence_radius)
+                # The noise over the steps taken, summed in the order of the fast block's prefix sums.
+                noise_sum = jnp.where((state.taken.astype(jnp.int32) > j)[:, None], noise_sum + eps[j, c], noise_sum)
+
+                def write(records):
+                    x_sum, v_sum = totals(state, noise_sum)
+                    values = Records(x=state.x, v=state.v, x_sum=x_sum, v_sum=v_sum)
+                    return jax.tree.map(lambda buffer, value: buffer.at[slot, s, c].set(value, mode="drop"), records, values)
+
+                records, slot = record_if_due(records, slot, first_step + j + 1, write)
+                if trajectory:
+                    pair_path = pair_path.at[j].set(state.x)
+                return state, noise_sum, records, slot, pair_path
+
+            state = StepState(x=at(start.x), v=v_start, v_block_sum=jnp.zeros_like(v_start), taken=jnp.zeros(s.shape, jnp.int8))
+            pair_path = jnp.zeros((NOISE_BLOCK_STEPS,) + v_start.shape, dtype) if trajectory else None
+            carry = (state, jnp.zeros_like(v_start), records, slot, pair_path)
+            state, noise_sum, records, _, pair_path = jax.lax.fori_loop(0, n_block_steps, step, carry)
+            x_sum, v_sum = totals(state, noise_sum)
+            refused = state.taken.astype(jnp.int32) < n_block_steps
+            after = ChainState(
+                x=put(after.x, state.x),
+                v=put(after.v, state.v),
+                x_sum=put(after.x_sum, x_sum),
+                v_sum=put(after.v_sum, v_sum),
+                diverged_at=put(after.diverged_at, jnp.where(refused, first_step + state.taken.astype(jnp.int32) + 1, -1)),
+            )
+            if trajectory:
+                path = path.at[:, s, c].set(pair_path, mode="drop")
+            return after, records, path, remaining.at[s, c].set(False, mode="drop")
+
+        after, records, path, _ = jax.lax.while_loop(lambda carry: jnp.any(carry[-1]), batch, (after, records, path, diverged))
+        return after, records, path
+
+    def block(carry, block_index):
+        chains, noise_sums, records, slot = carry
+        first_step = block_index * NOISE_BLOCK_STEPS  # int32: x64 mode must not promote the steps
+        # Every block is compiled once, the last (shorter) one included.
+        n_block_steps = jnp.minimum(NOISE_BLOCK_STEPS, n_steps - first_step)
+        eps = noise_block(noise, seed, chain_indices, block_index, dim, dtype)  # (C, B, dim)
+        eps = jnp.swapaxes(eps, 0, 1)  # (B, C, dim); steps past n_block_steps are never used
+        after, noise_sums, records_after, slot_after, path, diverged = fast_block(
+            chains, records, slot, eps, noise_sums, first_step, n_block_steps
         )
-        if progress and n_block_steps == NOISE_BLOCK_STEPS:
-            # Full blocks only: the scan keeps their reports in order. The last, partial block
-            # is reported by the host when the run returns (XLA may send an unordered report from
-            # outside the loop first, and ordered callbacks are refused on several devices).
-            progress_callback(block_index, n_steps, after=chains)
-        return (chains, noise_sums, records, slot), path
+        # Only the pairs that diverged (rare) take the exact replay's numbers; the others keep
+        # the fast block's, so no chain's result depends on its neighbours.
+        after, records_after, path = replay(chains, after, records_after, path, diverged, eps, slot, first_step, n_block_steps)
+        if progress:
+            progress_callback(block_index, n_steps, after=after)
+        return (after, noise_sums, records_after, slot_after), path
 
     noise_sums = jnp.zeros((NOISE_BLOCK_STEPS + 1, n_chains, dim), dtype)  # entry 0 stays 0
-    carry, path = run_blocks(block, (chains, noise_sums, records, jnp.asarray(0, jnp.int32)), n_steps, trajectory)
-    chains, _, records, _ = carry
+    n_blocks = -(-n_steps // NOISE_BLOCK_STEPS)
+    carry = (chains, noise_sums, records, jnp.asarray(0, jnp.int32))
+    (chains, _, records, _), path = jax.lax.scan(block, carry, jnp.arange(n_blocks, dtype=jnp.int32))
+    if trajectory:
+        path = path.reshape((-1,) + path.shape[2:])[:n_steps]
     return records, chains, path
 
 

@@ -161,7 +161,7 @@ def _stepped_records(
             chunk_points = jax.device_put(chunk_points, NamedSharding(mesh, PartitionSpec("chains", None)))
             chain_indices = jax.device_put(chain_indices, NamedSharding(mesh, PartitionSpec("chains")))
         listener = None if progress is None else _monotone(progress, chunk * n_steps, n_chunks * n_steps)
-        engine, extra = simulate_chains, {}
+        engine, extra = simulate_chains, {"mesh": mesh}
         if oracle is not None:  # (traced extra arguments, static switches) of the general loop
             engine, extra = simulate_oracle_chains, dict(oracle[1])
             extra_args = tuple(jnp.asarray(value, dtype) for value in oracle[0])

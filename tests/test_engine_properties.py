@@ -312,3 +312,44 @@ def test_no_warning_when_nothing_diverges():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _run()
+
+
+# sharp_flat with a small ball: at the larger step sizes chains leave it at scattered steps, so
+# blocks mix chains that diverge with chains that do not (the engine redoes those blocks exactly
+# for the diverged chains only).
+_DIVERGING = dict(step_sizes=[0.1, 0.3, 0.5], n_steps=200, x0=[-1.0], seed=5, divergence_radius=2.5, warn_on_divergence=False)
+
+
+def test_chains_do_not_depend_on_whether_their_neighbours_diverge():
+    f = objectives.sharp_flat()
+    whole = simulate.run(f, n_chains=150, **_DIVERGING)
+    assert 0.2 < whole.diverged.mean() < 0.8 and len(np.unique(whole.diverged_at)) > 40
+    _assert_identical(whole, simulate.run(f, n_chains=150, chunk_size=7, **_DIVERGING))
+    part = simulate.run(f, n_chains=30, first_chain=40, **_DIVERGING)
+    for name in simulate.ESTIMATORS:
+        np.testing.assert_array_equal(getattr(whole, name)[:, 40:70], getattr(part, name), err_msg=name)
+    np.testing.assert_array_equal(whole.diverged_at[:, 40:70], part.diverged_at)
+
+
+def test_diverged_chains_keep_their_last_good_state_and_sums():
+    f = objectives.sharp_flat()
+    checkpoints = [1, 9, 64, 65, 100, 130, 200]
+    result = simulate.run(f, n_chains=64, trajectory=True, checkpoints=checkpoints, **_DIVERGING)
+    path = result.trajectory.astype(np.float64)  # (T + 1, S, C, 1): frozen after a divergence
+    eta = result.step_sizes[:, None, None]
+    v_path = path - eta * np.asarray(f.grad(jnp.asarray(result.trajectory)), np.float64)
+    assert np.all(np.abs(path) <= 2.5) and np.all(np.isfinite(v_path))
+    diverged_at = np.where(result.diverged, result.diverged_at, 10**9)
+    assert result.diverged[1:].any() and np.unique(diverged_at).size > 20
+    # S_n = x_1 + ... + x_n (S_0 = 0) along the path, and the same for v.
+    zero = np.zeros_like(path[:1])
+    x_sums, v_sums = np.cumsum(np.concatenate([zero, path[1:]]), axis=0), np.cumsum(np.concatenate([zero, v_path[1:]]), axis=0)
+    pairs = np.arange(3)[:, None], np.arange(64)
+    for k, t in enumerate(checkpoints):
+        last_good = np.minimum(t, diverged_at - 1)  # (S, C): the steps whose x entered the sums
+        frozen_at = lambda array: array[(last_good,) + pairs]
+        np.testing.assert_array_equal(result.trajectory[t], result.trajectory[(last_good,) + pairs])  # the path stops
+        np.testing.assert_array_equal(result.checkpoints["x"][k], result.trajectory[t])
+        np.testing.assert_allclose(result.checkpoints["x_avg"][k], frozen_at(x_sums) / t, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(result.checkpoints["v_avg"][k], frozen_at(v_sums) / t, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(result.checkpoints["v"][k], v_path[t], rtol=1e-5, atol=1e-6)

@@ -13,13 +13,26 @@ SCRIPT = textwrap.dedent(
     assert jax.local_device_count() == 4, jax.local_devices()
     f = objectives.quadratic([[2.0, 0.3], [0.3, 0.7]], [0.2, 0.1])
     kwargs = dict(step_sizes=[0.1, 0.5], n_steps=130, n_chains=1001, x0=[1.0, -1.0], seed=3)
-    single = simulate.run(f, shard=False, **kwargs)
-    sharded = simulate.run(f, **kwargs)  # automatic: 4 devices
-    chunked = simulate.run(f, shard=True, chunk_size=250, **kwargs)
-    for name in simulate.ESTIMATORS:
-        assert np.array_equal(single.checkpoints[name], sharded.checkpoints[name]), name
-        assert np.array_equal(single.checkpoints[name], chunked.checkpoints[name]), name
-    assert np.array_equal(single.diverged_at, sharded.diverged_at)
+    # Chains diverging at the larger step size (|1 - 0.95 * 2.2| = 1.09 per step): each device
+    # redoes the blocks in which its chains do, alone.
+    g = objectives.quadratic([1.0, 2.2], [0.0, 0.0])
+    diverging = dict(step_sizes=[0.1, 0.95], n_steps=200, n_chains=997, x0=[1.0, 1.0], seed=5,
+                     divergence_radius=50.0, warn_on_divergence=False, trajectory=True)
+    # Transcendental gradients at chaotic step sizes, where a last-bit difference would grow.
+    chaotic = dict(step_sizes=[0.1, 0.4], n_steps=130, n_chains=603, seed=7, warn_on_divergence=False)
+    cases = [(f, kwargs), (g, diverging), (objectives.sharp_flat(), dict(chaotic, x0=[-1.0])),
+             (objectives.valley_2d(), dict(chaotic, x0=[0.5, 0.125]))]
+    for objective, kw in cases:
+        single = simulate.run(objective, shard=False, **kw)
+        sharded = simulate.run(objective, **kw)  # automatic: 4 devices
+        chunked = simulate.run(objective, shard=True, chunk_size=250, **kw)
+        for other in (sharded, chunked):
+            for name in simulate.ESTIMATORS:
+                assert np.array_equal(single.checkpoints[name], other.checkpoints[name]), name
+            assert np.array_equal(single.diverged_at, other.diverged_at)
+        if objective is g:
+            assert single.diverged[1].all() and np.unique(single.diverged_at[1]).size > 10, single.diverged_at
+            assert np.array_equal(single.trajectory, sharded.trajectory)
     # The chains really are split: the compiled program's outputs are sharded along chains and
     # it needs no communication between devices.
     from simulate.run import _chain_mesh
@@ -30,9 +43,9 @@ SCRIPT = textwrap.dedent(
     chains = jax.device_put(jnp.arange(8, dtype=jnp.uint32), NamedSharding(mesh, PartitionSpec("chains")))
     args = (f, simulate.noise.gaussian(1.0), jnp.array([0.1, 0.2]), x0, chains, jnp.uint32(0),
             jnp.array([5, 10, 11], jnp.int32), jnp.float32(1e6))
-    records, states, _ = simulate_chains(*args, n_steps=10, dtype=jnp.float32)
+    records, states, _ = simulate_chains(*args, n_steps=10, dtype=jnp.float32, mesh=mesh)
     assert states.x.sharding.spec == PartitionSpec(None, "chains"), states.x.sharding
-    hlo = simulate_chains.lower(*args, n_steps=10, dtype=jnp.float32).compile().as_text()
+    hlo = simulate_chains.lower(*args, n_steps=10, dtype=jnp.float32, mesh=mesh).compile().as_text()
     assert not any(op in hlo for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute"))
     print("ok")
     """
