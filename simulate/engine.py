@@ -101,13 +101,13 @@ class Records(NamedTuple):
 
 
 class StepState(NamedTuple):
-    """What the step loop carries for one chain within a noise block (the engine batches it over
-    step sizes and chains)."""
+    """What the exact replay carries for one (step size, chain) pair within a noise block (the
+    engine batches it over the pairs it replays)."""
 
     x: jax.Array  # (dim,)
     v: jax.Array  # (dim,)
     v_block_sum: jax.Array  # (dim,) sum of v_j over the steps taken in this block
-    taken: jax.Array  # () int8: steps taken in this block; -1 for a chain frozen before it
+    taken: jax.Array  # () int8: steps taken in this block (a negative count takes none)
 
 
 def sgd_step(objective, state: StepState, eps, step_size, step_in_block, divergence_radius) -> StepState:
