@@ -107,7 +107,7 @@ class StepState(NamedTuple):
     x: jax.Array  # (dim,)
     v: jax.Array  # (dim,)
     v_block_sum: jax.Array  # (dim,) sum of v_j over the steps taken in this block
-    taken: jax.Array  # () int8: steps taken in this block (a negative count takes none)
+    taken: jax.Array  # () int8: steps taken in this block
 
 
 def sgd_step(objective, state: StepState, eps, step_size, step_in_block, divergence_radius) -> StepState:
@@ -135,8 +135,8 @@ def sgd_step(objective, state: StepState, eps, step_size, step_in_block, diverge
 def fast_sgd_step(objective, v, v_block_sum, eps, step_size, radius_squared):
     """One SGD step of one chain with no bookkeeping: returns (x_{k+1}, v_{k+1}, block sum of v).
 
-    A new x that is not finite or lies outside the ball of radius^2 `radius_squared` is replaced
-    by NaN, so a chain that diverges (x, grad f(x) or v not finite, or x out of the ball) makes
+    If the new x is not finite or lies outside the ball of radius^2 `radius_squared`, v is NaN
+    instead, so a chain that diverges (x, grad f(x) or v not finite, or x out of the ball) makes
     its v and its block sum of v non-finite from that step on: sums keep NaN and infinities. The
     block's end finds such chains from the sum alone and replays the block with `sgd_step`.
     """
@@ -381,7 +381,7 @@ def _simulate_chains(
             s, c = pair // n_chains, pair % n_chains
             at = lambda leaf: leaf[jnp.minimum(s, n_step_sizes - 1), c]
             put = lambda leaf, value: leaf.at[s, c].set(value, mode="drop")
-            eta_k = at(jnp.broadcast_to(step_sizes[:, None], (n_step_sizes, n_chains)))[:, None]
+            eta_k = step_sizes[jnp.minimum(s, n_step_sizes - 1), None]
             v_start, x_sum, v_sum = at(start.v), at(start.x_sum), at(start.v_sum)
 
             def totals(state, noise_sum):
