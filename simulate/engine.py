@@ -145,6 +145,13 @@ def fast_sgd_step(objective, v, v_block_sum, eps, step_size, radius_squared):
     return x, v, v_block_sum + v
 
 
+def _sums_so_far(x_sum, v_sum, v_start, v_block_sum, v, step_size, noise_sum):
+    """(sum x_k, sum v_k) through the current step, from the totals before the block and the
+    block's running sums (module docstring): x adds v_start + sum v_j - v_n - eta P_n, with P_n
+    the noise summed over the n steps taken. Both step loops use it, so their sums round alike."""
+    return x_sum + (v_start + v_block_sum - v - step_size * noise_sum), v_sum + v_block_sum
+
+
 def _cast_floating(tree, dtype):
     """Cast the floating leaves of a pytree to `dtype` (so float64 parameters cannot promote a
     float32 simulation); integer leaves keep their type."""
@@ -321,8 +328,9 @@ def _simulate_chains(
     def fast_block(chains, records, slot, eps, noise_sums, first_step, n_block_steps):
         """Steps 1..n_block_steps of the block for every pair with no bookkeeping (`fast_sgd_step`).
 
-        Returns the chains after it, the records and path, and the pairs that diverged in it
-        (`(S, C)` bool): their numbers are non-finite and must be redone. A pair frozen in an
+        Returns the chains after it, the noise's prefix sums, the records, the next record slot,
+        the path, and the pairs that diverged in it (`(S, C)` bool): their numbers are non-finite
+        and must be redone. A pair frozen in an
         earlier block is stepped too (no select per step) but keeps its state and records.
         """
         frozen = chains.diverged_at >= 0
@@ -330,8 +338,7 @@ def _simulate_chains(
         v_start = chains.v
 
         def totals(v, v_block_sum, noise_sum):
-            """(sum x_k, sum v_k) up to the current step (module docstring)."""
-            return chains.x_sum + (v_start + v_block_sum - v - eta * noise_sum[None]), chains.v_sum + v_block_sum
+            return _sums_so_far(chains.x_sum, chains.v_sum, v_start, v_block_sum, v, eta, noise_sum[None])
 
         def step(j, carry):
             x, v, v_block_sum, noise_sums, records, slot, path = carry
@@ -385,7 +392,7 @@ def _simulate_chains(
             v_start, x_sum, v_sum = at(start.v), at(start.x_sum), at(start.v_sum)
 
             def totals(state, noise_sum):
-                return x_sum + (v_start + state.v_block_sum - state.v - eta_k * noise_sum), v_sum + state.v_block_sum
+                return _sums_so_far(x_sum, v_sum, v_start, state.v_block_sum, state.v, eta_k, noise_sum)
 
             def step(j, carry):
                 state, noise_sum, records, slot, pair_path = carry
