@@ -25,17 +25,19 @@ dev: $(VENV)/.installed-dev
 demo: install
 	$(VENV)/bin/asgd reproduce --quick
 
+# Both cores: tests are spread over two workers that share compiled programs through JAX's
+# persistent compilation cache (tests/conftest.py points it at .cache/jax).
 test: dev
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist worksteal
 
 test-all: dev
-	$(PY) -m pytest --run-slow
+	$(PY) -m pytest -n 2 --dist worksteal --run-slow
 
 bench: install
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .cache
 
 # All notebooks in full mode (publication sizes); figures go to notebooks/figures/.
 notebooks: dev
