@@ -227,7 +227,7 @@ def _cast_objective(objective: Objective, dtype) -> Objective:
 def _check_objective(objective) -> None:
     if not isinstance(objective, Objective):
         raise ValueError(f"objective must be an objectives.Objective, got {type(objective).__name__}")
-    if any(key == "batch" for key, _ in objective.info):
+    if objective.batch is not None:
         raise ValueError(
             f"objective {objective.name!r} is a batch (one per step size): use smoothed_solution / "
             "penalized_solution, or take one member with jax.tree.map(lambda a: a[i], objective)"
@@ -237,7 +237,7 @@ def _check_objective(objective) -> None:
 def _search_box(objective: Objective, bounds) -> tuple[np.ndarray, np.ndarray]:
     dim = objective.dim
     if bounds is None:
-        box, minimizer = objective.extra("search_box"), objective.extra("minimizer")
+        box, minimizer = objective.search_box, objective.minimizer
         if box is not None:
             lower, upper = box(objective.params)
         elif minimizer is not None:  # a quadratic: a box around its closed-form minimizer
@@ -245,8 +245,8 @@ def _search_box(objective: Objective, bounds) -> tuple[np.ndarray, np.ndarray]:
             lower, upper = center - 1.0 - np.abs(center), center + 1.0 + np.abs(center)
         else:
             raise ValueError(
-                f"objective {objective.name!r} has no default search box (extra 'search_box' or "
-                f"'minimizer'): pass bounds=(lower, upper), each a number or a vector of shape ({dim},)"
+                f"objective {objective.name!r} has no default search box (no closed-form search_box "
+                f"or minimizer): pass bounds=(lower, upper), each a number or a vector of shape ({dim},)"
             )
     else:
         try:
@@ -354,8 +354,8 @@ def minimizers(
 
     - `objective`: an `Objective` (not a batch).
     - `bounds`: `(lower, upper)`, numbers or `(dim,)` vectors; default the objective's
-      "search_box" extra (every catalog objective has one), else a box around its closed-form
-      "minimizer" (quadratics: c +- (1 + |c|)); other objectives need `bounds`.
+      `search_box` (every catalog objective has one), else a box around its closed-form
+      `minimizer` (quadratics: c +- (1 + |c|)); other objectives need `bounds`.
     - `n_grid`: grid points per axis for dim <= 2 (default 2001 in 1-D, 201 in 2-D).
     - `n_starts`: Newton starts for dim > 2, the lowest of 32 x `n_starts` uniform points (default 256).
     - `n_candidates`: at most this many grid minima are refined (default 256).
@@ -496,7 +496,7 @@ def smoothed_solution(
     **Arguments:**
 
     - `f`, `noise`, `step_sizes`: as in `objectives.smoothed` (step sizes: a number or a 1-D vector).
-    - `bounds`: the search box (default f's "search_box" extra).
+    - `bounds`: the search box (default f's closed-form `search_box`).
     - `method`, `order`, `n_samples`, `smoothing_seed`: passed to `objectives.smoothed`.
     - `n_grid`: grid points per axis for dim <= 2 (default 1001 in 1-D, 101 in 2-D).
     - `n_starts`, `n_candidates`, `n_iterations`, `seed`, `tolerance`, `tie_tolerance`: as in

@@ -62,7 +62,7 @@ def compute_targets(config: ExperimentConfig) -> np.ndarray:
     if config.target_kind == "point":
         point = np.asarray(config.target_point, dtype=np.float64)
     elif config.target_kind == "minimizer":
-        closed_form = f.extra("minimizer")
+        closed_form = f.minimizer
         point = np.asarray(closed_form(f.params) if closed_form else minima.global_minimizer(f), dtype=np.float64)
     elif config.target_kind == "smoothed":
         return np.asarray(minima.smoothed_solution(f, noise, step_sizes), dtype=np.float64)

@@ -1,7 +1,7 @@
 """Landscapes with sharp and flat minima, each with its exact Gaussian smoothing.
 
-Every constructor registers the extra "gaussian_smoothing": fn(params, x, covariance) = E f(x - e),
-e ~ N(0, covariance), derived in its docstring, and "search_box": fn(params) -> (lower, upper),
+Every constructor sets the closed form `gaussian_smoothing`: fn(params, x, covariance) = E f(x - e),
+e ~ N(0, covariance), derived in its docstring, and `search_box`: fn(params) -> (lower, upper),
 `(dim,)` NumPy arrays bounding the region where its interesting minima lie (used by
 `analysis.minimizers`). `objectives.smoothed` calls the first with covariance eta^2 Sigma.
 
@@ -170,7 +170,8 @@ def rippled_quadratic(
         hessian_fn=_rippled_hessian,
         hessian_trace_fn=_rippled_hessian_trace,
         info=(("family", "rippled_quadratic"),),
-        extras=(("gaussian_smoothing", _rippled_gaussian_smoothing), ("search_box", _rippled_search_box)),
+        gaussian_smoothing=_rippled_gaussian_smoothing,
+        search_box=_rippled_search_box,
     )
 
 
@@ -283,5 +284,6 @@ def valley_2d(
         params=ValleyParams(**checked),
         name=name,
         info=(("family", "valley_2d"),),
-        extras=(("gaussian_smoothing", _valley_gaussian_smoothing), ("search_box", _valley_search_box)),
+        gaussian_smoothing=_valley_gaussian_smoothing,
+        search_box=_valley_search_box,
     )

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from objectives.base import Objective
+from objectives.base import STATIC_FIELDS, Objective
 
 __all__ = ["FiniteSum", "accuracy", "example_gradient_covariance", "finite_sum"]
 
@@ -164,14 +164,7 @@ jax.tree_util.register_dataclass(
     FiniteSum,
     data_fields=["params"],
     meta_fields=[
-        "dim",
-        "value_fn",
-        "name",
-        "grad_fn",
-        "hessian_fn",
-        "hessian_trace_fn",
-        "info",
-        "extras",
+        *STATIC_FIELDS,
         "n_examples",
         "unravel",
         "predict_fn",

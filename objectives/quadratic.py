@@ -78,7 +78,7 @@ def _quadratic_form(kind: str, params) -> tuple[np.ndarray, np.ndarray]:
 
 
 _FUNCTIONS = {kind: _make_functions(kind) for kind in (_SCALAR, _DIAGONAL, _DENSE)}
-# One function object per kind, built once: the extras are static jit metadata, compared by identity.
+# One function object per kind, built once: the closed forms are static jit metadata, compared by identity.
 _QUADRATIC_FORMS = {kind: partial(_quadratic_form, kind) for kind in (_SCALAR, _DIAGONAL, _DENSE)}
 
 
@@ -148,11 +148,9 @@ def quadratic(hessian, center=None, *, dim: int | None = None, name: str = "quad
         hessian_fn=hess,
         hessian_trace_fn=hessian_trace,
         info=(("hessian", kind),),
-        extras=(
-            ("gaussian_smoothing", gaussian_smoothing),
-            ("minimizer", _minimizer),
-            ("quadratic_form", _QUADRATIC_FORMS[kind]),
-        ),
+        gaussian_smoothing=gaussian_smoothing,
+        minimizer=_minimizer,
+        quadratic_form=_QUADRATIC_FORMS[kind],
     )
 
 

@@ -156,7 +156,8 @@ def gaussian_wells(depths, centers, widths, confinement=0.0, *, name: str = "gau
         params=WellsParams(d, m, w, kappa),
         name=name,
         info=(("family", "gaussian_wells"), ("wells", k), ("widths", "isotropic" if w.ndim == 1 else "covariance")),
-        extras=(("gaussian_smoothing", _wells_gaussian_smoothing), ("search_box", _wells_search_box)),
+        gaussian_smoothing=_wells_gaussian_smoothing,
+        search_box=_wells_search_box,
     )
 
 
