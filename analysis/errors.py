@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from analysis import storage
+from analysis import atomic_files
 
 __all__ = ["COLUMNS", "ErrorTable", "errors"]
 
@@ -75,12 +75,12 @@ class ErrorTable:
 
     def to_csv(self, path):
         """Write the table as CSV with a header (atomically: temporary file, then `os.replace`)."""
-        return storage.write_csv(path, self.rows, self.columns())
+        return atomic_files.write_csv(path, self.rows, self.columns())
 
     @classmethod
     def from_csv(cls, path) -> ErrorTable:
         """Read a table written by `to_csv` (numbers parsed back; empty cells stay strings)."""
-        return cls(storage.read_csv(path))
+        return cls(atomic_files.read_csv(path))
 
     def to_pandas(self):
         try:

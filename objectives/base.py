@@ -85,7 +85,7 @@ class Objective:
     batch: int | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "dim", check.positive_int("dim", self.dim))
+        object.__setattr__(self, "dim", check.dimension("dim", self.dim))
         if not callable(self.value_fn):
             raise ValueError(f"value_fn must be callable, got {type(self.value_fn).__name__}")
         for name in CLOSED_FORMS:
@@ -183,7 +183,7 @@ def from_function(fn: Callable[[jax.Array], jax.Array], dim: int, *, name: str |
     """
     if not callable(fn):
         raise ValueError(f"fn must be a callable of one point x of shape (dim,), got {type(fn).__name__}")
-    dim = check.positive_int("dim", dim)
+    dim = check.dimension("dim", dim)
     probe = jax.eval_shape(fn, jax.ShapeDtypeStruct((int(dim),), jnp.result_type(float)))
     if probe.shape != ():
         raise ValueError(

@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation as check
 from objectives.base import Objective
 from objectives.noise_laws import (
     DEFAULT_N_SAMPLES,
@@ -248,18 +249,9 @@ def _check_objective(f) -> None:
 
 
 def _check_step_size(step_size) -> np.ndarray:
-    try:
-        eta = np.asarray(step_size, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"step_size must be a non-negative number or a 1-D vector of them, got {step_size!r}") from None
-    if eta.ndim > 1 or eta.size == 0:
-        raise ValueError(
-            f"step_size must be a number or a non-empty 1-D vector of step sizes, got shape {eta.shape}"
-        )
-    bad = ~np.isfinite(eta) | (eta < 0)
-    if np.any(bad):
-        raise ValueError(f"step_size must be finite and >= 0, got {np.atleast_1d(eta)[np.atleast_1d(bad)].tolist()}")
-    return eta
+    """eta >= 0 as float64: a 0-d array for one step size, `(S,)` for a vector (a batch)."""
+    eta = check.step_sizes("step_size", step_size, allow_zero=True)
+    return eta if np.ndim(step_size) == 1 else eta.reshape(())
 
 
 def _batch(params, eta: np.ndarray):
