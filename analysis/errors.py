@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from analysis import atomic_files
+from objectives import validation as check
 
 __all__ = ["COLUMNS", "ErrorTable", "errors"]
 
@@ -183,12 +184,9 @@ def errors(
     `bootstrap`), rows ordered by estimator, step size, checkpoint. See the module docstring
     for the two places NaN appears.
     """
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
-        raise ValueError(f"bootstrap must be an integer >= 0 (number of resamples), got {bootstrap!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    bootstrap = check.non_negative_int("bootstrap", bootstrap, note="number of resamples")
+    confidence = check.probability("confidence", confidence, closed=False)
+    seed = check.seed("seed", seed)
     names = list(result.checkpoints) if estimators is None else list(estimators)
     unknown = [name for name in names if name not in result.checkpoints]
     if unknown:

@@ -36,6 +36,7 @@ import numpy as np
 
 import objectives
 from objectives import Objective
+from objectives import validation as check
 
 __all__ = [
     "TieWarning",
@@ -265,28 +266,10 @@ def _search_box(objective: Objective, bounds) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def _check_step_sizes(step_sizes) -> np.ndarray:
-    try:
-        eta = np.atleast_1d(np.asarray(step_sizes, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"step_sizes must be non-negative numbers, got {step_sizes!r}") from None
-    if eta.ndim != 1 or eta.size == 0 or not np.all(np.isfinite(eta) & (eta >= 0)):
-        raise ValueError(f"step_sizes must be a number or a non-empty 1-D vector of finite numbers >= 0, got {step_sizes!r}")
-    return eta
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def _default_tolerances(dtype, tie_tolerance, tolerance):
     precise = jnp.dtype(dtype) == jnp.float64
-    tie = (1e-9 if precise else 1e-5) if tie_tolerance is None else float(tie_tolerance)
-    tol = (1e-7 if precise else 1e-3) if tolerance is None else float(tolerance)
-    if not (tie >= 0 and tol > 0):
-        raise ValueError(f"tie_tolerance must be >= 0 and tolerance > 0, got {tie_tolerance!r}, {tolerance!r}")
+    tie = (1e-9 if precise else 1e-5) if tie_tolerance is None else check.non_negative_float("tie_tolerance", tie_tolerance)
+    tol = (1e-7 if precise else 1e-3) if tolerance is None else check.positive_float("tolerance", tolerance)
     return tie, tol
 
 
@@ -367,17 +350,11 @@ def minimizers(
     **Returns:** `Minima`, sorted by value.
     """
     _check_objective(objective)
-    lower, upper = _search_box(objective, bounds)
-    dtype = _working_dtype()
-    tie_tolerance, tolerance = _default_tolerances(dtype, tie_tolerance, tolerance)
-    n_grid = _check_count("n_grid", n_grid if n_grid is not None else (2001 if objective.dim == 1 else 201))
-    if n_grid < 3:
-        raise ValueError(f"n_grid must be >= 3, got {n_grid}")
-    batch = jax.tree.map(lambda leaf: np.asarray(leaf)[None], _cast_objective(objective, dtype))
-    out = _run_search(
-        batch, 1, lower, upper, n_grid=n_grid, n_starts=_check_count("n_starts", n_starts),
-        n_candidates=_check_count("n_candidates", n_candidates), n_iterations=_check_count("n_iterations", n_iterations),
-        seed=seed, dtype=dtype,
+    batch = jax.tree.map(lambda leaf: np.asarray(leaf)[None], objective)
+    out, lower, upper, dtype, tolerance, tie_tolerance = _checked_search(
+        objective, batch, 1, bounds, n_grid=n_grid if n_grid is not None else (2001 if objective.dim == 1 else 201),
+        n_starts=n_starts, n_candidates=n_candidates, n_iterations=n_iterations, seed=seed,
+        tolerance=tolerance, tie_tolerance=tie_tolerance,
     )
     kept = _distinct_minima(out, 0, lower, upper, dtype, tolerance)
     points = out["points"][0][kept].reshape(-1, objective.dim)
@@ -393,6 +370,24 @@ def minimizers(
         lower=lower,
         upper=upper,
     )
+
+
+def _checked_search(f, batch, size, bounds, *, n_grid, n_starts, n_candidates, n_iterations, seed, tolerance, tie_tolerance):
+    """Check the search settings and run the compiled search over the `size` members of `batch`
+    (objectives of `f`'s dimension stacked on a leading axis) in `f`'s search box.
+
+    Returns (search output, lower, upper, working dtype, tolerance, tie_tolerance).
+    """
+    lower, upper = _search_box(f, bounds)
+    dtype = _working_dtype()
+    tie_tolerance, tolerance = _default_tolerances(dtype, tie_tolerance, tolerance)
+    out = _run_search(
+        _cast_objective(batch, dtype), size, lower, upper,
+        n_grid=check.integer("n_grid", n_grid, lo=3), n_starts=check.positive_int("n_starts", n_starts),
+        n_candidates=check.positive_int("n_candidates", n_candidates),
+        n_iterations=check.positive_int("n_iterations", n_iterations), seed=seed, dtype=dtype,
+    )
+    return out, lower, upper, dtype, tolerance, tie_tolerance
 
 
 def global_minimizer(objective: Objective, bounds=None, **search) -> GlobalMinimum:
@@ -430,16 +425,10 @@ def global_minimizer(objective: Objective, bounds=None, **search) -> GlobalMinim
 def _solution_path(
     f, batch, eta, bounds, *, n_grid, n_starts, n_candidates, n_iterations, seed, tolerance, tie_tolerance
 ) -> SolutionPath:
-    lower, upper = _search_box(f, bounds)
-    dtype = _working_dtype()
-    tie_tolerance, tolerance = _default_tolerances(dtype, tie_tolerance, tolerance)
-    n_grid = _check_count("n_grid", n_grid if n_grid is not None else (1001 if f.dim == 1 else 101))
-    if n_grid < 3:
-        raise ValueError(f"n_grid must be >= 3, got {n_grid}")
-    out = _run_search(
-        _cast_objective(batch, dtype), eta.shape[0], lower, upper, n_grid=n_grid, n_starts=_check_count("n_starts", n_starts),
-        n_candidates=_check_count("n_candidates", n_candidates), n_iterations=_check_count("n_iterations", n_iterations),
-        seed=seed, dtype=dtype,
+    out, lower, upper, dtype, tolerance, tie_tolerance = _checked_search(
+        f, batch, eta.shape[0], bounds, n_grid=n_grid if n_grid is not None else (1001 if f.dim == 1 else 101),
+        n_starts=n_starts, n_candidates=n_candidates, n_iterations=n_iterations, seed=seed,
+        tolerance=tolerance, tie_tolerance=tie_tolerance,
     )
     size, dim = eta.shape[0], f.dim
     points, runner_up = np.full((size, dim), np.nan), np.full((size, dim), np.nan)
@@ -504,7 +493,7 @@ def smoothed_solution(
 
     **Returns:** a `SolutionPath` (points, values, Hessian traces, tie flags, runner-ups).
     """
-    eta = _check_step_sizes(step_sizes)
+    eta = check.step_sizes("step_sizes", step_sizes, allow_zero=True)
     batch = objectives.smoothed(f, noise, eta, method=method, order=order, n_samples=n_samples, seed=smoothing_seed)
     return _solution_path(
         f, batch, eta, bounds, n_grid=n_grid, n_starts=n_starts, n_candidates=n_candidates,
@@ -527,7 +516,7 @@ def penalized_solution(
     tie_tolerance: float | None = None,
 ) -> SolutionPath:
     """argmin P_eta for each step size, P_eta = f + (eta^2/2) tr(Sigma Hess f); as `smoothed_solution`."""
-    eta = _check_step_sizes(step_sizes)
+    eta = check.step_sizes("step_sizes", step_sizes, allow_zero=True)
     batch = objectives.penalized(f, noise, eta)
     return _solution_path(
         f, batch, eta, bounds, n_grid=n_grid, n_starts=n_starts, n_candidates=n_candidates,

@@ -183,7 +183,7 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
     """Train every method, evaluate, write the result folder; resumes finished training runs."""
     start = time.perf_counter()
     out = Path(out_dir)
-    points = result_folder.claim_folder(out, config.name, result_folder.fingerprint(config.raw), fresh=fresh)
+    points = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
 
     dataset = load_dataset(config)
     train, test, x0 = build_model(config, dataset)
@@ -216,19 +216,18 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
             hutchinson_probes=config.hutchinson_probes, power_iterations=config.power_iterations,
         )
     rows = _summarise(config, metrics, diverged)
-    result_folder.write_csv(out / "results.csv", rows, RESULT_COLUMNS)
-    result_folder.write_npz(
-        out / "arrays.npz", step_sizes=np.asarray(config.step_sizes), x0=x0,
-        **{f"{method}/params": estimates[method] for method in METHODS},
-        **{f"{method}/{metric}": metrics[method][metric] for method in METHODS for metric in METRICS},
-    )
     wall_time = time.perf_counter() - start
-    result_folder.write_json(
-        out / "metadata.json",
+    result_folder.write_results(
+        out, rows, RESULT_COLUMNS,
+        {
+            "step_sizes": np.asarray(config.step_sizes), "x0": x0,
+            **{f"{method}/params": estimates[method] for method in METHODS},
+            **{f"{method}/{metric}": metrics[method][metric] for method in METHODS for metric in METRICS},
+        },
         {
             "experiment": config.name, "kind": "network", "description": config.description, "config": config.raw,
             "dim": train.dim, "n_train": int(dataset.train[0].shape[0]), "n_test": int(dataset.test[0].shape[0]),
-            "resumed_points": resumed, "wall_time_s": wall_time, **result_folder.environment(),
+            "resumed_points": resumed, "wall_time_s": wall_time,
         },
     )
     return NetworkOutcome(out, rows, metrics, diverged, resumed, wall_time)

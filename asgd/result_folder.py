@@ -34,6 +34,7 @@ __all__ = [
     "write_csv",
     "write_json",
     "write_npz",
+    "write_results",
     "write_text",
 ]
 
@@ -54,14 +55,15 @@ def fingerprint(raw_config: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def claim_folder(out_dir, name: str, config_fingerprint: str, *, fresh: bool) -> Path:
-    """Make `out_dir` the result folder of the config `name` with `config_fingerprint`; returns
+def claim_folder(out_dir, name: str, raw_config: dict, *, fresh: bool) -> Path:
+    """Make `out_dir` the result folder of the config `name` (`raw_config`, as read); returns
     its `points/` folder, where finished pieces of work are saved for resuming.
 
     A folder holding another config's results is refused (`ConfigError`) unless `fresh`, which
     discards the saved points.
     """
     out = Path(out_dir)
+    config_fingerprint = fingerprint(raw_config)
     points_dir = out / "points"
     manifest_path = out / "sweep.json"
     if fresh and out.exists():
@@ -76,6 +78,15 @@ def claim_folder(out_dir, name: str, config_fingerprint: str, *, fresh: bool) ->
             )
     write_json(manifest_path, {"experiment": name, "fingerprint": config_fingerprint})
     return points_dir
+
+
+def write_results(out_dir, rows: list[dict], columns: list[str], arrays: dict, metadata: dict) -> None:
+    """A finished run's files: `results.csv` (the rows, `columns` in order), `arrays.npz` and
+    `metadata.json` (`metadata` plus `environment()`)."""
+    out = Path(out_dir)
+    write_csv(out / "results.csv", rows, columns)
+    write_npz(out / "arrays.npz", **arrays)
+    write_json(out / "metadata.json", {**metadata, **environment()})
 
 
 def environment() -> dict:

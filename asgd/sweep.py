@@ -90,7 +90,7 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
     """Run every sweep point not already saved in `out_dir`; write the tables and arrays."""
     start = time.perf_counter()
     out = Path(out_dir)
-    points_dir = result_folder.claim_folder(out, config.name, result_folder.fingerprint(config.raw), fresh=fresh)
+    points_dir = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
 
     targets = compute_targets(config)
     objective = config.objective
@@ -116,13 +116,11 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
         rows.extend(_rows(config, seed, result, targets))
     progress.close()
 
-    result_folder.write_csv(out / "results.csv", rows, RESULT_COLUMNS)
     arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
     arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
-    result_folder.write_npz(out / "arrays.npz", step_sizes=np.asarray(config.step_sizes), targets=targets, **arrays)
     wall_time = time.perf_counter() - start
-    result_folder.write_json(
-        out / "metadata.json",
+    result_folder.write_results(
+        out, rows, RESULT_COLUMNS, {"step_sizes": np.asarray(config.step_sizes), "targets": targets, **arrays},
         {
             "experiment": config.name,
             "description": config.description,
@@ -131,7 +129,6 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
             "targets": targets,
             "resumed_points": resumed,
             "wall_time_s": wall_time,
-            **result_folder.environment(),
         },
     )
     return SweepOutcome(out, rows, results, targets, resumed, wall_time)
