@@ -127,23 +127,6 @@ def _format(value) -> str:
     return str(value)
 
 
-def _targets(target, n_step_sizes: int, dim: int) -> np.ndarray:
-    try:
-        points = np.asarray(target, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"target must be an array of numbers, got {target!r}") from None
-    if points.shape == (dim,):
-        points = np.broadcast_to(points, (n_step_sizes, dim))
-    elif points.shape != (n_step_sizes, dim):
-        raise ValueError(
-            f"target must have shape ({dim},) (one point) or (n_step_sizes, dim) = ({n_step_sizes}, {dim}), "
-            f"got shape {points.shape}"
-        )
-    if not np.all(np.isfinite(points)):
-        raise ValueError(f"target must be finite, got {points.tolist()}")
-    return points
-
-
 def _bootstrap_interval(squared: np.ndarray, n_resamples: int, confidence: float, rng: np.random.Generator):
     """Percentile interval of the mean of `squared` over `n_resamples` resamples with replacement."""
     n = squared.size
@@ -192,7 +175,7 @@ def errors(
     if unknown:
         raise ValueError(f"estimators must be among {list(result.checkpoints)}, got {unknown}")
     step_sizes = np.asarray(result.step_sizes, dtype=np.float64)
-    targets = _targets(target, step_sizes.size, result.dim)
+    targets = check.points("target", target, step_sizes.size, result.dim, rows="n_step_sizes")
     steps = np.asarray(result.checkpoint_steps)
     which = range(steps.size) if checkpoints else [steps.size - 1]
     diverged, diverged_at = np.asarray(result.diverged, bool), np.asarray(result.diverged_at)

@@ -38,6 +38,7 @@ __all__ = [
     "probability",
     "finite_array",
     "float_array",
+    "points",
     "per_coordinate",
     "step_sizes",
     "psd_matrix",
@@ -180,6 +181,26 @@ def finite_array(name: str, value, *, shape: tuple | None = None) -> np.ndarray:
     ):
         wanted = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{name} must have shape {wanted}, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {array.tolist()}")
+    return array
+
+
+def points(name: str, value, n_rows: int, dim: int, *, rows: str = "n_rows") -> np.ndarray:
+    """One point `(dim,)` for every row, or one point per row `(n_rows, dim)`, as a finite
+    float64 `(n_rows, dim)` array (a read-only broadcast when one point is given). `rows` names
+    the row count in the message (e.g. "n_chains", "n_step_sizes")."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers of shape ({dim},) or ({n_rows}, {dim}), got {value!r}") from None
+    if array.shape == (dim,):
+        array = np.broadcast_to(array, (n_rows, dim))
+    elif array.shape != (n_rows, dim):
+        raise ValueError(
+            f"{name} must have shape ({dim},) (one point for all) or ({rows}, dim) = ({n_rows}, {dim}), "
+            f"got shape {array.shape}"
+        )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got {array.tolist()}")
     return array

@@ -83,3 +83,25 @@ def test_one_of_and_float_dtype():
     assert check.float_dtype("dtype", "float32") == jnp.float32
     with pytest.raises(ValueError, match="dtype must be float32 or float64, got 'int32'"):
         check.float_dtype("dtype", "int32")
+
+
+def test_points_broadcasts_one_point_or_takes_one_per_row():
+    assert check.points("x0", [1.0, 2.0], 3, 2).shape == (3, 2)
+    np.testing.assert_array_equal(check.points("x0", np.ones((3, 2)), 3, 2), np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"x0 must have shape \(2,\) \(one point for all\) or \(n_chains, dim\) = \(3, 2\)"):
+        check.points("x0", np.ones((5, 2)), 3, 2, rows="n_chains")
+    with pytest.raises(ValueError, match="x0 must be finite"):
+        check.points("x0", [np.nan, 0.0], 3, 2)
+
+
+def test_dimension_float_array_and_per_coordinate():
+    assert check.dimension("dim", 2) == 2
+    with pytest.raises(ValueError, match="dim must be a positive integer"):
+        check.dimension("dim", 0)
+    with pytest.raises(ValueError, match=r"depths must be a vector, got shape \(2, 2\)"):
+        check.float_array("depths", np.ones((2, 2)), ndim=(1,), allowed="a vector")
+    np.testing.assert_array_equal(check.per_coordinate("curvature", 2.0, 3, positive=True), [2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="curvature must be positive"):
+        check.per_coordinate("curvature", [1.0, 0.0], 2, positive=True)
+    with pytest.raises(ValueError, match="has shape"):
+        check.per_coordinate("center", [1.0, 0.0], 3)
