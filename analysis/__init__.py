@@ -1,9 +1,11 @@
 """Errors, theory and plots: what the simulations say about the smoothing view of SGD."""
 
-from analysis import minima, plots, theory
+import importlib
+
+from analysis import minima, theory
 from analysis.basins import assign_basins, basin_occupancy, sharpness_summary
+from analysis.drift import drift_check
 from analysis.errors import ErrorTable, errors
-from analysis.identity import drift_check
 from analysis.minima import TieWarning, global_minimizer, minimizers, penalized_solution, smoothed_solution
 from analysis.rates import RateFit, fit_rate
 
@@ -25,3 +27,12 @@ __all__ = [
     "smoothed_solution",
     "theory",
 ]
+
+
+def __getattr__(name: str):
+    """`analysis.plots` is imported on first use (PEP 562), not with the package: it loads
+    matplotlib (about a second, and a backend choice), which a script that only computes
+    errors, theory or minimizers should not pay for. `from analysis import plots` works as usual."""
+    if name == "plots":
+        return importlib.import_module("analysis.plots")
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation as check
+
 __all__ = ["Sharpness", "assign_basins", "basin_occupancy", "sharpness_summary"]
 
 
@@ -82,11 +84,11 @@ def assign_basins(
     if method == "descent":
         if objective is None or not hasattr(objective, "point_grad"):
             raise ValueError(f"method='descent' needs the objective (an objectives.Objective), got {objective!r}")
-        if isinstance(descent_steps, bool) or not isinstance(descent_steps, (int, np.integer)) or descent_steps < 1:
-            raise ValueError(f"descent_steps must be an integer >= 1, got {descent_steps!r}")
-        step = _default_descent_step(objective, centers) if descent_step_size is None else float(descent_step_size)
-        if not step > 0:
-            raise ValueError(f"descent_step_size must be positive, got {descent_step_size!r}")
+        descent_steps = check.positive_int("descent_steps", descent_steps)
+        if descent_step_size is None:
+            step = _default_descent_step(objective, centers)
+        else:
+            step = check.positive_float("descent_step_size", descent_step_size)
         gaps = np.sqrt(np.sum((centers[:, None] - centers[None]) ** 2, axis=-1))[np.triu_indices(len(centers), 1)]
         max_move = 0.25 * gaps.min() if gaps.size and gaps.min() > 0 else np.inf
         dtype = jnp.result_type(float)

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from analysis import storage
+from analysis import atomic_files
+from objectives import validation as check
 
 __all__ = ["COLUMNS", "ErrorTable", "errors"]
 
@@ -75,12 +76,12 @@ class ErrorTable:
 
     def to_csv(self, path):
         """Write the table as CSV with a header (atomically: temporary file, then `os.replace`)."""
-        return storage.write_csv(path, self.rows, self.columns())
+        return atomic_files.write_csv(path, self.rows, self.columns())
 
     @classmethod
     def from_csv(cls, path) -> ErrorTable:
         """Read a table written by `to_csv` (numbers parsed back; empty cells stay strings)."""
-        return cls(storage.read_csv(path))
+        return cls(atomic_files.read_csv(path))
 
     def to_pandas(self):
         try:
@@ -126,23 +127,6 @@ def _format(value) -> str:
     return str(value)
 
 
-def _targets(target, n_step_sizes: int, dim: int) -> np.ndarray:
-    try:
-        points = np.asarray(target, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"target must be an array of numbers, got {target!r}") from None
-    if points.shape == (dim,):
-        points = np.broadcast_to(points, (n_step_sizes, dim))
-    elif points.shape != (n_step_sizes, dim):
-        raise ValueError(
-            f"target must have shape ({dim},) (one point) or (n_step_sizes, dim) = ({n_step_sizes}, {dim}), "
-            f"got shape {points.shape}"
-        )
-    if not np.all(np.isfinite(points)):
-        raise ValueError(f"target must be finite, got {points.tolist()}")
-    return points
-
-
 def _bootstrap_interval(squared: np.ndarray, n_resamples: int, confidence: float, rng: np.random.Generator):
     """Percentile interval of the mean of `squared` over `n_resamples` resamples with replacement."""
     n = squared.size
@@ -183,18 +167,15 @@ def errors(
     `bootstrap`), rows ordered by estimator, step size, checkpoint. See the module docstring
     for the two places NaN appears.
     """
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
-        raise ValueError(f"bootstrap must be an integer >= 0 (number of resamples), got {bootstrap!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    bootstrap = check.non_negative_int("bootstrap", bootstrap, note="number of resamples")
+    confidence = check.probability("confidence", confidence, closed=False)
+    seed = check.seed("seed", seed)
     names = list(result.checkpoints) if estimators is None else list(estimators)
     unknown = [name for name in names if name not in result.checkpoints]
     if unknown:
         raise ValueError(f"estimators must be among {list(result.checkpoints)}, got {unknown}")
     step_sizes = np.asarray(result.step_sizes, dtype=np.float64)
-    targets = _targets(target, step_sizes.size, result.dim)
+    targets = check.points("target", target, step_sizes.size, result.dim, rows="n_step_sizes")
     steps = np.asarray(result.checkpoint_steps)
     which = range(steps.size) if checkpoints else [steps.size - 1]
     diverged, diverged_at = np.asarray(result.diverged, bool), np.asarray(result.diverged_at)

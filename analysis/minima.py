@@ -36,6 +36,7 @@ import numpy as np
 
 import objectives
 from objectives import Objective
+from objectives import validation as check
 
 __all__ = [
     "TieWarning",
@@ -227,7 +228,7 @@ def _cast_objective(objective: Objective, dtype) -> Objective:
 def _check_objective(objective) -> None:
     if not isinstance(objective, Objective):
         raise ValueError(f"objective must be an objectives.Objective, got {type(objective).__name__}")
-    if any(key == "batch" for key, _ in objective.info):
+    if objective.batch is not None:
         raise ValueError(
             f"objective {objective.name!r} is a batch (one per step size): use smoothed_solution / "
             "penalized_solution, or take one member with jax.tree.map(lambda a: a[i], objective)"
@@ -237,7 +238,7 @@ def _check_objective(objective) -> None:
 def _search_box(objective: Objective, bounds) -> tuple[np.ndarray, np.ndarray]:
     dim = objective.dim
     if bounds is None:
-        box, minimizer = objective.extra("search_box"), objective.extra("minimizer")
+        box, minimizer = objective.search_box, objective.minimizer
         if box is not None:
             lower, upper = box(objective.params)
         elif minimizer is not None:  # a quadratic: a box around its closed-form minimizer
@@ -245,8 +246,8 @@ def _search_box(objective: Objective, bounds) -> tuple[np.ndarray, np.ndarray]:
             lower, upper = center - 1.0 - np.abs(center), center + 1.0 + np.abs(center)
         else:
             raise ValueError(
-                f"objective {objective.name!r} has no default search box (extra 'search_box' or "
-                f"'minimizer'): pass bounds=(lower, upper), each a number or a vector of shape ({dim},)"
+                f"objective {objective.name!r} has no default search box (no closed-form search_box "
+                f"or minimizer): pass bounds=(lower, upper), each a number or a vector of shape ({dim},)"
             )
     else:
         try:
@@ -265,28 +266,10 @@ def _search_box(objective: Objective, bounds) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def _check_step_sizes(step_sizes) -> np.ndarray:
-    try:
-        eta = np.atleast_1d(np.asarray(step_sizes, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"step_sizes must be non-negative numbers, got {step_sizes!r}") from None
-    if eta.ndim != 1 or eta.size == 0 or not np.all(np.isfinite(eta) & (eta >= 0)):
-        raise ValueError(f"step_sizes must be a number or a non-empty 1-D vector of finite numbers >= 0, got {step_sizes!r}")
-    return eta
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def _default_tolerances(dtype, tie_tolerance, tolerance):
     precise = jnp.dtype(dtype) == jnp.float64
-    tie = (1e-9 if precise else 1e-5) if tie_tolerance is None else float(tie_tolerance)
-    tol = (1e-7 if precise else 1e-3) if tolerance is None else float(tolerance)
-    if not (tie >= 0 and tol > 0):
-        raise ValueError(f"tie_tolerance must be >= 0 and tolerance > 0, got {tie_tolerance!r}, {tolerance!r}")
+    tie = (1e-9 if precise else 1e-5) if tie_tolerance is None else check.non_negative_float("tie_tolerance", tie_tolerance)
+    tol = (1e-7 if precise else 1e-3) if tolerance is None else check.positive_float("tolerance", tolerance)
     return tie, tol
 
 
@@ -354,8 +337,8 @@ def minimizers(
 
     - `objective`: an `Objective` (not a batch).
     - `bounds`: `(lower, upper)`, numbers or `(dim,)` vectors; default the objective's
-      "search_box" extra (every catalog objective has one), else a box around its closed-form
-      "minimizer" (quadratics: c +- (1 + |c|)); other objectives need `bounds`.
+      `search_box` (every catalog objective has one), else a box around its closed-form
+      `minimizer` (quadratics: c +- (1 + |c|)); other objectives need `bounds`.
     - `n_grid`: grid points per axis for dim <= 2 (default 2001 in 1-D, 201 in 2-D).
     - `n_starts`: Newton starts for dim > 2, the lowest of 32 x `n_starts` uniform points (default 256).
     - `n_candidates`: at most this many grid minima are refined (default 256).
@@ -367,17 +350,11 @@ def minimizers(
     **Returns:** `Minima`, sorted by value.
     """
     _check_objective(objective)
-    lower, upper = _search_box(objective, bounds)
-    dtype = _working_dtype()
-    tie_tolerance, tolerance = _default_tolerances(dtype, tie_tolerance, tolerance)
-    n_grid = _check_count("n_grid", n_grid if n_grid is not None else (2001 if objective.dim == 1 else 201))
-    if n_grid < 3:
-        raise ValueError(f"n_grid must be >= 3, got {n_grid}")
-    batch = jax.tree.map(lambda leaf: np.asarray(leaf)[None], _cast_objective(objective, dtype))
-    out = _run_search(
-        batch, 1, lower, upper, n_grid=n_grid, n_starts=_check_count("n_starts", n_starts),
-        n_candidates=_check_count("n_candidates", n_candidates), n_iterations=_check_count("n_iterations", n_iterations),
-        seed=seed, dtype=dtype,
+    batch = jax.tree.map(lambda leaf: np.asarray(leaf)[None], objective)
+    out, lower, upper, dtype, tolerance, tie_tolerance = _checked_search(
+        objective, batch, 1, bounds, n_grid=n_grid if n_grid is not None else (2001 if objective.dim == 1 else 201),
+        n_starts=n_starts, n_candidates=n_candidates, n_iterations=n_iterations, seed=seed,
+        tolerance=tolerance, tie_tolerance=tie_tolerance,
     )
     kept = _distinct_minima(out, 0, lower, upper, dtype, tolerance)
     points = out["points"][0][kept].reshape(-1, objective.dim)
@@ -393,6 +370,24 @@ def minimizers(
         lower=lower,
         upper=upper,
     )
+
+
+def _checked_search(f, batch, size, bounds, *, n_grid, n_starts, n_candidates, n_iterations, seed, tolerance, tie_tolerance):
+    """Check the search settings and run the compiled search over the `size` members of `batch`
+    (objectives of `f`'s dimension stacked on a leading axis) in `f`'s search box.
+
+    Returns (search output, lower, upper, working dtype, tolerance, tie_tolerance).
+    """
+    lower, upper = _search_box(f, bounds)
+    dtype = _working_dtype()
+    tie_tolerance, tolerance = _default_tolerances(dtype, tie_tolerance, tolerance)
+    out = _run_search(
+        _cast_objective(batch, dtype), size, lower, upper,
+        n_grid=check.integer("n_grid", n_grid, lo=3), n_starts=check.positive_int("n_starts", n_starts),
+        n_candidates=check.positive_int("n_candidates", n_candidates),
+        n_iterations=check.positive_int("n_iterations", n_iterations), seed=seed, dtype=dtype,
+    )
+    return out, lower, upper, dtype, tolerance, tie_tolerance
 
 
 def global_minimizer(objective: Objective, bounds=None, **search) -> GlobalMinimum:
@@ -430,16 +425,10 @@ def global_minimizer(objective: Objective, bounds=None, **search) -> GlobalMinim
 def _solution_path(
     f, batch, eta, bounds, *, n_grid, n_starts, n_candidates, n_iterations, seed, tolerance, tie_tolerance
 ) -> SolutionPath:
-    lower, upper = _search_box(f, bounds)
-    dtype = _working_dtype()
-    tie_tolerance, tolerance = _default_tolerances(dtype, tie_tolerance, tolerance)
-    n_grid = _check_count("n_grid", n_grid if n_grid is not None else (1001 if f.dim == 1 else 101))
-    if n_grid < 3:
-        raise ValueError(f"n_grid must be >= 3, got {n_grid}")
-    out = _run_search(
-        _cast_objective(batch, dtype), eta.shape[0], lower, upper, n_grid=n_grid, n_starts=_check_count("n_starts", n_starts),
-        n_candidates=_check_count("n_candidates", n_candidates), n_iterations=_check_count("n_iterations", n_iterations),
-        seed=seed, dtype=dtype,
+    out, lower, upper, dtype, tolerance, tie_tolerance = _checked_search(
+        f, batch, eta.shape[0], bounds, n_grid=n_grid if n_grid is not None else (1001 if f.dim == 1 else 101),
+        n_starts=n_starts, n_candidates=n_candidates, n_iterations=n_iterations, seed=seed,
+        tolerance=tolerance, tie_tolerance=tie_tolerance,
     )
     size, dim = eta.shape[0], f.dim
     points, runner_up = np.full((size, dim), np.nan), np.full((size, dim), np.nan)
@@ -496,7 +485,7 @@ def smoothed_solution(
     **Arguments:**
 
     - `f`, `noise`, `step_sizes`: as in `objectives.smoothed` (step sizes: a number or a 1-D vector).
-    - `bounds`: the search box (default f's "search_box" extra).
+    - `bounds`: the search box (default f's closed-form `search_box`).
     - `method`, `order`, `n_samples`, `smoothing_seed`: passed to `objectives.smoothed`.
     - `n_grid`: grid points per axis for dim <= 2 (default 1001 in 1-D, 101 in 2-D).
     - `n_starts`, `n_candidates`, `n_iterations`, `seed`, `tolerance`, `tie_tolerance`: as in
@@ -504,7 +493,7 @@ def smoothed_solution(
 
     **Returns:** a `SolutionPath` (points, values, Hessian traces, tie flags, runner-ups).
     """
-    eta = _check_step_sizes(step_sizes)
+    eta = check.step_sizes("step_sizes", step_sizes, allow_zero=True)
     batch = objectives.smoothed(f, noise, eta, method=method, order=order, n_samples=n_samples, seed=smoothing_seed)
     return _solution_path(
         f, batch, eta, bounds, n_grid=n_grid, n_starts=n_starts, n_candidates=n_candidates,
@@ -527,7 +516,7 @@ def penalized_solution(
     tie_tolerance: float | None = None,
 ) -> SolutionPath:
     """argmin P_eta for each step size, P_eta = f + (eta^2/2) tr(Sigma Hess f); as `smoothed_solution`."""
-    eta = _check_step_sizes(step_sizes)
+    eta = check.step_sizes("step_sizes", step_sizes, allow_zero=True)
     batch = objectives.penalized(f, noise, eta)
     return _solution_path(
         f, batch, eta, bounds, n_grid=n_grid, n_starts=n_starts, n_candidates=n_candidates,

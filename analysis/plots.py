@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from analysis import storage
+from analysis import atomic_files
 from analysis.rates import fit_rate
 
 __all__ = [
@@ -87,7 +87,7 @@ def save(fig, path) -> list[Path]:
         for suffix, kwargs in ((".png", {"dpi": 200}), (".pdf", {})):
             buffer = io.BytesIO()
             fig.savefig(buffer, format=suffix[1:], **kwargs)
-            written.append(storage.write_bytes(base.with_name(base.name + suffix), buffer.getvalue()))
+            written.append(atomic_files.write_bytes(base.with_name(base.name + suffix), buffer.getvalue()))
     return written
 
 

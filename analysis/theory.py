@@ -48,6 +48,8 @@ import math
 
 import numpy as np
 
+from simulate.result import ESTIMATORS  # the laws are over the estimators a run produces
+
 __all__ = [
     "ESTIMATORS",
     "GaussianLaw",
@@ -58,8 +60,6 @@ __all__ = [
     "last_iterate_floor",
     "averaged_mse_asymptotic",
 ]
-
-ESTIMATORS = ("x", "x_avg", "x_tail", "v", "v_avg")
 
 # Sum over j in chunks so memory stays O(chunk * dim) for any horizon.
 _CHUNK = 1 << 15

@@ -8,7 +8,7 @@ from objectives.base import Objective, from_function
 from objectives.finite_sum import FiniteSum, accuracy, example_gradient_covariance, finite_sum
 from objectives.models import least_squares, logistic_regression, mlp
 from objectives.sharpness import hessian_vector_product, hutchinson_trace, top_eigenvalue
-from objectives.catalog import rippled_quadratic, valley_2d
+from objectives.landscapes import rippled_quadratic, valley_2d
 from objectives.quadratic import quadratic
 from objectives.smoothing import penalized, smoothed
 from objectives.wells import (

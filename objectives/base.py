@@ -18,9 +18,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-__all__ = ["Objective", "from_function"]
+from objectives import validation as check
+
+__all__ = ["CLOSED_FORMS", "Objective", "from_function"]
 
 PointFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -45,9 +46,24 @@ class Objective:
     - `name`: a short name used in results and figures.
     - `grad_fn`, `hessian_fn`, `hessian_trace_fn`: closed forms, same signature as `value_fn`;
       when omitted they come from JAX autodiff of `value_fn`.
-    - `info`: static, hashable, human-readable description of the parameters (for metadata).
-    - `extras`: static, hashable mapping of optional closed forms that other parts of the
-      library look up by name (for example the Gaussian smoothing of the objective).
+    - `info`: static, hashable, human-readable description of the parameters, for metadata
+      and `repr` only: nothing reads it to decide what to do.
+
+    Optional closed forms, `None` when the objective has none (the readers then fall back to a
+    generic method); each is static metadata, called with the objective's `params`:
+
+    - `gaussian_smoothing`: `(params, x, covariance) -> E f(x - e)`, e ~ N(0, covariance), for
+      one point `x` `(dim,)` (`objectives.smoothed` uses it with covariance eta^2 Sigma).
+    - `search_box`: `params -> (lower, upper)`, each `(dim,)`: a box holding every minimizer
+      (`analysis.minimizers` searches it).
+    - `minimizer`: `params -> (dim,)`, a global minimizer in closed form.
+    - `quadratic_form`: `params -> (H, c)`, H `(dim, dim)` and c `(dim,)` NumPy, when f is the
+      quadratic 1/2 (x - c)^T H (x - c) (exact samplers recognise it).
+    - `standard_error`: `(params, x) -> ()`, the Monte Carlo standard error of the value at `x`
+      (objectives built by `objectives.smoothed`).
+
+    - `batch`: S when the objective is a batch of S objectives stacked on a leading axis of
+      every `params` leaf (`smoothed`/`penalized` with a vector of step sizes), else `None`.
 
     Equality and hashing of the static part are by identity of the functions, so two
     objectives built by the same constructor share compiled code.
@@ -61,14 +77,22 @@ class Objective:
     hessian_fn: PointFn | None = None
     hessian_trace_fn: PointFn | None = None
     info: tuple = ()
-    extras: tuple = ()
+    gaussian_smoothing: Callable | None = None
+    search_box: Callable | None = None
+    minimizer: Callable | None = None
+    quadratic_form: Callable | None = None
+    standard_error: Callable | None = None
+    batch: int | None = None
 
     def __post_init__(self):
-        if not isinstance(self.dim, (int, np.integer)) or isinstance(self.dim, bool) or self.dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
+        object.__setattr__(self, "dim", check.dimension("dim", self.dim))
         if not callable(self.value_fn):
             raise ValueError(f"value_fn must be callable, got {type(self.value_fn).__name__}")
-        object.__setattr__(self, "dim", int(self.dim))
+        for name in CLOSED_FORMS:
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise ValueError(f"{name} must be callable or None, got {type(getattr(self, name)).__name__}")
+        if self.batch is not None:
+            object.__setattr__(self, "batch", check.positive_int("batch", self.batch, note="objectives stacked"))
 
     # ---- per-point functions (x of shape (dim,)) -------------------------------------------
     def point_value(self, x: jax.Array) -> jax.Array:
@@ -118,10 +142,6 @@ class Objective:
     def __call__(self, x) -> jax.Array:
         return self.value(x)
 
-    def extra(self, key: str, default=None):
-        """The optional closed form registered under `key` in `extras`, or `default`."""
-        return dict(self.extras).get(key, default)
-
     def replace(self, **changes) -> "Objective":
         return dataclasses.replace(self, **changes)
 
@@ -139,20 +159,13 @@ def _vectorized(objective: Objective, x: jax.Array, method: str, signature: str)
     return jnp.vectorize(getattr(objective, method), signature=signature)(x)
 
 
-jax.tree_util.register_dataclass(
-    Objective,
-    data_fields=["params"],
-    meta_fields=[
-        "dim",
-        "value_fn",
-        "name",
-        "grad_fn",
-        "hessian_fn",
-        "hessian_trace_fn",
-        "info",
-        "extras",
-    ],
-)
+#: The optional closed forms an `Objective` may carry (typed fields, `None` when absent).
+CLOSED_FORMS = ("gaussian_smoothing", "search_box", "minimizer", "quadratic_form", "standard_error")
+
+#: Every field but `params` is static pytree metadata; subclasses add theirs to this list.
+STATIC_FIELDS = ["dim", "value_fn", "name", "grad_fn", "hessian_fn", "hessian_trace_fn", "info", *CLOSED_FORMS, "batch"]
+
+jax.tree_util.register_dataclass(Objective, data_fields=["params"], meta_fields=STATIC_FIELDS)
 
 
 def from_function(fn: Callable[[jax.Array], jax.Array], dim: int, *, name: str | None = None) -> Objective:
@@ -170,8 +183,7 @@ def from_function(fn: Callable[[jax.Array], jax.Array], dim: int, *, name: str |
     """
     if not callable(fn):
         raise ValueError(f"fn must be a callable of one point x of shape (dim,), got {type(fn).__name__}")
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 1:
-        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    dim = check.dimension("dim", dim)
     probe = jax.eval_shape(fn, jax.ShapeDtypeStruct((int(dim),), jnp.result_type(float)))
     if probe.shape != ():
         raise ValueError(

@@ -7,6 +7,8 @@ import dataclasses
 
 import numpy as np
 
+from objectives import validation as check
+
 __all__ = ["Dataset", "digits", "teacher_student"]
 
 
@@ -18,24 +20,6 @@ class Dataset:
     test: tuple[np.ndarray, np.ndarray]
     n_classes: int
     name: str
-
-
-def _count(name, value, lo=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
-def _fraction(name, value, *, closed: bool) -> float:
-    """`value` as a float in [0, 1] (`closed`) or (0, 1)."""
-    try:
-        fraction = float(value)
-    except (TypeError, ValueError):
-        fraction = float("nan")
-    inside = 0.0 <= fraction <= 1.0 if closed else 0.0 < fraction < 1.0
-    if isinstance(value, bool) or not inside:
-        raise ValueError(f"{name} must be a number in {'[0, 1]' if closed else '(0, 1)'}, got {value!r}")
-    return fraction
 
 
 def teacher_student(
@@ -52,11 +36,11 @@ def teacher_student(
     N(0, 1/fan_in) weights). A fraction `label_noise` of the TRAINING labels, chosen at random, is
     replaced by a uniformly random class (which may equal the true one); test labels are clean,
     so test accuracy measures how well the teacher is recovered. Deterministic given `seed`."""
-    n_train, n_test = _count("n_train", n_train), _count("n_test", n_test)
-    n_features, n_classes = _count("n_features", n_features), _count("n_classes", n_classes, 2)
-    teacher_hidden = _count("teacher_hidden", teacher_hidden)
-    label_noise = _fraction("label_noise", label_noise, closed=True)
-    seed = _count("seed", seed, 0)
+    n_train, n_test = check.positive_int("n_train", n_train), check.positive_int("n_test", n_test)
+    n_features, n_classes = check.positive_int("n_features", n_features), check.integer("n_classes", n_classes, lo=2)
+    teacher_hidden = check.positive_int("teacher_hidden", teacher_hidden)
+    label_noise = check.probability("label_noise", label_noise)
+    seed = check.seed("seed", seed)
     rng = np.random.default_rng(seed)
     w1 = rng.standard_normal((n_features, teacher_hidden)) / np.sqrt(n_features)
     w2 = rng.standard_normal((teacher_hidden, n_classes)) / np.sqrt(teacher_hidden)
@@ -76,8 +60,8 @@ def digits(test_fraction: float = 0.25, *, seed: int = 0) -> Dataset:
     """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes; shipped inside the package,
     never fetched), pixels scaled to [0, 1] (divided by 16), split at random (seeded) into
     train and test with `test_fraction` of the images in test, each class split in proportion."""
-    test_fraction = _fraction("test_fraction", test_fraction, closed=False)
-    seed = _count("seed", seed, 0)
+    test_fraction = check.probability("test_fraction", test_fraction, closed=False)
+    seed = check.seed("seed", seed)
     try:
         from sklearn.datasets import load_digits
     except ImportError:

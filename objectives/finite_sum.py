@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from objectives.base import Objective
+from objectives import validation as check
+from objectives.base import STATIC_FIELDS, Objective
 
 __all__ = ["FiniteSum", "accuracy", "example_gradient_covariance", "finite_sum"]
 
@@ -89,8 +90,7 @@ class FiniteSum(Objective):
 
     def __post_init__(self):
         super().__post_init__()
-        if not isinstance(self.n_examples, (int, np.integer)) or self.n_examples < 1:
-            raise ValueError(f"n_examples must be a positive integer, got {self.n_examples!r}")
+        object.__setattr__(self, "n_examples", check.positive_int("n_examples", self.n_examples))
         if not callable(self.unravel):
             raise ValueError(f"unravel must be callable (flat x -> parameter pytree), got {self.unravel!r}")
 
@@ -146,11 +146,10 @@ class FiniteSum(Objective):
 
         Without an `init_fn` (e.g. logistic regression, started at zero) every seed gives `x_init`.
         """
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        seed = check.seed("seed", seed)
         if self.init_fn is None:
             return self.x_init
-        flat = np.asarray(ravel_pytree(self.init_fn(int(seed)))[0], np.float32)
+        flat = np.asarray(ravel_pytree(self.init_fn(seed))[0], np.float32)
         if flat.shape != (self.dim,):
             raise ValueError(f"init_fn({seed}) gave {flat.shape[0]} parameters, the objective has dim={self.dim}")
         return flat
@@ -164,14 +163,7 @@ jax.tree_util.register_dataclass(
     FiniteSum,
     data_fields=["params"],
     meta_fields=[
-        "dim",
-        "value_fn",
-        "name",
-        "grad_fn",
-        "hessian_fn",
-        "hessian_trace_fn",
-        "info",
-        "extras",
+        *STATIC_FIELDS,
         "n_examples",
         "unravel",
         "predict_fn",
@@ -241,12 +233,7 @@ def finite_sum(
         raise ValueError(f"init must be a function seed -> params or None, got {type(init).__name__}")
     if name is not None and not isinstance(name, str):
         raise ValueError(f"name must be a string or None, got {name!r}")
-    try:
-        l2 = float(l2)
-    except (TypeError, ValueError):
-        raise ValueError(f"l2 must be a number >= 0, got {l2!r}") from None
-    if not (np.isfinite(l2) and l2 >= 0):
-        raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
+    l2 = check.non_negative_float("l2", l2)
     n = _check_data(data, "data")
     try:
         flat, unravel = ravel_pytree(params_init)

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation as check
 from objectives.finite_sum import FiniteSum, finite_sum
 
 __all__ = ["least_squares", "logistic_regression", "mlp"]
@@ -124,13 +125,11 @@ def mlp(
         hidden = tuple(hidden)
     except TypeError:
         raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden!r}") from None
-    if not hidden or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in hidden):
+    if not hidden:
         raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden!r}")
-    hidden = tuple(int(h) for h in hidden)
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    hidden = tuple(check.positive_int(f"hidden[{i}]", h, note="a layer width") for i, h in enumerate(hidden))
+    check.one_of("activation", activation, sorted(_ACTIVATIONS))
+    seed = check.seed("seed", seed)
     sizes = (a.shape[1],) + hidden + (k,)
     act = _ACTIVATIONS[activation]
 

@@ -13,6 +13,7 @@ from functools import partial
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation as check
 from objectives.base import Objective
 
 __all__ = ["quadratic"]
@@ -78,7 +79,7 @@ def _quadratic_form(kind: str, params) -> tuple[np.ndarray, np.ndarray]:
 
 
 _FUNCTIONS = {kind: _make_functions(kind) for kind in (_SCALAR, _DIAGONAL, _DENSE)}
-# One function object per kind, built once: the extras are static jit metadata, compared by identity.
+# One function object per kind, built once: the closed forms are static jit metadata, compared by identity.
 _QUADRATIC_FORMS = {kind: partial(_quadratic_form, kind) for kind in (_SCALAR, _DIAGONAL, _DENSE)}
 
 
@@ -97,21 +98,13 @@ def quadratic(hessian, center=None, *, dim: int | None = None, name: str = "quad
 
     **Raises:** `ValueError` when H is not symmetric PSD, or the shapes disagree.
     """
-    h = np.asarray(hessian, dtype=np.float64)
-    if h.ndim > 2 or (h.ndim == 2 and h.shape[0] != h.shape[1]):
-        raise ValueError(
-            f"hessian must be a scalar, a vector (the diagonal) or a square matrix, got shape {h.shape}"
-        )
-    if not np.all(np.isfinite(h)):
-        raise ValueError(f"hessian must be finite, got {h}")
+    h = check.float_array("hessian", hessian, ndim=(0, 1, 2), allowed="a scalar, a vector (the diagonal) or a square matrix")
+    if h.ndim == 2 and h.shape[0] != h.shape[1]:
+        raise ValueError(f"hessian must be a scalar, a vector (the diagonal) or a square matrix, got shape {h.shape}")
     kind = {0: _SCALAR, 1: _DIAGONAL, 2: _DENSE}[h.ndim]
     inferred = {0: None, 1: h.shape[0] if h.ndim == 1 else None, 2: h.shape[0] if h.ndim == 2 else None}[h.ndim]
     if center is not None:
-        c = np.asarray(center, dtype=np.float64)
-        if c.ndim != 1:
-            raise ValueError(f"center must be a vector of shape (dim,), got shape {c.shape}")
-        if not np.all(np.isfinite(c)):
-            raise ValueError(f"center must be finite, got {c}")
+        c = check.float_array("center", center, ndim=(1,), allowed="a vector of shape (dim,)")
         if inferred is not None and c.shape[0] != inferred:
             raise ValueError(f"center has shape {c.shape} but hessian implies dim={inferred}")
         inferred = c.shape[0]
@@ -121,20 +114,11 @@ def quadratic(hessian, center=None, *, dim: int | None = None, name: str = "quad
         inferred = dim
     if inferred is None:
         raise ValueError("a scalar hessian needs center= or dim= to fix the dimension")
-    if not isinstance(inferred, (int, np.integer)) or inferred < 1:
-        raise ValueError(f"dim must be a positive integer, got {inferred!r}")
-    n = int(inferred)
+    n = check.dimension("dim", inferred)
     c = np.zeros(n) if center is None else np.asarray(center, dtype=np.float64)
 
     if kind == _DENSE:
-        if not np.allclose(h, h.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(h).max())):
-            raise ValueError(f"hessian must be symmetric, got {h.tolist()}")
-        eigenvalues = np.linalg.eigvalsh(h)
-        tolerance = 1e-12 * max(1.0, np.abs(eigenvalues).max())
-        if eigenvalues.min() < -tolerance:
-            raise ValueError(
-                f"hessian must be positive semi-definite, got smallest eigenvalue {eigenvalues.min():.3g}"
-            )
+        h = check.psd_matrix("hessian", h)
     elif np.any(h < 0):
         raise ValueError(f"hessian must be non-negative (positive semi-definite), got {h.tolist()}")
 
@@ -148,11 +132,9 @@ def quadratic(hessian, center=None, *, dim: int | None = None, name: str = "quad
         hessian_fn=hess,
         hessian_trace_fn=hessian_trace,
         info=(("hessian", kind),),
-        extras=(
-            ("gaussian_smoothing", gaussian_smoothing),
-            ("minimizer", _minimizer),
-            ("quadratic_form", _QUADRATIC_FORMS[kind]),
-        ),
+        gaussian_smoothing=gaussian_smoothing,
+        minimizer=_minimizer,
+        quadratic_form=_QUADRATIC_FORMS[kind],
     )
 
 

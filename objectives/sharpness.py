@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation as check
+
 __all__ = ["hessian_vector_product", "hutchinson_trace", "top_eigenvalue"]
 
 
@@ -23,12 +25,6 @@ def hessian_vector_product(objective, x: jax.Array, vector: jax.Array) -> jax.Ar
     """H(x) u = d/dt grad f(x + t u) at t = 0 (a JVP of the gradient), for `x`, `vector` of shape
     `(dim,)`; returns `(dim,)`."""
     return jax.jvp(objective.point_grad, (x,), (vector,))[1]
-
-
-def _count(name: str, value, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
 
 
 def hutchinson_trace(objective, x, key: jax.Array, n_probes: int = 64) -> tuple[jax.Array, jax.Array]:
@@ -49,7 +45,7 @@ def hutchinson_trace(objective, x, key: jax.Array, n_probes: int = 64) -> tuple[
     sample standard deviation of the m values z_i^T H z_i over sqrt(m) (zero when every probe
     gives the same value).
     """
-    n_probes = _count("n_probes", n_probes, 2)
+    n_probes = check.integer("n_probes", n_probes, lo=2)
     x = objective._check_points(x)
     return _hutchinson(objective, x, jax.random.rademacher(key, (n_probes, objective.dim), x.dtype))
 
@@ -90,7 +86,7 @@ def top_eigenvalue(objective, x, key: jax.Array, n_iterations: int = 100) -> jax
 
     **Returns:** shape `(...)`.
     """
-    n_iterations = _count("n_iterations", n_iterations, 1)
+    n_iterations = check.integer("n_iterations", n_iterations, lo=1)
     x = objective._check_points(x)
     start = jax.random.normal(key, (objective.dim,), x.dtype)
     return _power_iteration(objective, x, start / jnp.linalg.norm(start), n_iterations)

@@ -11,8 +11,8 @@ vanish), so F_eta - P_eta = O((eta * scale)^4) where f is smooth.
 
 How E f(v - eta eps) is computed (`method="auto"` picks the first that applies):
 
-- `"closed_form"`: Gaussian noise and an objective that registers the extra
-  `"gaussian_smoothing"`, fn(params, x, covariance) = E f(x - e), e ~ N(0, covariance). It is
+- `"closed_form"`: Gaussian noise and an objective with the closed form
+  `Objective.gaussian_smoothing`, fn(params, x, covariance) = E f(x - e), e ~ N(0, covariance). It is
   called with covariance eta^2 Sigma. Exact.
 - `"quadrature"`, exact or nearly so, in low dimension: Rademacher noise is the exact average
   over the 2^dim sign vectors (dim <= 10 under "auto"); Gaussian noise uses the tensor
@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation as check
 from objectives.base import Objective
 from objectives.noise_laws import (
     DEFAULT_N_SAMPLES,
@@ -231,7 +232,7 @@ class _PenaltyValue:
 
 @dataclasses.dataclass(frozen=True)
 class _OfObjectiveParams:
-    """An extra of f that takes f's params only (e.g. "search_box"), lifted to the new params."""
+    """A closed form of f that takes f's params only (e.g. `search_box`), lifted to the new params."""
 
     fn: Callable
 
@@ -248,18 +249,9 @@ def _check_objective(f) -> None:
 
 
 def _check_step_size(step_size) -> np.ndarray:
-    try:
-        eta = np.asarray(step_size, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"step_size must be a non-negative number or a 1-D vector of them, got {step_size!r}") from None
-    if eta.ndim > 1 or eta.size == 0:
-        raise ValueError(
-            f"step_size must be a number or a non-empty 1-D vector of step sizes, got shape {eta.shape}"
-        )
-    bad = ~np.isfinite(eta) | (eta < 0)
-    if np.any(bad):
-        raise ValueError(f"step_size must be finite and >= 0, got {np.atleast_1d(eta)[np.atleast_1d(bad)].tolist()}")
-    return eta
+    """eta >= 0 as float64: a 0-d array for one step size, `(S,)` for a vector (a batch)."""
+    eta = check.step_sizes("step_size", step_size, allow_zero=True)
+    return eta if np.ndim(step_size) == 1 else eta.reshape(())
 
 
 def _batch(params, eta: np.ndarray):
@@ -274,23 +266,28 @@ def _batch(params, eta: np.ndarray):
     )
 
 
-def _info(f: Objective, method: str, family: str, eta: np.ndarray) -> tuple:
-    info = (("of", f.name), ("method", method), ("noise", family))
-    return info + ((("batch", int(eta.shape[0])),) if eta.ndim == 1 else ())
+def _batch_size(eta: np.ndarray) -> int | None:
+    """S for a vector of S step sizes (a batch of S objectives), None for one step size."""
+    return int(eta.shape[0]) if eta.ndim == 1 else None
 
 
-def _lifted_extras(f: Objective, keys=("search_box",)) -> tuple:
-    return tuple((key, _OfObjectiveParams(f.extra(key))) for key in keys if f.extra(key) is not None)
+def _batch_info(eta: np.ndarray) -> tuple:
+    return (("batch", int(eta.shape[0])),) if eta.ndim == 1 else ()
+
+
+def _lifted_search_box(f: Objective):
+    """f's search box, as a function of the new objective's params (the box does not move)."""
+    return None if f.search_box is None else _OfObjectiveParams(f.search_box)
 
 
 def _resolve_method(method: str, f: Objective, family: str) -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    closed = family == "gaussian" and f.extra("gaussian_smoothing") is not None
+    closed = family == "gaussian" and f.gaussian_smoothing is not None
     if method == "closed_form" and not closed:
         raise ValueError(
-            f"method='closed_form' needs Gaussian noise and an objective with a 'gaussian_smoothing' "
-            f"extra; objective {f.name!r} with {family} noise has none (use 'auto')"
+            f"method='closed_form' needs Gaussian noise and an objective with a closed-form "
+            f"gaussian_smoothing; objective {f.name!r} with {family} noise has none (use 'auto')"
         )
     if method != "auto":
         return method
@@ -320,12 +317,12 @@ def smoothed(
 
     F is an `Objective` of the same dimension, with gradient and Hessian from autodiff of the
     closed form, or the same weighted average of f's own gradient and Hessian at the nodes.
-    With Gaussian noise and a closed form, F registers its own "gaussian_smoothing" (covariances
+    With Gaussian noise and a closed form, F has its own `gaussian_smoothing` (covariances
     add), so `smoothed(smoothed(f, ...), ...)` stays exact. See the module docstring for the
     methods.
 
     A vector of S step sizes gives a batch: one objective whose `params` leaves all carry a
-    leading axis S, `info` holding ("batch", S). Evaluate it with `jax.vmap`, e.g.
+    leading axis S, `batch` = S. Evaluate it with `jax.vmap`, e.g.
     `jax.vmap(lambda F_i: F_i.value(x))(F)` -> `(S, ...)`, or take member i with
     `jax.tree.map(lambda a: a[i], F)`; calling its methods directly raises a ValueError.
     `analysis.smoothed_solution` minimises all S members in one compiled call.
@@ -349,14 +346,13 @@ def smoothed(
     eta = _check_step_size(step_size)
     method = _resolve_method(method, f, family)
     dim = f.dim
-    extras = _lifted_extras(f)
+    composed = None
     if method == "closed_form":
-        gaussian_smoothing = f.extra("gaussian_smoothing")
         nodes, weights = np.zeros((0, dim)), np.zeros((0,))
-        value_fn = _ClosedFormValue(gaussian_smoothing)
+        value_fn = _ClosedFormValue(f.gaussian_smoothing)
         grad_fn = hessian_fn = hessian_trace_fn = None
         error_fn = _ZeroStandardError()
-        extras += (("gaussian_smoothing", _ComposedGaussianSmoothing(gaussian_smoothing)),)
+        composed = _ComposedGaussianSmoothing(f.gaussian_smoothing)
     else:
         if method == "quadrature":
             nodes, weights = noise_quadrature(noise, dim, order)
@@ -377,8 +373,11 @@ def smoothed(
         grad_fn=grad_fn,
         hessian_fn=hessian_fn,
         hessian_trace_fn=hessian_trace_fn,
-        info=_info(f, method, family, eta),
-        extras=extras + (("standard_error", error_fn),),
+        info=(("of", f.name), ("method", method), ("noise", family)) + _batch_info(eta),
+        gaussian_smoothing=composed,
+        search_box=_lifted_search_box(f),
+        standard_error=error_fn,
+        batch=_batch_size(eta),
     )
 
 
@@ -406,16 +405,15 @@ def penalized(f: Objective, noise, step_size) -> Objective:
     eta = _check_step_size(step_size)
     value_fn = _PenaltyValue(f.value_fn, f.hessian_fn, f.hessian_trace_fn, is_isotropic(covariance))
     params = PenaltyParams(f.params, None, covariance)
-    info = (("of", f.name), ("penalty", "eta^2/2 tr(Sigma H)"), ("noise", family))
-    if eta.ndim == 1:
-        info += (("batch", int(eta.shape[0])),)
+    info = (("of", f.name), ("penalty", "eta^2/2 tr(Sigma H)"), ("noise", family)) + _batch_info(eta)
     return Objective(
         dim=f.dim,
         value_fn=value_fn,
         params=_batch(params, eta),
         name=f"penalized_{f.name}",
         info=info,
-        extras=_lifted_extras(f),
+        search_box=_lifted_search_box(f),
+        batch=_batch_size(eta),
     )
 
 
@@ -425,7 +423,7 @@ def standard_error(objective: Objective, x) -> jax.Array:
     sqrt(s^2 / n), s^2 the sample variance of f(x - eta eps_i) over the n draws; zero for the
     closed-form and quadrature methods (their error is not statistical).
     """
-    fn = objective.extra("standard_error") if isinstance(objective, Objective) else None
+    fn = objective.standard_error if isinstance(objective, Objective) else None
     if fn is None:
         raise ValueError(f"objective must come from objectives.smoothed, got {objective!r}")
     points = objective._check_points(x)

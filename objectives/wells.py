@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation as check
 from objectives.base import Objective
-from objectives.catalog import as_float_array
 
 __all__ = [
     "gaussian_wells",
@@ -117,11 +117,11 @@ def gaussian_wells(depths, centers, widths, confinement=0.0, *, name: str = "gau
 
     **Returns:** an `Objective` (derivatives by autodiff).
     """
-    d = as_float_array("depths", depths, ndim=(1,), allowed="a vector of shape (K,) of positive well depths")
+    d = check.float_array("depths", depths, ndim=(1,), allowed="a vector of shape (K,) of positive well depths")
     if d.size == 0 or np.any(d <= 0):
         raise ValueError(f"depths must be a non-empty vector of positive numbers, got {d.tolist()}")
     k = d.shape[0]
-    m = as_float_array("centers", centers, ndim=(1, 2), allowed=f"an array of shape (K, dim) = ({k}, dim)")
+    m = check.float_array("centers", centers, ndim=(1, 2), allowed=f"an array of shape (K, dim) = ({k}, dim)")
     if m.ndim == 1:
         m = m[:, None]
     if m.shape[0] != k:
@@ -129,7 +129,7 @@ def gaussian_wells(depths, centers, widths, confinement=0.0, *, name: str = "gau
     dim = m.shape[1]
     if dim < 1:
         raise ValueError(f"centers must have shape (K, dim) with dim >= 1, got {m.shape}")
-    w = as_float_array(
+    w = check.float_array(
         "widths", widths, ndim=(1, 3), allowed=f"a vector ({k},) of standard deviations or covariances ({k}, {dim}, {dim})"
     )
     if w.ndim == 1:
@@ -147,7 +147,7 @@ def gaussian_wells(depths, centers, widths, confinement=0.0, *, name: str = "gau
             raise ValueError(
                 f"widths (per-well covariances) must be positive definite, got smallest eigenvalues {smallest.tolist()}"
             )
-    kappa = as_float_array("confinement", confinement, ndim=(0,), allowed="a non-negative number")
+    kappa = check.float_array("confinement", confinement, ndim=(0,), allowed="a non-negative number")
     if kappa < 0:
         raise ValueError(f"confinement must be non-negative, got {confinement!r}")
     return Objective(
@@ -156,7 +156,8 @@ def gaussian_wells(depths, centers, widths, confinement=0.0, *, name: str = "gau
         params=WellsParams(d, m, w, kappa),
         name=name,
         info=(("family", "gaussian_wells"), ("wells", k), ("widths", "isotropic" if w.ndim == 1 else "covariance")),
-        extras=(("gaussian_smoothing", _wells_gaussian_smoothing), ("search_box", _wells_search_box)),
+        gaussian_smoothing=_wells_gaussian_smoothing,
+        search_box=_wells_search_box,
     )
 
 

@@ -32,7 +32,7 @@ __all__ = ["quadratic_form_of", "transition", "sample_records"]
 
 def quadratic_form_of(objective) -> tuple[np.ndarray, np.ndarray] | None:
     """(H, c) when `objective` is a quadratic built by `objectives.quadratic`, else None."""
-    form = objective.extra("quadratic_form")
+    form = objective.quadratic_form
     return None if form is None else form(objective.params)
 
 

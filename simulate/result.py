@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ESTIMATORS", "SimulationResult"]
+__all__ = ["ESTIMATORS", "SimulationResult", "atomic_write"]
 
 #: The estimators every run produces, in a fixed order:
 #: x (last iterate x_T), x_avg (uniform average of x_1..x_T), x_tail (average of the last
@@ -77,10 +83,6 @@ class SimulationResult:
             )
         return self.checkpoints[name][where[0]]
 
-    def diverged_by(self, step: int) -> np.ndarray:
-        """`(S, C)` bool: chains that had diverged at or before `step`."""
-        return self.diverged & (self.diverged_at <= step)
-
     @property
     def n_diverged(self) -> np.ndarray:
         """`(S,)` number of diverged chains per step size."""
@@ -106,9 +108,97 @@ class SimulationResult:
             "ema_decay": self.ema_decay,
         }
 
+    def save(self, path: str | Path) -> Path:
+        """Write every field to `path` as one `.npz` file, atomically; `SimulationResult.load`
+        reads it back.
+
+        Array fields are arrays of the file under their field name, a dict of arrays
+        (`checkpoints`) under `<field>/<key>`; every other field (numbers, strings, tuples,
+        `None`) goes into the JSON string array `__fields__`, with the field's kind. The noise
+        model is stored as its description (`noise.describe()`). No object arrays: the file
+        loads with `allow_pickle=False`. Generic over `dataclasses.fields`, so a field added to
+        the type round-trips without touching this code.
+        """
+        arrays, fields = {}, {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.ndarray):
+                if value.dtype == object:
+                    raise ValueError(f"{field.name} is an object array, which cannot be saved without pickle")
+                arrays[field.name] = value
+                fields[field.name] = {"kind": "array"}
+            elif isinstance(value, dict) and all(isinstance(v, np.ndarray) for v in value.values()):
+                arrays.update({f"{field.name}/{key}": array for key, array in value.items()})
+                fields[field.name] = {"kind": "arrays", "keys": list(value)}
+            elif isinstance(value, tuple):
+                fields[field.name] = {"kind": "tuple", "value": [_json_scalar(v) for v in value]}
+            elif hasattr(value, "describe"):
+                fields[field.name] = {"kind": "description", "value": value.describe()}
+            else:
+                fields[field.name] = {"kind": "value", "value": _json_scalar(value)}
+        arrays["__fields__"] = np.asarray(json.dumps(fields, sort_keys=True))
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        with atomic_write(path) as handle:
+            handle.write(buffer.getvalue())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SimulationResult":
+        """The result `save` wrote to `path`: every field as it was saved (the noise model as
+        its description, a dict). Fields the type no longer has are refused; fields the file
+        lacks take their defaults."""
+        with np.load(path, allow_pickle=False) as data:
+            if "__fields__" not in data.files:
+                raise ValueError(f"{str(path)!r} is not a file written by SimulationResult.save")
+            fields = json.loads(str(data["__fields__"]))
+            known = {field.name for field in dataclasses.fields(cls)}
+            unknown = sorted(set(fields) - known)
+            if unknown:
+                raise ValueError(f"{str(path)!r} holds fields {unknown} that SimulationResult does not have")
+            values = {}
+            for name, stored in fields.items():
+                kind = stored["kind"]
+                if kind == "array":
+                    values[name] = data[name]
+                elif kind == "arrays":
+                    values[name] = {key: data[f"{name}/{key}"] for key in stored["keys"]}
+                elif kind == "tuple":
+                    values[name] = tuple(stored["value"])
+                else:
+                    values[name] = stored["value"]
+        return cls(**values)
+
     def __repr__(self) -> str:
         return (
             f"SimulationResult({self.objective_name}, method={self.method}, "
             f"step_sizes={np.array2string(self.step_sizes, precision=4)}, n_steps={self.n_steps}, "
             f"n_chains={self.n_chains}, dim={self.dim}, diverged={int(self.diverged.sum())})"
         )
+
+
+def _json_scalar(value):
+    """A NumPy scalar as the Python number JSON can hold; anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb"):
+    """Open a temporary file beside `path`; on success fsync it and rename it to `path`.
+
+    An interrupted write never leaves a half-written file under the final name: a file that
+    exists is complete (`os.replace` is atomic on one file system).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise

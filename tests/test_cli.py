@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import storage
+from asgd import result_folder
 
 SMALL = """
 name = "small"
@@ -41,7 +41,7 @@ figures = [{figures}]
 
 def asgd(*args, cwd=None, timeout=300):
     env = dict(os.environ, MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "simulate", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+    return subprocess.run([sys.executable, "-m", "asgd", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
 def _config(tmp_path, steps="300", seeds="0, 1", name="small.toml", figures='"tradeoff"'):
@@ -54,7 +54,7 @@ def test_reproduce_quick_writes_tables_arrays_metadata_and_figures(tmp_path):
     out = asgd("reproduce", "quadratic_rates", "--quick", "--quiet", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
     folder = tmp_path / "quadratic_rates"
-    rows = storage.read_csv(folder / "results.csv")
+    rows = result_folder.read_csv(folder / "results.csv")
     assert {"experiment", "estimator", "step_size", "n_steps", "n_chains", "mse", "mse_se", "n_diverged", "target"} <= set(rows[0])
     assert {r["estimator"] for r in rows} == {"x", "x_avg", "x_tail", "v", "v_avg"}
     for name in ("arrays.npz", "metadata.json", "tradeoff.png", "tradeoff.pdf"):
@@ -84,7 +84,7 @@ def test_an_interrupted_sweep_resumes_to_the_same_results(tmp_path):
 
     env = dict(os.environ, MPLBACKEND="Agg")
     out_dir = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, "-m", "simulate", "run", str(config), "--out", str(out_dir), "--quiet"],
+    process = subprocess.Popen([sys.executable, "-m", "asgd", "run", str(config), "--out", str(out_dir), "--quiet"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     points = out_dir / "small" / "points"
     deadline = time.time() + 120
@@ -102,8 +102,8 @@ def test_an_interrupted_sweep_resumes_to_the_same_results(tmp_path):
     resumed = asgd("run", str(config), "--out", str(out_dir), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert f"{saved} sweep point(s) resumed" in resumed.stdout
-    a = storage.read_csv(tmp_path / "ref" / "small" / "results.csv")
-    b = storage.read_csv(out_dir / "small" / "results.csv")
+    a = result_folder.read_csv(tmp_path / "ref" / "small" / "results.csv")
+    b = result_folder.read_csv(out_dir / "small" / "results.csv")
     assert a == b
     with np.load(tmp_path / "ref" / "small" / "arrays.npz") as x, np.load(out_dir / "small" / "arrays.npz") as y:
         assert set(x.files) == set(y.files) and all(np.array_equal(x[k], y[k]) for k in x.files)
@@ -122,7 +122,7 @@ def test_a_folder_of_another_config_is_refused_unless_fresh(tmp_path):
     [
         (("n_chains = 128", "n_chains = 128\nn_chainz = 3"), "run.n_chainz = 3: unknown key"),
         (("n_chains = 128", 'n_chains = "many"'), "run.n_chains = 'many': must be an integer"),
-        (("step_sizes = [0.02, 0.2]", "step_sizes = [0.02, -0.2]"), r"run.step_sizes[1] = -0.2: must be > 0"),
+        (("step_sizes = [0.02, 0.2]", "step_sizes = [0.02, -0.2]"), "run.step_sizes[1] = -0.2: must be a finite number > 0"),
         (('family = "gaussian"\nscale = 1.0', 'family = "gaussian"\ncovariance = [[1.0, 0.0], [0.0, 1.0]]'), "must be 1x1 to match objective dim=1"),
     ],
 )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import objectives
-from analysis import network, storage
+from asgd import network, result_folder
 
 TINY = """
 kind = "network"
@@ -45,7 +45,7 @@ power_iterations = 20
 
 
 def _asgd(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "simulate", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "asgd", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_run_writes_every_file_and_a_row_per_method_step_size_and_metric(tiny_ru
     result = folder / "results" / "tiny_net"
     for name in ("results.csv", "arrays.npz", "metadata.json", "accuracy_sharpness.png", "accuracy_sharpness.pdf", "losses.png", "points/sgd.npz", "points/sam.npz"):
         assert (result / name).exists(), name
-    rows = storage.read_csv(result / "results.csv")
+    rows = result_folder.read_csv(result / "results.csv")
     assert len(rows) == len(network.METHODS) * 2 * len(network.METRICS)
     assert {r["n_seeds"] + r["n_diverged"] for r in rows} == {4}
     meta = json.loads((result / "metadata.json").read_text())
@@ -80,7 +80,7 @@ def test_metrics_in_the_table_are_those_of_the_saved_parameters(tiny_run):
     params = arrays["tail_average/params"]  # (S, C, dim)
     np.testing.assert_allclose(arrays["tail_average/test_accuracy"], objectives.accuracy(test, params), atol=1e-6)
     np.testing.assert_allclose(arrays["tail_average/train_loss"], train.value(params), rtol=1e-4)
-    rows = storage.read_csv(result / "results.csv")
+    rows = result_folder.read_csv(result / "results.csv")
     row = next(r for r in rows if r["method"] == "tail_average" and r["metric"] == "test_accuracy" and r["step_size"] == 0.5)
     values = arrays["tail_average/test_accuracy"][1]
     assert row["mean"] == pytest.approx(values.mean(), rel=1e-6)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from analysis.config import ConfigError, load_config
-from analysis.network import NetworkConfig, parse_network_config
+from asgd.config import ConfigError, load_config
+from asgd.network_config import NetworkConfig, parse_network_config
 
-SHIPPED = Path(__file__).resolve().parents[1] / "analysis" / "experiments" / "nn.toml"
+SHIPPED = Path(__file__).resolve().parents[1] / "asgd" / "experiments" / "nn.toml"
 
 
 def _raw():
@@ -33,14 +33,14 @@ def test_shipped_config_loads_and_quick_overrides_only_what_it_names():
         ("data", "dataset", "mnist", "data.dataset = 'mnist': must be one of"),
         ("data", "n_pixels", 3, "data.n_pixels = 3: unknown key"),
         ("model", "kind", "resnet", "model.kind = 'resnet': must be one of"),
-        ("model", "hidden", [32, 0], "model.hidden = [32, 0]: must be a list of positive integers"),
+        ("model", "hidden", [32, 0], "model.hidden[1] = 0: must be an integer >= 1"),
         ("model", "activation", "gelu", "model.activation = 'gelu'"),
-        ("train", "step_sizes", [0.1, -1.0], "train.step_sizes = -1.0: must be > 0"),
+        ("train", "step_sizes", [0.1, -1.0], "train.step_sizes[1] = -1.0: must be a finite number > 0"),
         ("train", "step_sizes", [0.3, 0.1], "train.step_sizes = [0.3, 0.1]: must be strictly increasing"),
         ("train", "n_seeds", 1, "train.n_seeds = 1: must be >= 2"),
         ("train", "n_steps", 0, "train.n_steps = 0: must be an integer >= 1"),
-        ("train", "ema_decay", 1.0, "train.ema_decay = 1.0: must be < 1"),
-        ("train", "sam_radius", 0.0, "train.sam_radius = 0.0: must be > 0"),
+        ("train", "ema_decay", 1.0, "train.ema_decay = 1.0: must be a number in (0, 1)"),
+        ("train", "sam_radius", 0.0, "train.sam_radius = 0.0: must be a finite number > 0"),
         ("train", "batch_size", 2.5, "train.batch_size = 2.5: must be an integer"),
         ("metrics", "hutchinson_probes", 0, "metrics.hutchinson_probes = 0"),
     ],

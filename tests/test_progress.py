@@ -8,7 +8,7 @@ import pytest
 
 import objectives
 import simulate
-from analysis.progress import Progress
+from asgd.progress import Progress
 from simulate.engine import PROGRESS_REPORTS
 from simulate.randomness import NOISE_BLOCK_STEPS
 

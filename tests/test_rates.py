@@ -1,4 +1,4 @@
-"""`analysis.fit_rate`: log-log slopes with t intervals, and the NumPy-only t quantile behind them."""
+"""`analysis.fit_rate`: log-log slopes with t intervals (the quantile from scipy.stats)."""
 
 import math
 
@@ -7,23 +7,6 @@ import pytest
 from scipy import stats
 
 import analysis
-from analysis.rates import student_t_quantile
-
-
-@pytest.mark.parametrize("df", [0.5, 1, 2, 3, 4.5, 7, 30, 200, 1e4])
-def test_student_t_quantile_matches_scipy_in_the_body_and_far_tails(df):
-    for p in (1e-10, 1e-4, 0.025, 0.3, 0.5, 0.6, 0.9, 0.975, 0.995, 1 - 1e-6):
-        assert student_t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-9, abs=1e-12), (p, df)
-
-
-def test_student_t_quantile_matches_closed_forms_for_one_and_two_degrees_of_freedom():
-    for p in (0.01, 0.2, 0.8, 0.975):
-        assert student_t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-11)
-        assert student_t_quantile(p, 2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-11)
-    with pytest.raises(ValueError, match="probability must be in"):
-        student_t_quantile(1.0, 3)
-    with pytest.raises(ValueError, match="df must be positive"):
-        student_t_quantile(0.9, 0)
 
 
 def test_fit_rate_recovers_exact_power_laws_weighted_or_not():

@@ -313,7 +313,7 @@ def test_bad_input_is_rejected_with_clear_messages():
         objectives.penalized(f, simulate.noise.gaussian(covariance=np.eye(2)), 0.1)
     with pytest.raises(ValueError, match=r"step_size must be finite and >= 0, got \[-0.1\]"):
         objectives.smoothed(f, simulate.noise.gaussian(1.0), [0.1, -0.1])
-    with pytest.raises(ValueError, match="non-empty 1-D vector"):
+    with pytest.raises(ValueError, match="step_size must be a number or a non-empty 1-D sequence"):
         objectives.smoothed(f, simulate.noise.gaussian(1.0), [[0.1]])
     with pytest.raises(ValueError, match="method must be one of"):
         objectives.smoothed(f, simulate.noise.gaussian(1.0), 0.1, method="exact")

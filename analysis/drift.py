@@ -30,6 +30,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation as check
+
 __all__ = ["DriftCheck", "drift_check"]
 
 
@@ -98,11 +100,8 @@ def drift_check(
 
     **Returns:** a `DriftCheck` of per-bin arrays (see the module docstring).
     """
-    step_size = float(step_size)
-    if not step_size > 0:
-        raise ValueError(f"step_size must be positive, got {step_size}")
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+    step_size = check.positive_float("step_size", step_size)
+    n_bins = check.positive_int("n_bins", n_bins)
     x = _chains(result_or_chains, step_size)
     n_steps, n_chains, dim = x.shape[0] - 1, x.shape[1], x.shape[2]
     if not 0 <= burn_in < n_steps:

@@ -4,7 +4,7 @@
     description = "last iterate vs averages on an ill-conditioned quadratic"
 
     [objective]
-    kind = "quadratic"            # a catalog constructor (see `asgd list`)
+    kind = "quadratic"            # one of OBJECTIVE_KINDS (see `asgd list`)
     hessian = [1.0, 0.1]          # ... and its parameters
     center = [1.0, -1.0]
 
@@ -35,14 +35,13 @@
     n_chains = 512
 
 Every error names the key, the value and what is allowed (`ConfigError`, a `ValueError`).
+A file with `kind = "network"` is the network experiment (`asgd.network_config`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +49,10 @@ import numpy as np
 
 import objectives
 import simulate
+from asgd.network_config import NetworkConfig, parse_network_config
+from asgd.schema import ConfigError, check_keys, choice, fail, integer, list_of, read_toml, real, table
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config", "OBJECTIVE_KINDS", "NOISE_FAMILIES"]
-
-
-class ConfigError(ValueError):
-    """A config that cannot be run: names the key, the value and what is allowed."""
-
 
 NOISE_FAMILIES = {
     "gaussian": simulate.noise.gaussian,
@@ -65,17 +61,14 @@ NOISE_FAMILIES = {
     "student_t": simulate.noise.student_t,
 }
 
-# Constructors a config may name: every public catalog function that returns an Objective.
-_NOT_CONSTRUCTORS = {
-    "from_function", "smoothed", "penalized", "Objective",
-    # finite sums need data: the network experiment (analysis/network.py) builds them
-    "finite_sum", "accuracy", "example_gradient_covariance", "least_squares", "logistic_regression", "mlp",
-    "hessian_vector_product", "hutchinson_trace", "top_eigenvalue",
-}
+#: The objectives a sweep config may name (`objective.kind`): constructors that need only
+#: numbers. Finite sums need data; the network experiment (`asgd.network`) builds them.
 OBJECTIVE_KINDS = {
-    name: getattr(objectives, name)
-    for name in getattr(objectives, "__all__", [])
-    if callable(getattr(objectives, name)) and name not in _NOT_CONSTRUCTORS and not inspect.isclass(getattr(objectives, name))
+    "quadratic": objectives.quadratic,
+    "rippled_quadratic": objectives.rippled_quadratic,
+    "valley_2d": objectives.valley_2d,
+    "gaussian_wells": objectives.gaussian_wells,
+    "sharp_flat": objectives.sharp_flat,
 }
 
 TARGET_KINDS = ("minimizer", "smoothed", "penalized", "point")
@@ -149,133 +142,81 @@ def _as_arrays(params: dict) -> dict:
     return {k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v) for k, v in params.items()}
 
 
-def _fail(key: str, value, allowed: str):
-    raise ConfigError(f"{key} = {value!r}: {allowed}")
-
-
-def _check_unknown(table: dict, allowed: set, where: str):
-    for key in table:
-        if key not in allowed:
-            _fail(f"{where}{key}", table[key], f"unknown key; allowed keys in [{where.rstrip('.') or 'top level'}]: {sorted(allowed)}")
-
-
-def _number(key, value, *, positive=False, integer=False, lo=None, hi=None):
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or (not integer and not math.isfinite(value)):
-        _fail(key, value, f"must be {'an integer' if integer else 'a finite number'}")
-    if positive and value <= 0:
-        _fail(key, value, "must be > 0")
-    if lo is not None and value < lo:
-        _fail(key, value, f"must be >= {lo}")
-    if hi is not None and value > hi:
-        _fail(key, value, f"must be <= {hi}")
-    return value
-
-
-def _list_of(key, value, check, *, allow_scalar=True, nonempty=True):
-    if not isinstance(value, list):
-        if allow_scalar:
-            value = [value]
-        else:
-            _fail(key, value, "must be a list")
-    if nonempty and not value:
-        _fail(key, value, "must not be empty")
-    return tuple(check(f"{key}[{i}]", v) for i, v in enumerate(value))
-
-
 def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> ExperimentConfig:
     """Validate a config dict (as read from TOML); build nothing expensive. Raises `ConfigError`."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the config must be a TOML table")
-    _check_unknown(data, _TOP_KEYS, "")
-    for table in ("objective", "noise", "run"):
-        if table not in data:
-            _fail(f"[{table}]", None, "missing; required tables: [objective], [noise], [run]")
-        if not isinstance(data[table], dict):
-            _fail(f"[{table}]", data[table], "must be a table")
+    check_keys(data, _TOP_KEYS, "")
     name = data.get("name", Path(source).stem)
     if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
-        _fail("name", name, "must be a non-empty string without spaces or slashes")
+        fail("name", name, "must be a non-empty string without spaces or slashes")
     description = data.get("description", "")
     if not isinstance(description, str):
-        _fail("description", description, "must be a string")
+        fail("description", description, "must be a string")
 
     # [objective]
-    objective_table = dict(data["objective"])
-    kind = objective_table.pop("kind", None)
-    if kind not in OBJECTIVE_KINDS:
-        _fail("objective.kind", kind, f"must be one of {sorted(OBJECTIVE_KINDS)}")
-    signature = inspect.signature(OBJECTIVE_KINDS[kind])
-    accepted = {p for p in signature.parameters if p not in ("self",)}
-    _check_unknown(objective_table, accepted, "objective.")
+    objective_table = table(data, "objective", required=True)
+    kind = choice("objective.kind", objective_table.pop("kind", None), sorted(OBJECTIVE_KINDS))
+    check_keys(objective_table, inspect.signature(OBJECTIVE_KINDS[kind]).parameters, "objective")
 
     # [noise]
-    noise_table = dict(data["noise"])
-    family = noise_table.get("family")
-    if family not in NOISE_FAMILIES:
-        _fail("noise.family", family, f"must be one of {sorted(NOISE_FAMILIES)}")
-    noise_accepted = set(inspect.signature(NOISE_FAMILIES[family]).parameters) | {"family"}
-    _check_unknown(noise_table, noise_accepted, "noise.")
+    noise_table = table(data, "noise", required=True)
+    family = choice("noise.family", noise_table.get("family"), sorted(NOISE_FAMILIES))
+    check_keys(noise_table, {*inspect.signature(NOISE_FAMILIES[family]).parameters, "family"}, "noise")
 
     # [run] with [quick] overrides
-    run_table = dict(data["run"])
-    _check_unknown(run_table, _RUN_KEYS, "run.")
-    if "quick" in data:
-        if not isinstance(data["quick"], dict):
-            _fail("[quick]", data["quick"], "must be a table of [run] overrides")
-        _check_unknown(data["quick"], _RUN_KEYS, "quick.")
-        if quick:
-            run_table.update(data["quick"])
+    run_table = table(data, "run", required=True)
+    check_keys(run_table, _RUN_KEYS, "run")
+    quick_table = table(data, "quick")
+    check_keys(quick_table, _RUN_KEYS, "quick")
+    if quick:
+        run_table.update(quick_table)
     for key in sorted(_RUN_REQUIRED - set(run_table)):
-        _fail(f"run.{key}", None, "missing (required)")
-    step_sizes = _list_of("run.step_sizes", run_table["step_sizes"], lambda k, v: float(_number(k, v, positive=True)))
-    horizons = _list_of("run.n_steps", run_table["n_steps"], lambda k, v: _number(k, v, integer=True, lo=1))
-    n_chains = _number("run.n_chains", run_table["n_chains"], integer=True, lo=1)
-    seeds = _list_of("run.seeds", run_table.get("seeds", [0]), lambda k, v: _number(k, v, integer=True, lo=0, hi=2**32 - 1))
+        fail(f"run.{key}", None, "missing (required)")
+    step_sizes = list_of("run.step_sizes", run_table["step_sizes"], lambda k, v: real(k, v, lo=0, open_lo=True))
+    horizons = list_of("run.n_steps", run_table["n_steps"], integer)
+    n_chains = integer("run.n_chains", run_table["n_chains"])
+    seeds = list_of("run.seeds", run_table.get("seeds", [0]), lambda k, v: integer(k, v, lo=0, hi=2**32 - 1))
     x0 = run_table["x0"]
     x0_array = np.asarray(x0, dtype=object)
     if not isinstance(x0, list) or x0_array.ndim not in (1, 2):
-        _fail("run.x0", x0, "must be a list of numbers (one point) or a list of such lists (one per chain)")
+        fail("run.x0", x0, "must be a list of numbers (one point) or a list of such lists (one per chain)")
     for v in x0_array.ravel():
-        _number("run.x0", v)
-    tail_fraction = float(_number("run.tail_fraction", run_table.get("tail_fraction", 0.5), positive=True, hi=1.0))
+        real("run.x0", v)
+    tail_fraction = real("run.tail_fraction", run_table.get("tail_fraction", 0.5), lo=0, hi=1, open_lo=True)
     checkpoints = run_table.get("checkpoints", 8)
     if isinstance(checkpoints, list):
-        _list_of("run.checkpoints", checkpoints, lambda k, v: _number(k, v, integer=True, lo=1), allow_scalar=False)
+        list_of("run.checkpoints", checkpoints, integer, allow_scalar=False)
     else:
-        _number("run.checkpoints", checkpoints, integer=True, lo=1)
-    method = run_table.get("method", "sgd")
-    if method not in ("sgd", "exact"):
-        _fail("run.method", method, "must be 'sgd' or 'exact'")
+        integer("run.checkpoints", checkpoints)
+    method = choice("run.method", run_table.get("method", "sgd"), ("sgd", "exact"))
     chunk_size = run_table.get("chunk_size")
     if chunk_size is not None:
-        _number("run.chunk_size", chunk_size, integer=True, lo=1)
+        integer("run.chunk_size", chunk_size)
 
     # [target]
-    target_table = dict(data.get("target", {"kind": "minimizer"}))
-    _check_unknown(target_table, _TARGET_KEYS, "target.")
-    target_kind = target_table.get("kind", "minimizer")
-    if target_kind not in TARGET_KINDS:
-        _fail("target.kind", target_kind, f"must be one of {list(TARGET_KINDS)}")
+    target_table = table(data, "target") or {"kind": "minimizer"}
+    check_keys(target_table, _TARGET_KEYS, "target")
+    target_kind = choice("target.kind", target_table.get("kind", "minimizer"), TARGET_KINDS)
     target_point = target_table.get("point")
     if (target_kind == "point") != (target_point is not None):
-        _fail("target.point", target_point, "is required with target.kind = 'point' and allowed only there")
+        fail("target.point", target_point, "is required with target.kind = 'point' and allowed only there")
     if target_point is not None:
-        target_point = _list_of("target.point", target_point, lambda k, v: float(_number(k, v)), allow_scalar=False)
+        target_point = list_of("target.point", target_point, real, allow_scalar=False)
 
     # [output]
-    output_table = dict(data.get("output", {}))
-    _check_unknown(output_table, _OUTPUT_KEYS, "output.")
-    estimators = _list_of(
+    output_table = table(data, "output")
+    check_keys(output_table, _OUTPUT_KEYS, "output")
+    estimators = list_of(
         "output.estimators",
         output_table.get("estimators", list(simulate.ESTIMATORS)),
-        lambda k, v: v if v in simulate.ESTIMATORS else _fail(k, v, f"must be one of {list(simulate.ESTIMATORS)}"),
+        lambda k, v: choice(k, v, simulate.ESTIMATORS),
         allow_scalar=False,
     )
-    figures = _list_of(
+    figures = list_of(
         "output.figures",
         output_table.get("figures", ["tradeoff"]),
-        lambda k, v: v if v in FIGURES else _fail(k, v, f"must be one of {list(FIGURES)}"),
+        lambda k, v: choice(k, v, FIGURES),
         allow_scalar=False,
         nonempty=False,
     )
@@ -317,33 +258,23 @@ def _check_buildable(config: ExperimentConfig) -> None:
         raise ConfigError(f"[noise] family = {config.noise_params['family']!r}: {error}") from None
     dim = objective.dim
     if noise.fixed_dim is not None and noise.fixed_dim != dim:
-        _fail("noise.covariance", config.noise_params.get("covariance"), f"must be {dim}x{dim} to match objective dim={dim}")
+        fail("noise.covariance", config.noise_params.get("covariance"), f"must be {dim}x{dim} to match objective dim={dim}")
     x0 = np.asarray(config.x0, dtype=np.float64)
     if x0.shape[-1] != dim or (x0.ndim == 2 and x0.shape[0] != config.n_chains):
-        _fail("run.x0", list(config.x0), f"must have {dim} coordinates (objective dim), or be n_chains={config.n_chains} such points")
+        fail("run.x0", list(config.x0), f"must have {dim} coordinates (objective dim), or be n_chains={config.n_chains} such points")
     if config.target_point is not None and len(config.target_point) != dim:
-        _fail("target.point", list(config.target_point), f"must have {dim} coordinates (objective dim)")
+        fail("target.point", list(config.target_point), f"must have {dim} coordinates (objective dim)")
     if isinstance(config.checkpoints, tuple) and max(config.checkpoints) > min(config.horizons):
-        _fail("run.checkpoints", list(config.checkpoints), f"must not exceed the shortest horizon n_steps={min(config.horizons)}")
+        fail("run.checkpoints", list(config.checkpoints), f"must not exceed the shortest horizon n_steps={min(config.horizons)}")
 
 
-def load_config(path: str | Path, *, quick: bool = False):
+def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig | NetworkConfig:
     """Read and validate a TOML config. Raises `ConfigError` (also for unreadable files).
 
-    Returns an `ExperimentConfig`, or a `analysis.network.NetworkConfig` for a file with
+    Returns an `ExperimentConfig`, or an `asgd.network_config.NetworkConfig` for a file with
     `kind = "network"` (the small-network experiment has its own schema).
     """
-    path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"cannot read config {str(path)!r}: {error.strerror or error}") from None
-    try:
-        data = tomllib.loads(text.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    data = read_toml(path)
     if data.get("kind") == "network":
-        from analysis.network import parse_network_config
-
         return parse_network_config(data, quick=quick, source=str(path))
     return parse_config(data, quick=quick, source=str(path))

@@ -1,4 +1,4 @@
-"""The `asgd` command line (also `python -m simulate`).
+"""The `asgd` command line (also `python -m asgd`).
 
     asgd reproduce [NAME ...] [--quick] [--out DIR] [--fresh] [--quiet]
     asgd run CONFIG.toml [--quick] [--out DIR] [--fresh] [--quiet]
@@ -10,17 +10,27 @@ Bad input (an unknown key, a wrong type, a value out of range, an unreadable fil
 in one line naming the key, the value and what is allowed, before any simulation; exit code 2.
 An interrupted sweep keeps its finished points; the same command resumes it.
 
-The CLI sits at the end of the data flow (objectives -> simulate -> analysis -> CLI).
+The CLI sits at the end of the data flow (objectives -> simulate -> analysis -> asgd).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+import objectives
+import simulate
+from analysis import theory
+from asgd import network
+from asgd.config import NOISE_FAMILIES, OBJECTIVE_KINDS, ConfigError, load_config
+from asgd.experiment_figures import draw_figures
+from asgd.network_config import NetworkConfig
+from asgd.sweep import run_sweep
 
 __all__ = ["main"]
 
@@ -54,8 +64,6 @@ def _format_table(rows: list[dict], horizon: int) -> str:
 
 
 def _run_network(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
-    from analysis import network
-
     outcome = network.run_network(config, out_dir, fresh=fresh, quiet=quiet)
     written = network.draw_network_figures(out_dir)
     print(f"\n== {config.name}: {config.description}")
@@ -69,10 +77,6 @@ def _run_network(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
 
 
 def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
-    from analysis.figures import draw_figures
-    from analysis.network import NetworkConfig
-    from analysis.sweep import run_sweep
-
     if isinstance(config, NetworkConfig):
         return _run_network(config, out_dir, fresh=fresh, quiet=quiet)
 
@@ -88,8 +92,6 @@ def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
 
 
 def cmd_reproduce(args) -> int:
-    from analysis.config import ConfigError, load_config
-
     available = builtin_experiments()
     names = args.names or list(available)
     unknown = [n for n in names if n not in available]
@@ -103,16 +105,12 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from analysis.config import load_config
-
     config = load_config(args.config, quick=args.quick)
     _run_config(config, Path(args.out) / config.name, fresh=args.fresh, quiet=args.quiet)
     return 0
 
 
 def cmd_list(args) -> int:
-    from analysis.config import NOISE_FAMILIES, OBJECTIVE_KINDS, load_config
-
     def first_line(obj) -> str:
         return (obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else ""
 
@@ -129,18 +127,11 @@ def cmd_list(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from analysis.config import ConfigError
-    from analysis.figures import draw_figures
-
     folder = Path(args.result_dir)
     if not (folder / "results.csv").exists() or not (folder / "metadata.json").exists():
         raise ConfigError(f"{str(folder)!r} is not a result folder (results.csv and metadata.json are missing)")
-    import json
-
-    from analysis.network import draw_network_figures
-
-    network = json.loads((folder / "metadata.json").read_text()).get("kind") == "network"
-    for path in (draw_network_figures if network else draw_figures)(folder):
+    is_network = json.loads((folder / "metadata.json").read_text()).get("kind") == "network"
+    for path in (network.draw_network_figures if is_network else draw_figures)(folder):
         print(path)
     return 0
 
@@ -152,10 +143,6 @@ def cmd_demo(args) -> int:
 
 def demo(n_chains: int = 4096, n_steps: int = 2000, seed: int = 0) -> str:
     """SGD on an ill-conditioned 2-D quadratic against the exact law of every estimator."""
-    import objectives
-    import simulate
-    from analysis import theory
-
     hessian, center, x0 = np.diag([1.0, 0.1]), np.array([1.0, -1.0]), np.array([3.0, 3.0])
     f = objectives.quadratic(hessian, center, name="ill-conditioned quadratic")
     noise = simulate.noise.gaussian(1.0)

@@ -24,11 +24,8 @@ the Hessian trace of the training loss (Hutchinson, Rademacher probes) and its t
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import time
-import tomllib
 from pathlib import Path
 
 import jax
@@ -38,17 +35,18 @@ import numpy as np
 
 import objectives
 import simulate
-from analysis import plots, storage
-from analysis.config import ConfigError
-from analysis.progress import Progress
+from analysis import plots
+from asgd import result_folder
+from asgd.network_config import NetworkConfig
+from asgd.progress import Progress
 
 __all__ = [
     "METHODS",
     "METRICS",
-    "NetworkConfig",
     "NetworkOutcome",
+    "draw_network_figures",
     "evaluate",
-    "parse_network_config",
+    "format_table",
     "plot_network",
     "run_network",
 ]
@@ -77,125 +75,6 @@ METHOD_STYLE = {
 }
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "hessian_trace", "top_eigenvalue")
 RESULT_COLUMNS = ["experiment", "method", "step_size", "metric", "mean", "se", "n_seeds", "n_diverged"]
-
-_DATASETS = ("digits", "teacher_student")
-_MODELS = ("mlp", "logistic_regression")
-_TOP_KEYS = {"kind", "name", "description", "data", "model", "train", "metrics", "quick"}
-_DATA_KEYS = {"dataset", "n_train", "n_test", "n_features", "n_classes", "teacher_hidden", "label_noise", "test_fraction", "seed"}
-_MODEL_KEYS = {"kind", "hidden", "activation", "l2"}
-_TRAIN_KEYS = {"step_sizes", "n_steps", "n_seeds", "batch_size", "replace", "tail_fraction", "ema_decay", "sam_radius", "seed"}
-_METRIC_KEYS = {"hutchinson_probes", "power_iterations"}
-
-
-@dataclasses.dataclass(frozen=True)
-class NetworkConfig:
-    """A validated network experiment (see `analysis/experiments/nn.toml` for every key)."""
-
-    name: str
-    description: str
-    data: dict
-    model: dict
-    step_sizes: tuple[float, ...]
-    n_steps: int
-    n_seeds: int
-    batch_size: int
-    replace: bool
-    tail_fraction: float
-    ema_decay: float
-    sam_radius: float
-    seed: int
-    hutchinson_probes: int
-    power_iterations: int
-    raw: dict
-
-
-def _fail(key, value, allowed):
-    raise ConfigError(f"{key} = {value!r}: {allowed}")
-
-
-def _unknown(table: dict, allowed: set, where: str):
-    for key in table:
-        if key not in allowed:
-            _fail(f"{where}{key}", table[key], f"unknown key; allowed: {sorted(allowed)}")
-
-
-def _integer(key, value, lo=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        _fail(key, value, f"must be an integer >= {lo}")
-    return value
-
-
-def _real(key, value, lo=None, hi=None, open_lo=False, open_hi=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        _fail(key, value, "must be a finite number")
-    if lo is not None and (value < lo or (open_lo and value == lo)):
-        _fail(key, value, f"must be {'>' if open_lo else '>='} {lo}")
-    if hi is not None and (value > hi or (open_hi and value == hi)):
-        _fail(key, value, f"must be {'<' if open_hi else '<='} {hi}")
-    return float(value)
-
-
-def parse_network_config(data: dict, *, quick: bool = False, source: str = "config") -> NetworkConfig:
-    """Validate a network experiment's TOML table; every error names the key, value and what is allowed."""
-    _unknown(data, _TOP_KEYS, "")
-    if data.get("kind") != "network":
-        _fail("kind", data.get("kind"), 'must be "network" for a network experiment')
-    name = data.get("name", Path(source).stem)
-    if not isinstance(name, str) or not name.replace("_", "").isalnum():
-        _fail("name", name, "must be a word of letters, digits and underscores")
-    sections = {}
-    for section, allowed in (("data", _DATA_KEYS), ("model", _MODEL_KEYS), ("train", _TRAIN_KEYS), ("metrics", _METRIC_KEYS), ("quick", _TRAIN_KEYS | _METRIC_KEYS | _DATA_KEYS)):
-        table = data.get(section, {})
-        if not isinstance(table, dict):
-            _fail(section, table, "must be a table")
-        _unknown(table, allowed, f"{section}.")
-        sections[section] = dict(table)
-    if quick:
-        for key, value in sections["quick"].items():
-            target = "train" if key in _TRAIN_KEYS else "metrics" if key in _METRIC_KEYS else "data"
-            sections[target][key] = value
-    data_table, model, train, metrics = sections["data"], sections["model"], sections["train"], sections["metrics"]
-
-    if data_table.get("dataset") not in _DATASETS:
-        _fail("data.dataset", data_table.get("dataset"), f"must be one of {list(_DATASETS)}")
-    if model.get("kind", "mlp") not in _MODELS:
-        _fail("model.kind", model.get("kind"), f"must be one of {list(_MODELS)}")
-    hidden = model.get("hidden", [32])
-    if not isinstance(hidden, list) or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden):
-        _fail("model.hidden", hidden, "must be a list of positive integers (layer widths)")
-    if model.get("activation", "tanh") not in ("tanh", "relu"):
-        _fail("model.activation", model.get("activation"), 'must be "tanh" or "relu"')
-    _real("model.l2", model.get("l2", 0.0), lo=0.0)
-
-    step_sizes = train.get("step_sizes")
-    if not isinstance(step_sizes, list) or not step_sizes:
-        _fail("train.step_sizes", step_sizes, "must be a non-empty list of positive numbers")
-    step_sizes = tuple(_real("train.step_sizes", eta, lo=0.0, open_lo=True) for eta in step_sizes)
-    if list(step_sizes) != sorted(set(step_sizes)):
-        _fail("train.step_sizes", list(step_sizes), "must be strictly increasing")
-    n_seeds = _integer("train.n_seeds", train.get("n_seeds", 8))
-    if n_seeds < 2:
-        _fail("train.n_seeds", n_seeds, "must be >= 2 (a standard error needs two seeds)")
-    config = NetworkConfig(
-        name=name,
-        description=str(data.get("description", "")),
-        data=data_table,
-        model={"kind": model.get("kind", "mlp"), "hidden": tuple(hidden), "activation": model.get("activation", "tanh"), "l2": float(model.get("l2", 0.0))},
-        step_sizes=step_sizes,
-        n_steps=_integer("train.n_steps", train.get("n_steps")),
-        n_seeds=n_seeds,
-        batch_size=_integer("train.batch_size", train.get("batch_size", 32)),
-        replace=bool(train.get("replace", False)),
-        tail_fraction=_real("train.tail_fraction", train.get("tail_fraction", 0.5), lo=0.0, hi=1.0, open_lo=True),
-        ema_decay=_real("train.ema_decay", train.get("ema_decay", 0.999), lo=0.0, hi=1.0, open_lo=True, open_hi=True),
-        sam_radius=_real("train.sam_radius", train.get("sam_radius", 0.05), lo=0.0, open_lo=True),
-        seed=_integer("train.seed", train.get("seed", 0), lo=0),
-        hutchinson_probes=_integer("metrics.hutchinson_probes", metrics.get("hutchinson_probes", 32)),
-        power_iterations=_integer("metrics.power_iterations", metrics.get("power_iterations", 50)),
-        raw=data,
-    )
-    return config
-
 
 # ---- data and model ----------------------------------------------------------------------------
 
@@ -269,10 +148,6 @@ class NetworkOutcome:
     wall_time: float
 
 
-def _fingerprint(config: NetworkConfig) -> str:
-    return hashlib.sha256(json.dumps(config.raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def _train(config: NetworkConfig, train, x0, which: str, progress) -> simulate.SimulationResult:
     kwargs = dict(
         step_sizes=config.step_sizes, n_steps=config.n_steps, n_chains=config.n_seeds, x0=x0,
@@ -306,11 +181,9 @@ def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dic
 
 def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: bool = False) -> NetworkOutcome:
     """Train every method, evaluate, write the result folder; resumes finished training runs."""
-    from analysis.sweep import claim_folder, environment
-
     start = time.perf_counter()
     out = Path(out_dir)
-    points = claim_folder(out, config.name, _fingerprint(config), fresh=fresh)
+    points = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
 
     dataset = load_dataset(config)
     train, test, x0 = build_model(config, dataset)
@@ -329,7 +202,7 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
                 within = lambda done, total, base=index * config.n_steps: bar.update(base + config.n_steps * done / total)  # noqa: E731
             result = _train(config, train, x0, which, within)
             mine = {m: getattr(result, estimator) for m, (run, estimator) in METHODS.items() if run == which}
-            storage.write_npz(path, diverged=result.diverged, **mine)
+            result_folder.write_npz(path, diverged=result.diverged, **mine)
             estimates.update(mine)
             diverged[which] = result.diverged
         bar.update((index + 1) * config.n_steps)
@@ -343,19 +216,18 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
             hutchinson_probes=config.hutchinson_probes, power_iterations=config.power_iterations,
         )
     rows = _summarise(config, metrics, diverged)
-    storage.write_csv(out / "results.csv", rows, RESULT_COLUMNS)
-    storage.write_npz(
-        out / "arrays.npz", step_sizes=np.asarray(config.step_sizes), x0=x0,
-        **{f"{method}/params": estimates[method] for method in METHODS},
-        **{f"{method}/{metric}": metrics[method][metric] for method in METHODS for metric in METRICS},
-    )
     wall_time = time.perf_counter() - start
-    storage.write_json(
-        out / "metadata.json",
+    result_folder.write_results(
+        out, rows, RESULT_COLUMNS,
+        {
+            "step_sizes": np.asarray(config.step_sizes), "x0": x0,
+            **{f"{method}/params": estimates[method] for method in METHODS},
+            **{f"{method}/{metric}": metrics[method][metric] for method in METHODS for metric in METRICS},
+        },
         {
             "experiment": config.name, "kind": "network", "description": config.description, "config": config.raw,
             "dim": train.dim, "n_train": int(dataset.train[0].shape[0]), "n_test": int(dataset.test[0].shape[0]),
-            "resumed_points": resumed, "wall_time_s": wall_time, **environment(),
+            "resumed_points": resumed, "wall_time_s": wall_time,
         },
     )
     return NetworkOutcome(out, rows, metrics, diverged, resumed, wall_time)
@@ -421,7 +293,7 @@ def plot_network(rows: list[dict], metrics=("test_accuracy", "hessian_trace"), *
 def draw_network_figures(folder) -> list[Path]:
     """The figures of a network result folder, from its `results.csv` alone."""
     folder = Path(folder)
-    rows = storage.read_csv(folder / "results.csv")
+    rows = result_folder.read_csv(folder / "results.csv")
     written = []
     for name, metrics in (("accuracy_sharpness", ("test_accuracy", "hessian_trace")), ("losses", ("train_loss", "test_loss", "top_eigenvalue"))):
         fig = plot_network(rows, metrics, path=folder / name)
@@ -429,11 +301,3 @@ def draw_network_figures(folder) -> list[Path]:
         written.append(folder / f"{name}.png")
     return written
 
-
-def is_network_config(path) -> bool:
-    """Whether the TOML file at `path` describes a network experiment (`kind = "network"`)."""
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle).get("kind") == "network"
-    except (OSError, tomllib.TOMLDecodeError):
-        return False

@@ -1,7 +1,7 @@
 """Landscapes with sharp and flat minima, each with its exact Gaussian smoothing.
 
-Every constructor registers the extra "gaussian_smoothing": fn(params, x, covariance) = E f(x - e),
-e ~ N(0, covariance), derived in its docstring, and "search_box": fn(params) -> (lower, upper),
+Every constructor sets the closed form `gaussian_smoothing`: fn(params, x, covariance) = E f(x - e),
+e ~ N(0, covariance), derived in its docstring, and `search_box`: fn(params) -> (lower, upper),
 `(dim,)` NumPy arrays bounding the region where its interesting minima lie (used by
 `analysis.minimizers`). `objectives.smoothed` calls the first with covariance eta^2 Sigma.
 
@@ -21,44 +21,10 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation as check
 from objectives.base import Objective
 
 __all__ = ["rippled_quadratic", "valley_2d"]
-
-
-# ---- validation helpers shared by the catalog -------------------------------------------------
-
-
-def as_float_array(name: str, value, *, ndim: tuple[int, ...], allowed: str) -> np.ndarray:
-    """`value` as a finite float64 array with one of the allowed numbers of dimensions."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
-    if array.ndim not in ndim:
-        raise ValueError(f"{name} must be {allowed}, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite, got {array.tolist()}")
-    return array
-
-
-def check_dim(dim) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim must be a positive integer, got {dim!r}")
-    return int(dim)
-
-
-def per_coordinate(name: str, value, dim: int, *, positive: bool, allow_zero: bool = False) -> np.ndarray:
-    """A scalar or a `(dim,)` vector, broadcast to `(dim,)`, with a sign check."""
-    array = as_float_array(name, value, ndim=(0, 1), allowed=f"a number or a vector of shape ({dim},)")
-    if array.ndim == 1 and array.shape[0] != dim:
-        raise ValueError(f"{name} has shape {array.shape} but the objective has dim={dim}")
-    if positive:
-        bad = array < 0 if allow_zero else array <= 0
-        if np.any(bad):
-            kind = "non-negative" if allow_zero else "positive"
-            raise ValueError(f"{name} must be {kind}, got {array.tolist()}")
-    return np.broadcast_to(array, (dim,)).copy()
 
 
 # ---- rippled quadratic -----------------------------------------------------------------------
@@ -149,17 +115,17 @@ def rippled_quadratic(
     sizes = {np.ndim(v) and np.shape(v)[0] for v in (curvature, center, amplitude, frequency)} - {0}
     if len(sizes) > 1:
         raise ValueError(f"curvature, center, amplitude and frequency disagree on dim: vector lengths {sorted(sizes)}")
-    dim = check_dim(dim)
+    dim = check.dimension("dim", dim)
     if sizes:
         (implied,) = sizes
         if dim not in (1, implied):
             raise ValueError(f"dim={dim} disagrees with the vector arguments, which have length {implied}")
         dim = implied
     params = RippledParams(
-        curvature=per_coordinate("curvature", curvature, dim, positive=True),
-        center=per_coordinate("center", center, dim, positive=False),
-        amplitude=per_coordinate("amplitude", amplitude, dim, positive=True, allow_zero=True),
-        frequency=per_coordinate("frequency", frequency, dim, positive=True),
+        curvature=check.per_coordinate("curvature", curvature, dim, positive=True),
+        center=check.per_coordinate("center", center, dim, positive=False),
+        amplitude=check.per_coordinate("amplitude", amplitude, dim, positive=True, allow_zero=True),
+        frequency=check.per_coordinate("frequency", frequency, dim, positive=True),
     )
     return Objective(
         dim=dim,
@@ -170,7 +136,8 @@ def rippled_quadratic(
         hessian_fn=_rippled_hessian,
         hessian_trace_fn=_rippled_hessian_trace,
         info=(("family", "rippled_quadratic"),),
-        extras=(("gaussian_smoothing", _rippled_gaussian_smoothing), ("search_box", _rippled_search_box)),
+        gaussian_smoothing=_rippled_gaussian_smoothing,
+        search_box=_rippled_search_box,
     )
 
 
@@ -271,7 +238,7 @@ def valley_2d(
     **Returns:** a 2-D `Objective` (closed-form gradient; Hessian by autodiff).
     """
     values = {"floor_curvature": floor_curvature, "curvature_growth": curvature_growth, "flat_at": flat_at, "bend": bend}
-    checked = {k: as_float_array(k, v, ndim=(0,), allowed="a number") for k, v in values.items()}
+    checked = {k: check.float_array(k, v, ndim=(0,), allowed="a number") for k, v in values.items()}
     if checked["floor_curvature"] <= 0:
         raise ValueError(f"floor_curvature must be positive, got {floor_curvature!r}")
     if checked["curvature_growth"] < 0:
@@ -283,5 +250,6 @@ def valley_2d(
         params=ValleyParams(**checked),
         name=name,
         info=(("family", "valley_2d"),),
-        extras=(("gaussian_smoothing", _valley_gaussian_smoothing), ("search_box", _valley_search_box)),
+        gaussian_smoothing=_valley_gaussian_smoothing,
+        search_box=_valley_search_box,
     )

@@ -24,9 +24,6 @@ class Progress:
         self.start = time.perf_counter()
         self._draw()
 
-    def advance(self, amount: float = 1.0) -> None:
-        self.update(self.done + amount)
-
     def update(self, done: float) -> None:
         """Set the work done so far (never beyond `total`)."""
         self.done = min(self.total, float(done))

@@ -12,28 +12,31 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis import plots, storage
-from analysis.config import parse_config
+import simulate
+from analysis import plots
+from analysis.basins import basin_occupancy
 from analysis.errors import ErrorTable
+from analysis.minima import minimizers
+from asgd.config import parse_config
+from asgd.result_folder import read_csv
+from asgd.sweep import point_path
+from objectives import penalized, smoothed
 
 __all__ = ["draw_figures"]
 
 
 def draw_figures(result_dir) -> list[Path]:
     """Draw every figure named in the folder's config; returns the PNG paths written."""
-    from analysis.minima import minimizers
-    from analysis.sweep import load_result
-
     folder = Path(result_dir)
     meta = json.loads((folder / "metadata.json").read_text())
     config = parse_config(meta["config"], source=meta.get("experiment", "config"))
-    rows = storage.read_csv(folder / "results.csv")
+    rows = read_csv(folder / "results.csv")
     seed, horizon = config.seeds[0], max(config.horizons)
     table = ErrorTable(r for r in rows if r["seed"] == seed)
     final = table.select(n_steps=horizon)
     f, noise = config.objective, config.noise
     step_sizes = np.asarray(config.step_sizes)
-    result = load_result(folder / "points" / f"seed{seed}_T{horizon}.npz")
+    result = simulate.SimulationResult.load(point_path(folder / "points", seed, horizon))
     target_label = {"smoothed": r"$v^*(\eta)$", "penalized": r"argmin $P_\eta$", "minimizer": r"argmin $f$", "point": "the target"}
     written = []
 
@@ -53,8 +56,6 @@ def draw_figures(result_dir) -> list[Path]:
             for eta in sorted({step_sizes[len(step_sizes) // 2], step_sizes[-1]}):
                 done(plots.plot_rates(table, float(eta), fit_from=max(1, horizon // 100)), f"rates_eta{eta:g}")
         elif figure == "landscape" and f.dim == 1:
-            from objectives import penalized, smoothed
-
             shown = step_sizes[:: max(1, len(step_sizes) // 3)]
             lo, hi = np.min(result.x) - 0.5, np.max(result.x) + 0.5
             fig = plots.plot_landscape(
@@ -66,8 +67,6 @@ def draw_figures(result_dir) -> list[Path]:
         elif figure == "chains" and f.dim == 1:
             done(plots.plot_chains(f, result, -1, estimators=("x", "x_avg")), "chains")
         elif figure == "basins":
-            from analysis.basins import basin_occupancy
-
             wells = minimizers(f).points
             wells = wells[np.argsort(wells[:, 0])]
             occupancy = {

@@ -1,0 +1,116 @@
+"""The network experiment's config (`kind = "network"`, see `asgd/experiments/nn.toml`).
+
+    kind = "network"
+    name = "nn"
+    [data]      dataset = "digits" | "teacher_student", and its options (`objectives.datasets`)
+    [model]     kind = "mlp" | "logistic_regression", hidden = [32], activation, l2
+    [train]     step_sizes (increasing), n_steps, n_seeds (>= 2), batch_size, replace,
+                tail_fraction, ema_decay, sam_radius, seed
+    [metrics]   hutchinson_probes, power_iterations
+    [quick]     overrides of [data], [train] and [metrics] keys for --quick
+
+Validated with the same rules as the sweeps (`asgd.schema`); every error names the key, the
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from asgd.schema import check_keys, choice, fail, integer, list_of, real, table
+
+__all__ = ["NetworkConfig", "parse_network_config"]
+
+_DATASETS = ("digits", "teacher_student")
+_MODELS = ("mlp", "logistic_regression")
+_ACTIVATIONS = ("tanh", "relu")
+_TOP_KEYS = {"kind", "name", "description", "data", "model", "train", "metrics", "quick"}
+_DATA_KEYS = {"dataset", "n_train", "n_test", "n_features", "n_classes", "teacher_hidden", "label_noise", "test_fraction", "seed"}
+_MODEL_KEYS = {"kind", "hidden", "activation", "l2"}
+_TRAIN_KEYS = {"step_sizes", "n_steps", "n_seeds", "batch_size", "replace", "tail_fraction", "ema_decay", "sam_radius", "seed"}
+_METRIC_KEYS = {"hutchinson_probes", "power_iterations"}
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """A validated network experiment (see `asgd/experiments/nn.toml` for every key)."""
+
+    name: str
+    description: str
+    data: dict
+    model: dict
+    step_sizes: tuple[float, ...]
+    n_steps: int
+    n_seeds: int
+    batch_size: int
+    replace: bool
+    tail_fraction: float
+    ema_decay: float
+    sam_radius: float
+    seed: int
+    hutchinson_probes: int
+    power_iterations: int
+    raw: dict
+
+
+def parse_network_config(data: dict, *, quick: bool = False, source: str = "config") -> NetworkConfig:
+    """Validate a network experiment's TOML table; every error names the key, value and what is allowed."""
+    check_keys(data, _TOP_KEYS, "")
+    if data.get("kind") != "network":
+        fail("kind", data.get("kind"), 'must be "network" for a network experiment')
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, str) or not name.replace("_", "").isalnum():
+        fail("name", name, "must be a word of letters, digits and underscores")
+    sections = {}
+    for section, allowed in (
+        ("data", _DATA_KEYS), ("model", _MODEL_KEYS), ("train", _TRAIN_KEYS), ("metrics", _METRIC_KEYS),
+        ("quick", _TRAIN_KEYS | _METRIC_KEYS | _DATA_KEYS),
+    ):
+        sections[section] = table(data, section)
+        check_keys(sections[section], allowed, section)
+    if quick:
+        for key, value in sections["quick"].items():
+            target = "train" if key in _TRAIN_KEYS else "metrics" if key in _METRIC_KEYS else "data"
+            sections[target][key] = value
+    data_table, model, train, metrics = sections["data"], sections["model"], sections["train"], sections["metrics"]
+
+    choice("data.dataset", data_table.get("dataset"), _DATASETS)
+    kind = choice("model.kind", model.get("kind", "mlp"), _MODELS)
+    hidden = model.get("hidden", [32])
+    if not isinstance(hidden, list) or not hidden:
+        fail("model.hidden", hidden, "must be a list of positive integers (layer widths)")
+    hidden = list_of("model.hidden", hidden, integer, allow_scalar=False)
+    activation = choice("model.activation", model.get("activation", "tanh"), _ACTIVATIONS)
+    l2 = real("model.l2", model.get("l2", 0.0), lo=0)
+
+    step_sizes = train.get("step_sizes")
+    if not isinstance(step_sizes, list) or not step_sizes:
+        fail("train.step_sizes", step_sizes, "must be a non-empty list of positive numbers")
+    step_sizes = list_of("train.step_sizes", step_sizes, lambda k, v: real(k, v, lo=0, open_lo=True))
+    if list(step_sizes) != sorted(set(step_sizes)):
+        fail("train.step_sizes", list(step_sizes), "must be strictly increasing")
+    n_seeds = integer("train.n_seeds", train.get("n_seeds", 8))
+    if n_seeds < 2:
+        fail("train.n_seeds", n_seeds, "must be >= 2 (a standard error needs two seeds)")
+    replace = train.get("replace", False)
+    if not isinstance(replace, bool):
+        fail("train.replace", replace, "must be true or false")
+    return NetworkConfig(
+        name=name,
+        description=str(data.get("description", "")),
+        data=data_table,
+        model={"kind": kind, "hidden": hidden, "activation": activation, "l2": l2},
+        step_sizes=step_sizes,
+        n_steps=integer("train.n_steps", train.get("n_steps")),
+        n_seeds=n_seeds,
+        batch_size=integer("train.batch_size", train.get("batch_size", 32)),
+        replace=replace,
+        tail_fraction=real("train.tail_fraction", train.get("tail_fraction", 0.5), lo=0, hi=1, open_lo=True),
+        ema_decay=real("train.ema_decay", train.get("ema_decay", 0.999), lo=0, hi=1, open_lo=True, open_hi=True),
+        sam_radius=real("train.sam_radius", train.get("sam_radius", 0.05), lo=0, open_lo=True),
+        seed=integer("train.seed", train.get("seed", 0), lo=0, hi=2**32 - 1),
+        hutchinson_probes=integer("metrics.hutchinson_probes", metrics.get("hutchinson_probes", 32)),
+        power_iterations=integer("metrics.power_iterations", metrics.get("power_iterations", 50)),
+        raw=data,
+    )

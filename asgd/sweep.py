@@ -1,0 +1,134 @@
+"""Run a configured sweep into a result folder, resumably.
+
+A sweep is a list of points (seed, n_steps); each point is one `simulate.run` call over all step
+sizes. Each finished point is saved at once (atomically) under `points/`; running the same sweep
+again skips the saved points, so an interrupted sweep (Ctrl-C, crash) loses at most the point
+in progress. A folder made by a different config is refused unless `fresh=True`.
+
+The folder, once complete:
+
+- `results.csv`: one row per experiment x seed x estimator x step size x checkpoint, columns
+  `experiment, seed, estimator, step_size, n_steps, n_chains, mse, mse_se, n_diverged, target`;
+- `arrays.npz`: the final estimators of every chain, keys `seed{s}_T{T}/{estimator}`, plus
+  `step_sizes` and `targets` (one target point per step size);
+- `metadata.json`: the config, versions, JAX backend and devices, git commit, wall time;
+- `points/seed{s}_T{T}.npz`: every sweep point's whole `SimulationResult` (`SimulationResult.load`);
+- the figures, PNG and PDF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+import simulate
+from analysis import minima
+from analysis.errors import errors
+from asgd import result_folder
+from asgd.config import ExperimentConfig
+from asgd.progress import Progress
+
+__all__ = ["SweepOutcome", "run_sweep", "compute_targets", "point_path"]
+
+RESULT_COLUMNS = [
+    "experiment", "seed", "estimator", "step_size", "n_steps", "n_chains", "mse", "mse_se", "n_diverged", "target",
+]
+
+
+@dataclasses.dataclass
+class SweepOutcome:
+    out_dir: Path
+    rows: list[dict]
+    results: dict[tuple[int, int], simulate.SimulationResult]
+    targets: np.ndarray
+    resumed: int
+    wall_time: float
+
+
+def compute_targets(config: ExperimentConfig) -> np.ndarray:
+    """One target point per step size, shape `(S, dim)`, as the config's [target] asks."""
+    f, noise = config.objective, config.noise
+    step_sizes = np.asarray(config.step_sizes)
+    if config.target_kind == "point":
+        point = np.asarray(config.target_point, dtype=np.float64)
+    elif config.target_kind == "minimizer":
+        closed_form = f.minimizer
+        point = np.asarray(closed_form(f.params) if closed_form else minima.global_minimizer(f), dtype=np.float64)
+    elif config.target_kind == "smoothed":
+        return np.asarray(minima.smoothed_solution(f, noise, step_sizes), dtype=np.float64)
+    else:
+        return np.asarray(minima.penalized_solution(f, noise, step_sizes), dtype=np.float64)
+    return np.broadcast_to(point, (step_sizes.size, f.dim)).copy()
+
+
+def point_path(points_dir, seed: int, horizon: int) -> Path:
+    """Where the sweep point (seed, n_steps = horizon) is saved (`SimulationResult.save`)."""
+    return Path(points_dir) / f"seed{seed}_T{horizon}.npz"
+
+
+def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> list[dict]:
+    table = errors(result, targets)
+    rows = []
+    for record in table.to_records():
+        if record["estimator"] not in config.estimators:
+            continue
+        rows.append(
+            {
+                "experiment": config.name,
+                "seed": seed,
+                **{k: record[k] for k in ("estimator", "step_size", "n_steps", "n_chains", "mse", "mse_se", "n_diverged")},
+                "target": config.target_kind,
+            }
+        )
+    return rows
+
+
+def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: bool = False) -> SweepOutcome:
+    """Run every sweep point not already saved in `out_dir`; write the tables and arrays."""
+    start = time.perf_counter()
+    out = Path(out_dir)
+    points_dir = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
+
+    targets = compute_targets(config)
+    objective = config.objective
+    results, rows, resumed = {}, [], 0
+    points = config.sweep_points()
+    progress = Progress(total=sum(horizon for _, horizon in points), label=config.name, enabled=not quiet)
+    finished = 0
+    for seed, horizon in points:
+        path = point_path(points_dir, seed, horizon)
+        if path.exists():
+            result = simulate.SimulationResult.load(path)
+            resumed += 1
+        else:
+            # The bar moves within the point too: the engine reports every few noise blocks.
+            within = None
+            if progress.enabled:
+                within = lambda done, total, base=finished, horizon=horizon: progress.update(base + horizon * done / total)  # noqa: E731
+            result = simulate.run(objective, **config.run_kwargs(seed, horizon), progress=within)
+            result.save(path)
+        finished += horizon
+        progress.update(finished)
+        results[(seed, horizon)] = result
+        rows.extend(_rows(config, seed, result, targets))
+    progress.close()
+
+    arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
+    arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
+    wall_time = time.perf_counter() - start
+    result_folder.write_results(
+        out, rows, RESULT_COLUMNS, {"step_sizes": np.asarray(config.step_sizes), "targets": targets, **arrays},
+        {
+            "experiment": config.name,
+            "description": config.description,
+            "config": config.raw,
+            "seeds": list(config.seeds),
+            "targets": targets,
+            "resumed_points": resumed,
+            "wall_time_s": wall_time,
+        },
+    )
+    return SweepOutcome(out, rows, results, targets, resumed, wall_time)
