@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulate.engine import COMPILER_OPTIONS
+from simulate.driver import COMPILER_OPTIONS
 from simulate.randomness import NOISE_BLOCK_STEPS, noise_block
 
 __all__ = ["numpy_gradient", "numpy_loop", "jax_bulk_normal", "numpy_bulk_normal", "matmul_chain", "gradient_loop", "engine_noise"]

@@ -1,7 +1,6 @@
 """Expectations under a gradient-noise law: checking a noise model, quadrature rules, Monte Carlo draws.
 
-The noise model is duck-typed (`family`, `covariance(dim)`, `sample(key, shape, dim, dtype)`,
-`fixed_dim`), so that `objectives` imports nothing from `simulate`. Every rule returns nodes
+The noise model is an `objectives.noise.NoiseModel` (re-exported as `simulate.noise`). Every rule returns nodes
 eps_i and weights w_i (summing to 1) with sum_i w_i g(eps_i) ~ E g(eps); `objectives.smoothing`
 turns them into the smoothed objective F(v) = sum_i w_i f(v - eta eps_i).
 """
@@ -15,6 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation
+from objectives.noise import FAMILIES, NoiseModel
+
 __all__ = [
     "DEFAULT_ORDER",
     "DEFAULT_N_SAMPLES",
@@ -26,7 +28,6 @@ __all__ = [
     "monte_carlo_draws",
 ]
 
-FAMILIES = ("gaussian", "rademacher", "uniform", "student_t")
 #: Nodes per axis of the tensor quadrature rules, by dimension (order^dim evaluations of f).
 DEFAULT_ORDER = {1: 128, 2: 32, 3: 16}
 #: Draws of eps in the Monte Carlo fallback.
@@ -37,22 +38,14 @@ MAX_QUADRATURE_DIM = 3
 MAX_ENUMERATION_DIM = 10
 
 
-def check_count(name: str, value, allowed: str) -> int:
-    """An integer >= 1, or a ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1 ({allowed}), got {value!r}")
-    return int(value)
-
-
 def check_noise(noise, dim: int) -> tuple[str, np.ndarray]:
-    """(family, Sigma `(dim, dim)`) of a duck-typed noise model."""
-    family = getattr(noise, "family", None)
-    if family not in FAMILIES or not callable(getattr(noise, "covariance", None)):
+    """(family, Sigma `(dim, dim)`) of an additive noise model (`objectives.noise.NoiseModel`)."""
+    if not isinstance(noise, NoiseModel):
         raise ValueError(
-            f"noise must be a noise model (simulate.noise.gaussian, rademacher, uniform or student_t) "
-            f"with .family in {FAMILIES} and .covariance(dim), got {noise!r}"
+            f"noise must be a noise model, an additive one (simulate.noise.gaussian, rademacher, uniform or student_t, "
+            f"families {FAMILIES}), got {noise!r}"
         )
-    fixed_dim = getattr(noise, "fixed_dim", None)
+    family, fixed_dim = noise.family, noise.fixed_dim
     if fixed_dim is not None and fixed_dim != dim:
         raise ValueError(
             f"noise covariance is {fixed_dim}-dimensional but the objective has dim={dim}: they must agree"
@@ -122,7 +115,7 @@ def noise_quadrature(noise, dim: int, order: int | None = None) -> tuple[np.ndar
             f"tensor quadrature is for dim <= {MAX_QUADRATURE_DIM} (order^dim nodes), got dim={dim}: "
             "use method='monte_carlo'"
         )
-    order = DEFAULT_ORDER[int(dim)] if order is None else check_count("order", order, "nodes per axis")
+    order = DEFAULT_ORDER[int(dim)] if order is None else validation.positive_int("order", order, note="nodes per axis")
     if family == "gaussian":
         z, w = np.polynomial.hermite_e.hermegauss(order)
         nodes, weights = _tensor(z, w / w.sum(), int(dim))
@@ -141,8 +134,7 @@ def monte_carlo_draws(noise, dim: int, n_samples: int, seed: int) -> tuple[np.nd
 
     **Returns:** NumPy float64 `nodes` `(n_samples, dim)` and `weights` `(n_samples,)`.
     """
-    n_samples = check_count("n_samples", n_samples, "Monte Carlo draws")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    n_samples = validation.positive_int("n_samples", n_samples, note="Monte Carlo draws")
+    seed = validation.seed("seed", seed)
     draws = noise.sample(jax.random.key(int(seed)), (n_samples,), dim, jnp.float32)
     return np.asarray(draws, dtype=np.float64), np.full(n_samples, 1.0 / n_samples)

@@ -33,8 +33,7 @@ The step size, the noise covariance and the nodes are leaves of the returned obj
 sizes returns a *batch* of S objectives stacked on a leading axis of every leaf of `params`, to
 be consumed with `jax.vmap` (see `smoothed`).
 
-The noise model is duck-typed (`family`, `covariance(dim)`, `sample`): the `objectives` package
-imports nothing from `simulate`. The quadrature rules and Monte Carlo draws live in
+The noise model is an `objectives.noise.NoiseModel` (`simulate.noise` re-exports it). The quadrature rules and Monte Carlo draws live in
 `objectives.noise_laws`; this module turns them into objectives.
 """
 

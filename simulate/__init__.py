@@ -1,12 +1,16 @@
-"""Chains of SGD and their averages under a noise model.
+"""Chains of SGD (or SAM, or heavy-ball momentum) and their averages under a noise model.
 
     result = simulate.run(objective, step_sizes=[0.01, 0.1], n_steps=1000, n_chains=4096, x0=x0)
+    result = simulate.run(objective, ..., algorithm=simulate.sam(0.05))
 
 `simulate.noise` holds the noise models; `simulate.randomness` states the per-chain randomness
-contract; `simulate.engine` is the compiled core.
+contract; `simulate.kernels` the update rules (`sgd`, `sam`, `momentum`), `simulate.gradients`
+where their gradients come from, `simulate.trackers` the averages, and `simulate.driver` the one
+compiled loop that runs them all.
 """
 
-from simulate import noise, randomness
+from simulate import kernels, noise, randomness
+from simulate.kernels import momentum, sam, sgd
 from simulate.result import ESTIMATORS, SimulationResult
 from simulate.run import DivergenceWarning, checkpoint_schedule, run, tail_length
 
@@ -15,8 +19,12 @@ __all__ = [
     "DivergenceWarning",
     "SimulationResult",
     "checkpoint_schedule",
+    "kernels",
+    "momentum",
     "noise",
     "randomness",
     "run",
+    "sam",
+    "sgd",
     "tail_length",
 ]

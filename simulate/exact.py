@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulate.engine import Records
+from simulate.trackers import Records
 from simulate.randomness import chain_key
 
 __all__ = ["quadratic_form_of", "transition", "sample_records"]
@@ -96,7 +96,7 @@ def sample_records(
     )(keys)
     draws = np.asarray(draws, np.float64).transpose(1, 0, 2)  # (R, C, 2d)
 
-    outputs = {name: np.empty((len(gaps), len(step_sizes), n_chains, dim)) for name in Records._fields}
+    outputs = {name: np.empty((len(gaps), len(step_sizes), n_chains, dim)) for name in ("x", "v", "x_sum", "v_sum")}
     e0 = x0 - center
     for s, eta in enumerate(step_sizes):
         a = np.eye(dim) - eta * hessian

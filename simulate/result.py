@@ -39,7 +39,8 @@ class SimulationResult:
     - `estimators`: the estimators this run has: `ESTIMATORS`, without v and v_avg when it ran
       with `track_v=False` (those fields are then `None`), plus `x_ema` `(S, C, d)` when it ran
       with `ema_decay` (the debiased exponential moving average of the iterates).
-    - `sam_radius`, `ema_decay`: as passed to `simulate.run` (`None`: plain SGD, no EMA).
+    - `algorithm`: the update rule, as written (`"sgd()"`, `"sam(radius=0.05)"`, `"momentum(beta=0.9)"`);
+      `sam_radius`: SAM's radius (`None` for other rules); `ema_decay`: as passed (`None`: no EMA).
     - the inputs: `step_sizes` `(S,)`, `n_steps`, `n_chains`, `seed`, `tail_fraction`, `noise`,
       `objective_name`, `dim`, `dtype`, `divergence_radius`, `method`.
     """
@@ -69,6 +70,7 @@ class SimulationResult:
     estimators: tuple[str, ...] = ESTIMATORS
     sam_radius: float | None = None
     ema_decay: float | None = None
+    algorithm: str = "sgd()"
 
     def estimator(self, name: str, checkpoint: int | None = None) -> np.ndarray:
         """Estimator `name` at the end (`checkpoint=None`) or at checkpoint step `checkpoint`."""
@@ -104,6 +106,7 @@ class SimulationResult:
             "divergence_radius": self.divergence_radius,
             "method": self.method,
             "estimators": list(self.estimators),
+            "algorithm": self.algorithm,
             "sam_radius": self.sam_radius,
             "ema_decay": self.ema_decay,
         }

@@ -9,7 +9,7 @@ import pytest
 import objectives
 import simulate
 from asgd.progress import Progress
-from simulate.engine import PROGRESS_REPORTS
+from simulate.progress import PROGRESS_REPORTS
 from simulate.randomness import NOISE_BLOCK_STEPS
 
 
@@ -54,3 +54,16 @@ def test_progress_bar_moves_within_a_sweep_point_and_is_silent_off_a_terminal():
     quiet = io.StringIO()
     Progress(total=10, stream=quiet).update(5)
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize("algorithm", [simulate.sam(0.05), simulate.momentum(0.5)], ids=repr)
+def test_every_kernel_reports_from_compiled_code_up_to_its_last_partial_block(algorithm):
+    # 3 full blocks and 5 steps, in 2 chunks: each chunk's last report (its end) comes from the
+    # compiled loop, after the partial block; with minibatches and the EMA too.
+    a = np.random.default_rng(0).standard_normal((12, 2)).astype(np.float32)
+    f = objectives.least_squares(a, np.ones(12, np.float32))
+    n_steps = 3 * NOISE_BLOCK_STEPS + 5
+    heard = []
+    common = dict(step_sizes=[0.1], n_steps=n_steps, n_chains=6, chunk_size=3, x0=[0.0, 0.0], algorithm=algorithm, ema_decay=0.9)
+    simulate.run(f, noise=simulate.noise.minibatch(4), progress=lambda done, total: heard.append(done), **common)
+    assert heard == [NOISE_BLOCK_STEPS, 2 * NOISE_BLOCK_STEPS, 3 * NOISE_BLOCK_STEPS, n_steps] + [n_steps + d for d in (NOISE_BLOCK_STEPS, 2 * NOISE_BLOCK_STEPS, 3 * NOISE_BLOCK_STEPS, n_steps)]

@@ -1,4 +1,5 @@
-"""Chains sharded across devices give bit-identical results (4 simulated CPU devices)."""
+"""Chains sharded across devices give bit-identical results (4 simulated CPU devices), for every
+kernel and gradient source."""
 
 import os
 import subprocess
@@ -9,7 +10,9 @@ SCRIPT = textwrap.dedent(
     """
     import jax, numpy as np
     import objectives, simulate
-    from simulate.engine import simulate_chains
+    from simulate.driver import simulate_chains
+    from simulate.gradients import AdditiveNoise
+    from simulate.trackers import Trackers
     assert jax.local_device_count() == 4, jax.local_devices()
     f = objectives.quadratic([[2.0, 0.3], [0.3, 0.7]], [0.2, 0.1])
     kwargs = dict(step_sizes=[0.1, 0.5], n_steps=130, n_chains=1001, x0=[1.0, -1.0], seed=3)
@@ -32,6 +35,26 @@ SCRIPT = textwrap.dedent(
         if objective is g:
             assert single.diverged[1].all() and np.unique(single.diverged_at[1]).size > 10, single.diverged_at
             assert np.array_equal(single.trajectory, sharded.trajectory)
+    # Every kernel, minibatches and the EMA: the same, diverging chains included.
+    a = np.random.default_rng(0).standard_normal((24, 2)).astype(np.float32)
+    least_squares = objectives.least_squares(a, np.ones(24, np.float32))
+    others = [
+        (g, dict(diverging, algorithm=simulate.sam(0.05), ema_decay=0.9)),
+        (g, dict(diverging, step_sizes=[0.1, 1.5], algorithm=simulate.momentum(0.5), track_v=True)),
+        (least_squares, dict(step_sizes=[0.05, 2.5], n_steps=130, n_chains=203, x0=[1.0, -1.0], seed=2, trajectory=True,
+                             noise=simulate.noise.minibatch(6), ema_decay=0.9, divergence_radius=1e3, warn_on_divergence=False)),
+        (least_squares, dict(step_sizes=[0.05, 0.2], n_steps=70, n_chains=101, x0=[1.0, -1.0], seed=2,
+                             noise=simulate.noise.minibatch(6), algorithm=simulate.momentum(0.9))),
+    ]
+    for objective, kw in others:
+        single = simulate.run(objective, shard=False, **kw)
+        sharded = simulate.run(objective, **kw)
+        for name in single.estimators:
+            assert np.array_equal(single.checkpoints[name], sharded.checkpoints[name]), (kw, name)
+        assert np.array_equal(single.diverged_at, sharded.diverged_at)
+        if kw.get("trajectory"):
+            assert single.diverged.any(), kw
+            assert np.array_equal(single.trajectory, sharded.trajectory)
     # The chains really are split: the compiled program's outputs are sharded along chains and
     # it needs no communication between devices.
     from simulate.run import _chain_mesh
@@ -40,10 +63,10 @@ SCRIPT = textwrap.dedent(
     mesh = _chain_mesh(None)
     x0 = jax.device_put(jnp.ones((8, 2)), NamedSharding(mesh, PartitionSpec("chains", None)))
     chains = jax.device_put(jnp.arange(8, dtype=jnp.uint32), NamedSharding(mesh, PartitionSpec("chains")))
-    args = (f, simulate.noise.gaussian(1.0), jnp.array([0.1, 0.2]), x0, chains, jnp.uint32(0),
-            jnp.array([5, 10, 11], jnp.int32), jnp.float32(1e6))
+    args = (simulate.sgd(), AdditiveNoise(simulate.noise.gaussian(1.0)), Trackers(), f, jnp.array([0.1, 0.2]), x0, chains,
+            jnp.uint32(0), jnp.array([5, 10, 11], jnp.int32), jnp.float32(1e6))
     records, states, _ = simulate_chains(*args, n_steps=10, dtype=jnp.float32, mesh=mesh)
-    assert states.x.sharding.spec == PartitionSpec(None, "chains"), states.x.sharding
+    assert states.state.x.sharding.spec == PartitionSpec(None, "chains"), states.state.x.sharding
     hlo = simulate_chains.lower(*args, n_steps=10, dtype=jnp.float32, mesh=mesh).compile().as_text()
     assert not any(op in hlo for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute"))
     print("ok")

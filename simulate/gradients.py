@@ -1,0 +1,66 @@
+"""Gradient sources: where a chain's stochastic gradient g(x, draw) comes from.
+
+Two sources share one interface, so kernels and the driver never ask which noise they run on:
+
+- `AdditiveNoise(noise)`: g(x, eps) = grad f(x) + eps, eps ~ `noise` (a `simulate.noise` model).
+- `Minibatches(batches)`: g(x, B) = (1/b) sum_{j in B} grad loss_j(x) for a finite-sum objective,
+  B a minibatch of `batches.batch_size` indices (`simulate.noise.minibatch`).
+
+Interface (both are pytrees: the noise scale, df and covariance factor are traced leaves):
+
+- `draw_block(seed, chain_indices, block_index, objective, dtype)`: the draws of one noise block,
+  `(n_chains, NOISE_BLOCK_STEPS, ...)`, under the randomness contract (`simulate.randomness`).
+- `grad(objective, x, draw)`: g(x, draw) for one chain, `(dim,)`.
+- `additive` (static): g(x, eps) = grad f(x) + eps with the draw eps itself. Kernels may then use
+  it: SGD runs as x_{k+1} = v_k - eta eps_{k+1} (`simulate.kernels.sgd`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+
+from objectives.noise import Minibatch, NoiseModel
+from simulate.randomness import minibatch_block, noise_block
+
+__all__ = ["AdditiveNoise", "Minibatches", "gradient_source"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AdditiveNoise:
+    """g(x, eps) = grad f(x) + eps with eps drawn from `noise` (zero mean, known covariance)."""
+
+    noise: NoiseModel
+    additive = True
+
+    def draw_block(self, seed, chain_indices, block_index, objective, dtype):
+        """eps for one block: `(n_chains, NOISE_BLOCK_STEPS, dim)`."""
+        return noise_block(self.noise, seed, chain_indices, block_index, objective.dim, dtype)
+
+    def grad(self, objective, x, draw):
+        return objective.point_grad(x) + draw
+
+
+@dataclasses.dataclass(frozen=True)
+class Minibatches:
+    """g(x, B) = (1/b) sum_{j in B} grad loss_j(x): the mean gradient over a minibatch B of examples."""
+
+    batches: Minibatch
+    additive = False
+
+    def draw_block(self, seed, chain_indices, block_index, objective, dtype):
+        """Minibatch indices for one block: int32 `(n_chains, NOISE_BLOCK_STEPS, batch_size)`."""
+        return minibatch_block(self.batches, seed, chain_indices, block_index, objective.n_examples)
+
+    def grad(self, objective, x, draw):
+        return objective.point_minibatch_grad(x, draw)
+
+
+jax.tree_util.register_dataclass(AdditiveNoise, data_fields=["noise"], meta_fields=[])
+jax.tree_util.register_dataclass(Minibatches, data_fields=["batches"], meta_fields=[])
+
+
+def gradient_source(noise: NoiseModel | Minibatch) -> AdditiveNoise | Minibatches:
+    """The gradient source of a `simulate.noise` model (checked by `simulate.run` beforehand)."""
+    return Minibatches(noise) if isinstance(noise, Minibatch) else AdditiveNoise(noise)
