@@ -157,7 +157,7 @@ def _train(config: NetworkConfig, train, x0, which: str, progress) -> simulate.S
     )
     if which == "sgd":
         return simulate.run(train, ema_decay=config.ema_decay, **kwargs)
-    return simulate.run(train, sam_radius=config.sam_radius, **kwargs)
+    return simulate.run(train, algorithm=simulate.sam(config.sam_radius), **kwargs)
 
 
 def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dict]:

@@ -33,7 +33,8 @@ def _assert_same(loaded: simulate.SimulationResult, result: simulate.SimulationR
     "options",
     [
         pytest.param({}, id="sgd"),
-        pytest.param({"sam_radius": 0.05}, id="sam"),
+        pytest.param({"algorithm": simulate.sam(0.05)}, id="sam"),
+        pytest.param({"algorithm": simulate.momentum(0.9)}, id="momentum"),
         pytest.param({"ema_decay": 0.9}, id="ema"),
         pytest.param({"track_v": False}, id="track_v_false"),
         pytest.param({"checkpoints": [1, 5, 12]}, id="checkpoints"),
