@@ -73,7 +73,7 @@ class NoiseModel:
         """Draw i.i.d. eps of shape `shape + (dim,)` from one key.
 
         Standardised draws z (zero mean, unit variance per coordinate) are mapped to eps =
-        s z, or eps = z L^T for a full covariance.
+        s z, or eps = z L^T for a full covariance (`from_standardized`).
         """
         dtype = dtype or jnp.result_type(float)
         full = tuple(shape) + (dim,)
@@ -88,6 +88,10 @@ class NoiseModel:
             z = jax.random.t(key, df, full, dtype) * jnp.sqrt((df - 2) / df)
         else:  # pragma: no cover - the constructors only make known families
             raise ValueError(f"unknown noise family {self.family!r}; allowed: {FAMILIES}")
+        return self.from_standardized(z, dtype)
+
+    def from_standardized(self, z: jax.Array, dtype) -> jax.Array:
+        """eps from standardised draws z of shape `(..., dim)`: s z, or z L^T for a full covariance."""
         if self.factor is not None:
             return z @ jnp.asarray(self.factor, dtype).T
         return z * jnp.asarray(self.scale, dtype)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from simulate import threefry
+
 __all__ = ["NOISE_BLOCK_STEPS", "block_key", "chain_key", "minibatch_block", "noise_block", "noise_at_step"]
 
 NOISE_BLOCK_STEPS = 64
@@ -44,12 +46,28 @@ def block_key(seed, chain_index, block_index) -> jax.Array:
 
 
 def noise_block(noise, seed, chain_indices: jax.Array, block_index, dim: int, dtype) -> jax.Array:
-    """eps for steps b B + 1 .. (b + 1) B of the given chains: shape `(n_chains, B, dim)`."""
+    """eps for steps b B + 1 .. (b + 1) B of the given chains: shape `(n_chains, B, dim)`.
 
-    def one_chain(chain_index):
-        return noise.sample(block_key(seed, chain_index, block_index), (NOISE_BLOCK_STEPS,), dim, dtype)
+    By definition `vmap(noise.sample(block_key(seed, i, b), (B,), dim))` over the chains. For the
+    Gaussian, uniform and Rademacher laws in float32/float64 the same bits come from
+    `simulate.threefry`, which computes JAX's generator for all the chains' keys at once (3-6x
+    faster on CPU); Student-t draws (rejection sampling) keep `jax.random`.
+    """
+    keys = jax.vmap(lambda chain_index: block_key(seed, chain_index, block_index))(chain_indices)
+    shape = (NOISE_BLOCK_STEPS, dim)
+    if noise.family in _FAST_STANDARDIZED and threefry.supported(dtype):
+        z = _FAST_STANDARDIZED[noise.family](jax.random.key_data(keys), shape, dtype)
+        return noise.from_standardized(z, dtype)
+    return jax.vmap(lambda key: noise.sample(key, (NOISE_BLOCK_STEPS,), dim, dtype))(keys)
 
-    return jax.vmap(one_chain)(chain_indices)
+
+def _uniform_standardized(keys, shape, dtype):
+    return threefry.uniform(keys, shape, dtype, -1.0, 1.0) * jnp.sqrt(jnp.asarray(3.0, dtype))
+
+
+# Standardised draws (zero mean, unit variance) for a batch of keys, bit-identical to the
+# corresponding branch of `NoiseModel.sample`.
+_FAST_STANDARDIZED = {"gaussian": threefry.normal, "rademacher": threefry.rademacher, "uniform": _uniform_standardized}
 
 
 def minibatch_block(noise, seed, chain_indices: jax.Array, block_index, n_examples: int) -> jax.Array:

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import simulate
 from simulate import randomness, threefry
 
 SHAPES = [(64, 1), (64, 2), (64, 3), (64, 100), (7,), (5, 3, 2)]
@@ -102,3 +103,33 @@ def test_bad_keys_and_widths_are_refused_with_the_argument_named():
         threefry.random_bits(jnp.zeros((3, 2), jnp.int32), (4,), 32)
     with pytest.raises(ValueError, match="bit_width"):
         threefry.random_bits(jnp.zeros((3, 2), jnp.uint32), (4,), 16)
+
+
+NOISE_MODELS = {
+    "gaussian": lambda dim: simulate.noise.gaussian(0.7),
+    "gaussian_full": lambda dim: simulate.noise.gaussian(covariance=np.eye(dim) + 0.3),
+    "uniform": lambda dim: simulate.noise.uniform(1.3),
+    "rademacher": lambda dim: simulate.noise.rademacher(0.5),
+    "student_t": lambda dim: simulate.noise.student_t(1.0, df=5.0),
+}
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
+@pytest.mark.parametrize("family", NOISE_MODELS)
+def test_noise_block_is_its_definition_bit_for_bit(family, x64):
+    # The engine draws through randomness.noise_block; the contract defines it as noise.sample of
+    # each chain's block key. The fast path must not move a bit for any law.
+    with jax.enable_x64(x64):
+        dtype = jnp.float64 if x64 else jnp.float32
+        for dim in (1, 3):
+            noise = NOISE_MODELS[family](dim)
+            chains = jnp.arange(5, 45, dtype=jnp.int32)
+            fast = jax.jit(randomness.noise_block, static_argnums=(4, 5))(noise, 11, chains, 37, dim, dtype)
+            # The noise model is an argument in both programs, as in the engine: a constant df
+            # would be folded at compile time and move the last bits of Student-t draws.
+            definition = jax.jit(
+                lambda noise, chains: jax.vmap(
+                    lambda i: noise.sample(randomness.block_key(11, i, 37), (randomness.NOISE_BLOCK_STEPS,), dim, dtype)
+                )(chains)
+            )(noise, chains)
+            _same_bits(fast, definition)
