@@ -181,6 +181,16 @@ def on_files(files, config):
     return files
 
 
+def on_nav(nav, config, files):
+    """mkdocs-jupyter wraps each notebook File in an object that reads the path from the wrapped
+    file's `src_dir`, which a copy outside docs/ does not have: give the wrapper the path."""
+    for name, copy in _build["copies"].items():
+        wrapped = files.get_file_from_path(f"notebooks/{name}")
+        if wrapped is not None and wrapped.abs_src_path is None:
+            wrapped.abs_src_path = str(copy)
+    return nav
+
+
 def on_page_content(html, page, config, files):
     if page.file.src_uri in _build.get("fast", ()):
         note = ('<div class="admonition warning"><p class="admonition-title">Small sizes</p><p>This copy '

@@ -1,10 +1,11 @@
 """The documentation site builds in strict mode: API pages from the docstrings, the CLI reference.
 
 The site is built as `make docs` builds it (mkdocs.yml, `mkdocs build --strict`), in this process
-and into a temporary folder, without the notebooks (`ASGD_DOCS_NOTEBOOKS=none`: executing them is
-`make docs`'s job, and tests/test_notebooks.py runs them in fast mode). Strict mode turns every
-warning into a failure: a cross-reference to a name that is not documented, a broken link, a
-notebook copy without figures.
+and into a temporary folder. Executing the notebooks is `make docs`'s job (and
+tests/test_notebooks.py runs them in fast mode): here the executed copies are stand-ins, the
+stored notebooks with one tiny figure each, which is enough to check that the pages are made
+and show the figures. Strict mode turns every warning into a failure: a cross-reference to a
+name that is not documented, a broken link, a notebook copy without figures.
 """
 
 import importlib.util
@@ -29,9 +30,13 @@ CONFIG = ROOT / "mkdocs.yml"
 PACKAGES = {"objectives": objectives, "simulate": simulate, "analysis": analysis}
 
 
-def build_site(site_dir, monkeypatch, docs_dir=None):
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+
+
+def build_site(site_dir, monkeypatch, docs_dir=None, executed="none"):
     """`mkdocs build --strict` of mkdocs.yml into site_dir (optionally from another docs folder)."""
-    monkeypatch.setenv("ASGD_DOCS_NOTEBOOKS", "none")
+    monkeypatch.setenv("ASGD_DOCS_NOTEBOOKS", str(executed))
     monkeypatch.setenv("NO_MKDOCS_2_WARNING", "1")
     overrides = {"site_dir": str(site_dir), "strict": True}
     if docs_dir is not None:
@@ -39,11 +44,22 @@ def build_site(site_dir, monkeypatch, docs_dir=None):
     build(mkdocs_config.load_config(str(CONFIG), **overrides))
 
 
+def stand_in_copies(folder: pathlib.Path) -> pathlib.Path:
+    """The stored notebooks with a one-pixel figure in their first code cell, marked fast mode."""
+    for source in NOTEBOOKS:
+        notebook = nbformat.read(source, as_version=4)
+        cell = next(cell for cell in notebook.cells if cell.cell_type == "code")
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": PIXEL_PNG})]
+        notebook.metadata["asgd"] = {"fast": True}
+        nbformat.write(notebook, folder / source.name)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     site_dir = tmp_path_factory.mktemp("site")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        build_site(site_dir, monkeypatch)
+        build_site(site_dir, monkeypatch, executed=stand_in_copies(tmp_path_factory.mktemp("executed")))
     return site_dir
 
 
@@ -83,6 +99,15 @@ def test_cross_references_resolve_to_the_api_pages(site):
     assert 'href="../api/simulate/#simulate.run"' in page
 
 
+def test_notebook_pages_show_the_figures(site):
+    overview = (site / "notebooks" / "index.html").read_text()
+    for source in NOTEBOOKS:
+        assert f'href="{source.stem}/"' in overview, f"the notebooks page does not link {source.name}"
+        page = (site / "notebooks" / source.stem / "index.html").read_text()
+        assert f"data:image/png;base64,{PIXEL_PNG}" in page, f"{source.name}: its figure is not on its page"
+        assert "ASGD_FAST=1" in page  # the note on copies executed at small sizes
+
+
 def test_broken_cross_reference_fails_the_strict_build(tmp_path, monkeypatch, caplog):
     docs = tmp_path / "docs"
     shutil.copytree(ROOT / "docs", docs)
@@ -102,7 +127,7 @@ def load_hooks():
 
 def test_notebook_copies_without_figures_or_missing_are_refused(tmp_path, monkeypatch, caplog):
     """Executed under MPLBACKEND=Agg, a notebook holds no image: the build must not publish it."""
-    sources = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    sources = NOTEBOOKS
     for source in sources[1:]:
         shutil.copy(source, tmp_path / source.name)  # stored copies: no outputs, so no figure
     monkeypatch.setenv("ASGD_DOCS_NOTEBOOKS", str(tmp_path))
@@ -116,7 +141,7 @@ def test_notebook_copies_without_figures_or_missing_are_refused(tmp_path, monkey
 
 
 def test_stale_notebook_copy_is_refused(tmp_path, monkeypatch, caplog):
-    source = sorted((ROOT / "notebooks").glob("*.ipynb"))[0]
+    source = NOTEBOOKS[0]
     notebook = nbformat.read(source, as_version=4)
     code = next(cell for cell in notebook.cells if cell.cell_type == "code")
     code.source += "\n# edited after the copy was executed"
