@@ -72,6 +72,12 @@ def _title_and_summary(notebook) -> tuple[str, str]:
     return title, " ".join(summary.split())
 
 
+def _nav_title(name: str) -> str:
+    """`03_bias_optimization_tradeoff.ipynb` -> `03 · bias optimization tradeoff`."""
+    number, _, rest = Path(name).stem.partition("_")
+    return f"{number} · {rest.replace('_', ' ')}" if rest else number
+
+
 def on_config(config):
     """Find the notebooks and their executed copies; add them to the navigation."""
     root = _root(config)
@@ -95,7 +101,11 @@ def on_config(config):
             copies[source.name] = copy
     _build.clear()
     _build.update(sources=sources, executed_dir=executed_dir, copies=copies, fast=set())
-    section = ["notebooks/index.md"] + [f"notebooks/{name}" for name in copies]
+    # Navigation titles from the file names: the notebooks' own headings hold LaTeX, which the
+    # navigation shows raw. The pages keep their headings.
+    section = ["notebooks/index.md"] + [
+        {_nav_title(name): f"notebooks/{name}"} for name in copies
+    ]
     config.nav = [item for item in (config.nav or []) if not (isinstance(item, dict) and "Notebooks" in item)]
     config.nav.append({"Notebooks": section})
     return config
