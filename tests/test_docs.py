@@ -38,6 +38,7 @@ def build_site(site_dir, monkeypatch, docs_dir=None, executed="none"):
     """`mkdocs build --strict` of mkdocs.yml into site_dir (optionally from another docs folder)."""
     monkeypatch.setenv("ASGD_DOCS_NOTEBOOKS", str(executed))
     monkeypatch.setenv("NO_MKDOCS_2_WARNING", "1")
+    monkeypatch.chdir(site_dir.parent)  # mkdocs-jupyter's cache (build/.cache) goes there, not into the repository
     overrides = {"site_dir": str(site_dir), "strict": True}
     if docs_dir is not None:
         overrides["docs_dir"] = str(docs_dir)
