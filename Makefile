@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-all bench notebooks install dev clean
+.PHONY: demo test test-all bench notebooks docs install dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev,nn]'
+	$(PY) -m pip install --quiet -e '.[dev,nn,docs]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -37,8 +37,32 @@ bench: install
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .cache notebooks/executed
 
-# All notebooks in full mode (publication sizes); figures go to notebooks/figures/.
-notebooks: dev
-	ASGD_FIGURES=$(CURDIR)/notebooks/figures MPLBACKEND=Agg $(PY) -c "import glob, nbformat; from nbclient import NotebookClient; [NotebookClient(nbformat.read(p, as_version=4), timeout=None, kernel_name='python3', resources={'metadata': {'path': 'notebooks'}}).execute() for p in sorted(glob.glob('notebooks/*.ipynb'))]"
+# Executed notebooks, outputs and figures kept (docs/execute_notebooks.py: inline backend, so the
+# figures are embedded; a copy without figures is an error). Full size by default, into
+# notebooks/executed/ (git-ignored), figures to notebooks/figures/. FAST=1: small sizes
+# (ASGD_FAST=1), into build/notebooks-fast/ so they never pass for the full-size copies.
+# A copy is redone when its notebook or the library changes.
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+LIBRARY := $(wildcard objectives/*.py simulate/*.py analysis/*.py asgd/*.py asgd/experiments/*.toml)
+ifeq ($(FAST),1)
+EXECUTED := build/notebooks-fast
+NOTEBOOK_ENV := ASGD_FAST=1 ASGD_FIGURES=$(CURDIR)/$(EXECUTED)/figures
+else
+EXECUTED := notebooks/executed
+NOTEBOOK_ENV := ASGD_FIGURES=$(CURDIR)/notebooks/figures
+endif
+EXECUTED_NOTEBOOKS := $(NOTEBOOKS:notebooks/%=$(EXECUTED)/%)
+
+$(EXECUTED)/%.ipynb: notebooks/%.ipynb $(LIBRARY) docs/execute_notebooks.py | $(VENV)/.installed-dev
+	$(NOTEBOOK_ENV) $(PY) docs/execute_notebooks.py $(EXECUTED) $<
+
+notebooks: $(EXECUTED_NOTEBOOKS)
+
+# The documentation site in build/site/ (open build/site/index.html): getting started, the
+# command-line reference, the API reference from the docstrings and the executed notebooks.
+# Strict: a broken cross-reference or link fails the build. `make docs FAST=1` for a quick look;
+# while writing pages, `ASGD_DOCS_NOTEBOOKS=none .venv/bin/mkdocs serve` (no notebooks).
+docs: $(EXECUTED_NOTEBOOKS) | $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 ASGD_DOCS_NOTEBOOKS=$(EXECUTED) $(VENV)/bin/mkdocs build --strict --site-dir build/site
