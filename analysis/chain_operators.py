@@ -147,9 +147,9 @@ def _resurrected(matrix, inside, start_law):
     return arrow, exits
 
 
-def basin_1d(grid, gradient, law, step_size, labels, basin, start, *, iterations: int = 30):
-    """Escape time from cell `start` of basin `basin` (cells with `labels == basin`) to any other
-    basin, and the basin's quasi-stationary law, for one step size (1-D).
+def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = True, iterations: int = 30):
+    """Escape time from cell `start` out of the set `inside` (bool `(n,)`: a basin, or everything
+    but a target cell), and the set's quasi-stationary law, for one step size (1-D).
 
     Escape time: the stationary law x of the resurrected chain (exit -> state 0 -> `start`) by GTH;
     a cycle lasts 1 + m(start) steps, so m(start) = sum_{i in B} x_i / x_0, a ratio of positive
@@ -161,7 +161,6 @@ def basin_1d(grid, gradient, law, step_size, labels, basin, start, *, iterations
     from the quasi-stationary law: sum_i q_i P(i, not B)).
     """
     matrix, _, (lower, upper) = kernel.transition_matrix(grid, gradient[:, 0], law, step_size)
-    inside = labels == basin
     where = np.flatnonzero(inside)
     local_start = int(np.searchsorted(where, start))
     m = where.size
@@ -185,7 +184,7 @@ def basin_1d(grid, gradient, law, step_size, labels, basin, start, *, iterations
     visits, exits = occupation(delta)
     escape = float(visits.sum())
     q = visits / visits.sum()
-    for _ in range(iterations):
+    for _ in range(iterations if quasi else 0):
         visits, _ = occupation(q)
         new = visits / visits.sum()
         change = np.abs(new - q).sum()
@@ -197,11 +196,11 @@ def basin_1d(grid, gradient, law, step_size, labels, basin, start, *, iterations
     return dict(escape_time=escape, quasi_stationary=full, exit_rate=float(q @ exits))
 
 
-def basin_2d(grid, gradient, law, step_size, reach, labels, basin, start, *, iterations: int = 20000):
+def basin_2d(grid, gradient, law, step_size, reach, inside, start, *, quasi: bool = True, iterations: int = 20000):
     """As `basin_1d` in 2-D: the escape time by GMRES on (I - P_BB) m = 1, the quasi-stationary law
     by power iteration of q <- q P_BB / |q P_BB| (no protection against metastability)."""
     operator = kernel.Operator2D(grid, gradient, law, step_size, reach)
-    inside = jnp.asarray((labels == basin).astype(np.float64))
+    inside = jnp.asarray(inside.astype(np.float64))
     pull, push = jax.jit(operator.pull), jax.jit(operator.push)
     if float(inside.sum()) == grid.size:
         escape = math.inf
@@ -221,5 +220,5 @@ def basin_2d(grid, gradient, law, step_size, reach, labels, basin, start, *, ite
 
         return jax.lax.while_loop(lambda s: (s[1] > 1e-12) & (s[2] < iterations), body, (q, jnp.asarray(1.0), 0))[0]
 
-    q = np.asarray(iterate(inside / jnp.sum(inside)))
+    q = np.asarray(iterate(inside / jnp.sum(inside))) if quasi else np.asarray(inside / jnp.sum(inside))
     return dict(escape_time=escape, quasi_stationary=q, exit_rate=float(q @ exits))

@@ -76,9 +76,12 @@ class StationaryLaw:
       `asymptotic_variance_v` the same for v_avg.
     - `relaxation_time` `(S,)` = 1 / (1 - |lambda_2|) steps; inf where the spectral gap is below
       1e-9 (metastable: see `escape_time`).
-    - `discretization_error` `(S,)`: |mean - coarse.mean|, the change of the mean on a grid of
-      half as many cells per axis (a bound on the error of `mean` when the error falls at least
-      linearly with the cell width), plus the solver's residual.
+    - `discretization_error` `(S,)`: an estimate of the error of `mean`: 2 |mean - coarse.mean|,
+      twice the change of the mean on a grid of half as many cells per axis (the change alone
+      bounds the error when it falls at least linearly with the cell width; the factor 2 covers
+      the irregular convergence of laws with jumps, e.g. uniform noise, whose support edges cut
+      the two grids' cells differently), plus the solver's residual, plus the box's share:
+      `out_of_box` x relaxation time x box diagonal.
     - `out_of_box` `(S,)`: the mass per step the kernel sends out of the box under pi (put back
       by renormalising the kernel's rows).
     - `method` `(S,)`: "gth", "lu" or "gmres"; `residual` `(S,)`: |pi - pi P|_1.
@@ -164,19 +167,21 @@ class StationaryLaw:
         flat = self.density.reshape(len(self.step_sizes), -1)
         return np.stack([flat[:, labels == k].sum(axis=1) for k in range(points.shape[0])], axis=1)
 
-    def _per_basin(self, points, labels, basin):
+    def _per_basin(self, points, labels, basin, to=None, quasi=True):
         start = int(self.grid.cell_of(points[basin]))
-        if labels[start] != basin:
-            labels = labels.copy()
-            labels[start] = basin
+        inside = labels == basin
+        if to is not None:  # everything but the cell of minimizer `to`
+            inside = np.ones(self.grid.size, bool)
+            inside[int(self.grid.cell_of(points[to]))] = False
+        inside[start] = True
         gradient, law = _gradient(self.objective, self.grid), kernel.noise_law(self.noise, self.dim)
         out = []
         with jax.enable_x64(True):
             for eta in self.step_sizes:
                 if self.dim == 1:
-                    out.append(chains.basin_1d(self.grid, gradient, law, float(eta), labels, basin, start))
+                    out.append(chains.basin_1d(self.grid, gradient, law, float(eta), inside, start, quasi=quasi))
                 else:
-                    out.append(chains.basin_2d(self.grid, gradient, law, float(eta), self.reach, labels, basin, start))
+                    out.append(chains.basin_2d(self.grid, gradient, law, float(eta), self.reach, inside, start, quasi=quasi))
         return out
 
     def _check_basin(self, points, basin) -> int:
@@ -184,13 +189,17 @@ class StationaryLaw:
             raise ValueError(f"basin must be an index into minimizers, 0..{points.shape[0] - 1}, got {basin!r}")
         return int(basin)
 
-    def escape_time(self, minimizers, basin: int) -> np.ndarray:
+    def escape_time(self, minimizers, basin: int, to: int | None = None) -> np.ndarray:
         """`(S,)` mean number of steps for the cell chain started in the cell of
         `minimizers[basin]` to reach a cell of another basin (mean first-passage time; inf with
-        one basin). In 1-D from GTH on the resurrected chain (accurate for e^160 steps)."""
+        one basin), or with `to`, the cell of `minimizers[to]` (a transition time: recrossings
+        of the barrier do not end it). In 1-D from GTH on the resurrected chain (accurate for
+        e^160 steps); in 2-D from GMRES."""
         points, labels = self._basins(minimizers)
         basin = self._check_basin(points, basin)
-        return np.array([r["escape_time"] for r in self._per_basin(points, labels, basin)])
+        if to is not None:
+            to = self._check_basin(points, to)
+        return np.array([r["escape_time"] for r in self._per_basin(points, labels, basin, to, quasi=False)])
 
     def quasi_stationary(self, minimizers) -> QuasiStationary:
         """The quasi-stationary law of every basin, with exit rates and escape times."""
@@ -305,7 +314,7 @@ def _assemble(f, noise, grid, eta, results, coarse, reach) -> StationaryLaw:
         # would stay out (the relaxation time), times how far it could sit (the box diagonal).
         stay = np.where(np.isfinite(stack("relaxation_time")), stack("relaxation_time"), 1.0)
         diagonal = float(np.linalg.norm(grid.upper - grid.lower))
-        error = np.sqrt(np.sum((mean - coarse.mean) ** 2, axis=1)) + residual + stack("leak") * stay * diagonal
+        error = 2.0 * np.sqrt(np.sum((mean - coarse.mean) ** 2, axis=1)) + residual + stack("leak") * stay * diagonal
     return StationaryLaw(
         step_sizes=eta, grid=grid, density=stack("density").reshape((eta.size,) + grid.shape), mean=mean,
         covariance=stack("covariance"), mean_v=stack("mean_v"), asymptotic_variance=asymptotic[:, :d, :d],
