@@ -37,6 +37,9 @@ def test_quadratic_1d_matches_closed_forms():
     assert np.all(np.abs(law.mse([centre]) - floor) <= coarse_gap(law, "covariance")[:, 0, 0] + law.discretization_error**2)
     # Polyak-Juditsky: lim T Var(x_avg) = sigma^2 / h^2, whatever eta.
     assert np.all(np.abs(law.asymptotic_variance[:, 0, 0] - 1 / curvature**2) <= coarse_gap(law, "asymptotic_variance")[:, 0, 0] + 1e-9)
+    # v_avg - c = (1 - eta h)(x_avg - c) on a quadratic.
+    v_closed_form = (1 - eta * curvature) ** 2 / curvature**2
+    assert np.all(np.abs(law.asymptotic_variance_v[:, 0, 0] - v_closed_form) <= coarse_gap(law, "asymptotic_variance_v")[:, 0, 0] + 1e-9)
     # AR(1) with rho = 1 - eta h: lambda_2 = rho exactly on the grid's smooth eigenfunction.
     assert np.allclose(law.relaxation_time, 1 / (eta * curvature), rtol=1e-4)
     assert np.allclose(law.density.sum(axis=1), 1.0) and law.density.min() >= 0
@@ -152,15 +155,19 @@ def test_stationary_identities_hold(name):
 # ---- metastability ------------------------------------------------------------------------------
 
 
-def sharp_flat_wells():
+@pytest.fixture(scope="module")
+def metastable():
+    """sharp_flat at eta = 0.01 (escape times ~e^170 steps), its wells [sharp, flat] and basin laws."""
+    f = objectives.sharp_flat()
     with jax.enable_x64(True):
-        minima = analysis.minimizers(objectives.sharp_flat())
-    return minima.points[np.argsort(minima.points[:, 0])]  # [sharp, flat]
+        minima = analysis.minimizers(f)
+    wells = minima.points[np.argsort(minima.points[:, 0])]
+    law = analysis.stationary_law(f, GAUSSIAN, [0.01], bounds=(-2.0, 3.5), n_grid=1501)
+    return f, wells, law, law.quasi_stationary(wells)
 
 
-def test_metastable_sharp_flat_law_is_valid_and_matches_quasi_stationary_weights():
-    f, wells = objectives.sharp_flat(), sharp_flat_wells()
-    law = analysis.stationary_law(f, GAUSSIAN, [0.01], bounds=(-2.0, 3.5), n_grid=2001)
+def test_metastable_sharp_flat_law_is_valid_and_matches_quasi_stationary_weights(metastable):
+    f, wells, law, quasi = metastable
     assert law.method == ("gth",)
     assert law.density.min() >= 0 and law.density.sum() == pytest.approx(1.0, abs=1e-12)
     assert law.relaxation_time[0] == math.inf and np.all(np.isinf(law.asymptotic_variance))
@@ -172,7 +179,6 @@ def test_metastable_sharp_flat_law_is_valid_and_matches_quasi_stationary_weights
     assert occupancy[1] == pytest.approx(to_sharp / (to_flat + to_sharp), rel=1e-3)
     assert 1e-9 < occupancy[1] < 1e-6  # tiny, and resolved: a plain solve returns noise here
     # Inside each basin the law is that basin's quasi-stationary law.
-    quasi = law.quasi_stationary(wells)
     labels = analysis.assign_basins(law.grid.points, wells, f, method="descent")
     for k in range(2):
         restricted = np.where(labels == k, law.density[0], 0.0)
@@ -180,12 +186,10 @@ def test_metastable_sharp_flat_law_is_valid_and_matches_quasi_stationary_weights
     assert quasi.escape_time[0, 0] > 1e60 and quasi.exit_rate[0, 0] < 1e-60
 
 
-def test_sharp_well_quasi_stationary_law_matches_chains_started_there():
-    f, wells = objectives.sharp_flat(), sharp_flat_wells()
-    law = analysis.stationary_law(f, GAUSSIAN, [0.01], bounds=(-2.0, 3.5), n_grid=2001)
+def test_sharp_well_quasi_stationary_law_matches_chains_started_there(metastable):
+    f, wells, law, quasi = metastable
     n_steps, n_chains = 400, 4096
     assert law.relevant(wells, 0, n_steps)[0] == "quasi_stationary"
-    quasi = law.quasi_stationary(wells)
     with jax.enable_x64(True):
         result = simulate.run(f, step_sizes=[0.01], n_steps=n_steps, n_chains=n_chains, x0=wells[0], noise=GAUSSIAN, seed=3, dtype="float64")
     x = result.x[0, :, 0]
