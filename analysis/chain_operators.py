@@ -51,9 +51,11 @@ def _poisson_rhs(pi, points, targets):
     return np.concatenate([points - pi @ points, targets - pi @ targets], axis=1)
 
 
-def solve_1d(grid, gradient, law, step_size, *, relaxation: bool, pin: int):
+def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = None):
     """dict: density, leak (mass sent out per step), method, asymptotic ((x, v) x (x, v)),
-    relaxation_time, moments, residual, for one step size on a 1-D grid. `pin`: a cell with mass."""
+    relaxation_time, moments, residual, for one step size on a 1-D grid. `pin`: a cell with mass.
+    `like`: the result on a finer grid; its solver choice and relaxation time are reused (the
+    coarse grid of the error estimate: no spectral gap computed, relaxation_time nan)."""
     matrix, leak, (lower, upper) = kernel.transition_matrix(grid, gradient[:, 0], law, step_size)
     n = matrix.shape[0]
     points = grid.points
@@ -61,9 +63,12 @@ def solve_1d(grid, gradient, law, step_size, *, relaxation: bool, pin: int):
     apply_transpose = solvers.sparse_or_dense(matrix, lower, upper)
     pi, solve = solvers.pinned_lu(matrix, pin, lower, upper)
     method = "lu"
-    second = solvers.second_eigenvalue(apply_transpose, pi, n)
-    tau = solvers.relaxation_time(second)
-    if pi.min() < -1e-12 * pi.max() or not tau < TRUST_LU_UP_TO:
+    if like is None:
+        tau = solvers.relaxation_time(solvers.second_eigenvalue(apply_transpose, pi, n))
+        metastable = not tau < TRUST_LU_UP_TO
+    else:
+        tau, metastable = like["relaxation_time"], like["method"] == "gth"
+    if pi.min() < -1e-12 * pi.max() or metastable:
         pi, method = solvers.gth(matrix, lower, upper), "gth"
     pi = np.maximum(pi, 0.0)
     pi /= pi.sum()
@@ -72,7 +77,7 @@ def solve_1d(grid, gradient, law, step_size, *, relaxation: bool, pin: int):
         asymptotic = np.full((g.shape[1],) * 2, np.inf)
     else:
         asymptotic = solvers.asymptotic_covariance(pi, g, solve(g))
-    if not relaxation:
+    if like is not None:
         tau = float("nan")
     mean, covariance, mean_v = _moments(pi, points, targets)
     return dict(

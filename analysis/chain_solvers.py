@@ -95,14 +95,14 @@ def pinned_lu(matrix: np.ndarray, pin: int, lower_band: int, upper_band: int):
 
     A^T x = e_pin gives pi (normalised); `solve(g)` `(n, m) -> (n, m)` is the Poisson solution
     (I - P) h = g with h_pin = 0 (for pi.g = 0). Banded LAPACK (gbtrf, partial pivoting, cost
-    n b^2) when the band is under half the matrix, else dense getrf. Negative entries of pi are
+    n b^2) when the band is under an eighth of the matrix, else dense getrf. Negative entries of pi are
     left as computed (the caller checks them).
     """
     n = matrix.shape[0]
     a = _pinned(matrix, pin)
     unit = np.zeros(n)
     unit[pin] = 1.0
-    if lower_band + upper_band < n // 2:
+    if lower_band + upper_band < n // 8:  # LAPACK's gbtrf loses to dense getrf well before half the matrix
         kl, ku = lower_band, upper_band
         bands = np.zeros((2 * kl + ku + 1, n))
         for offset in range(-kl, ku + 1):  # a[i, j] -> bands[kl + ku + i - j, j]
@@ -164,10 +164,18 @@ def relaxation_time(second: float) -> float:
 
 
 def sparse_or_dense(matrix: np.ndarray, lower_band: int, upper_band: int):
-    """A fast `x -> P^T x`: sparse (CSR) when the band is narrow."""
+    """A fast `x -> P^T x`: sparse (built from the diagonals of the band) when the band is narrow,
+    else the dense product x P (no transposed copy)."""
     n = matrix.shape[0]
     if lower_band + upper_band + 1 < n // 4:
-        transposed = scipy.sparse.csr_matrix(matrix.T)
+        offsets = np.arange(-lower_band, upper_band + 1)
+        data = np.zeros((offsets.size, n))
+        for row, offset in enumerate(offsets):  # dia format: data[k, j] = P[j - offset, j]
+            diagonal = np.diagonal(matrix, offset)
+            if offset >= 0:
+                data[row, offset:] = diagonal
+            else:
+                data[row, : n + offset] = diagonal
+        transposed = scipy.sparse.dia_matrix((data, offsets), shape=(n, n)).T.tocsr()
         return lambda x: transposed @ x
-    transposed = np.ascontiguousarray(matrix.T)
-    return lambda x: transposed @ x
+    return lambda x: x @ matrix

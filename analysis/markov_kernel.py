@@ -200,6 +200,41 @@ def _matrix_1d(drift_target, edges, spread, df, *, family):
     return matrix, leak
 
 
+#: Beyond this many standard deviations a Gaussian cell probability is below 1e-25: under DROP_BELOW.
+_BAND_REACH = {"gaussian": 10.5, "uniform": math.sqrt(3.0), "rademacher": 1.0}
+
+
+def _band_columns(family: str, spread: float, width: float, n: int) -> int | None:
+    """Columns per row that can hold entries above DROP_BELOW (a multiple of 128, so that few
+    step sizes compile their own program), or None when that is most of the row (or Student-t)."""
+    if family not in _BAND_REACH:
+        return None
+    columns = 2 * _BAND_REACH[family] * spread / width + 4
+    columns = int(128 * math.ceil(columns / 128))
+    return columns if columns < n // 2 else None
+
+
+@partial(jax.jit, static_argnames=("family", "width"))
+def _banded_matrix_1d(drift_target, edges, spread, df, *, family, width):
+    """As `_matrix_1d`, computing only the `width` columns around each row's target (the others are
+    below DROP_BELOW): O(n width) CDF evaluations instead of O(n^2)."""
+    n = drift_target.shape[0]
+    cell = edges[1] - edges[0]
+    first = jnp.floor((drift_target - edges[0]) / cell).astype(jnp.int32) - width // 2
+    first = jnp.clip(first, 0, n - width)
+    columns = first[:, None] + jnp.arange(width, dtype=jnp.int32)[None, :]
+    if family == "rademacher":
+        full, leak = _matrix_1d(drift_target, edges, spread, df, family=family)
+        return full, leak
+    low = (drift_target[:, None] - edges[columns + 1]) / spread
+    high = (drift_target[:, None] - edges[columns]) / spread
+    values = interval_probability(family, df, low, high)
+    rows = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], columns.shape)
+    matrix = jnp.zeros((n, n), values.dtype).at[rows, columns].set(values)
+    leak = _upper_tail(family, df, (drift_target - edges[0]) / spread) + _upper_tail(family, df, (edges[-1] - drift_target) / spread)
+    return matrix, leak
+
+
 @jax.jit
 def _tidy(matrix):
     """Drop entries below DROP_BELOW x the row maximum, renormalise rows, measure the band."""
@@ -236,7 +271,11 @@ def transition_matrix(grid: Grid, gradient: np.ndarray, law: NoiseLaw, step_size
         matrix = jnp.asarray(_np_interval(law.family, law.df, low, high))
         leak = _np_upper_tail(law.family, law.df, (target - edges[0]) / spread) + _np_upper_tail(law.family, law.df, (edges[-1] - target) / spread)
     else:
-        matrix, leak = _matrix_1d(jnp.asarray(target), jnp.asarray(edges), jnp.asarray(spread), jnp.asarray(law.df), family=law.family)
+        width = _band_columns(law.family, spread, grid.widths[0], grid.n_cells)
+        if width is None:
+            matrix, leak = _matrix_1d(jnp.asarray(target), jnp.asarray(edges), jnp.asarray(spread), jnp.asarray(law.df), family=law.family)
+        else:
+            matrix, leak = _banded_matrix_1d(jnp.asarray(target), jnp.asarray(edges), jnp.asarray(spread), jnp.asarray(law.df), family=law.family, width=width)
     matrix, smallest, lower, upper = _tidy(matrix)
     if not float(smallest) > 0:
         raise NoStationaryLaw("a cell sends all its mass out of the box")

@@ -294,12 +294,13 @@ def _expanding(grid, gradient, eta) -> bool:
     return bool(np.any(edge & outside))
 
 
-def _solve(f, grid, law, eta, gradient, reach, *, relaxation):
+def _solve(f, grid, law, eta, gradient, reach, *, like=None):
+    """One result dict per step size; `like`: the fine grid's results (for the coarse grid)."""
     with jax.enable_x64(True):
         if grid.dim == 1:
             pin = int(np.argmin(np.asarray(f.value(grid.points))))  # the lowest cell holds mass
-            return [chains.solve_1d(grid, gradient, law, float(e), relaxation=relaxation, pin=pin) for e in eta]
-        return [chains.solve_2d(grid, gradient, law, float(e), reach, relaxation=relaxation) for e in eta]
+            return [chains.solve_1d(grid, gradient, law, float(e), pin=pin, like=None if like is None else like[s]) for s, e in enumerate(eta)]
+        return [chains.solve_2d(grid, gradient, law, float(e), reach, relaxation=like is None) for e in eta]
 
 
 def _assemble(f, noise, grid, eta, results, coarse, reach) -> StationaryLaw:
@@ -361,7 +362,7 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
     if f.dim == 2:
         reach = tuple(int(r) for r in np.max([kernel.kernel_reach(law, float(e), grid.widths, n) for e in eta], axis=0))
     try:
-        results = _solve(f, grid, law, eta, gradient, reach, relaxation=True)
+        results = _solve(f, grid, law, eta, gradient, reach)
     except NoStationaryLaw as error:
         raise ValueError(f"step_sizes {divergent or eta.tolist()} give no stationary law in bounds={lower.tolist()}, {upper.tolist()}: {error}") from None
     leaks = np.array([r["leak"] for r in results])
@@ -381,6 +382,6 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
     coarse_reach = None
     if f.dim == 2:
         coarse_reach = tuple(int(r) for r in np.max([kernel.kernel_reach(law, float(e), coarse_grid.widths, coarse_grid.n_cells) for e in eta], axis=0))
-    coarse_results = _solve(f, coarse_grid, law, eta, _gradient(f, coarse_grid), coarse_reach, relaxation=False)
+    coarse_results = _solve(f, coarse_grid, law, eta, _gradient(f, coarse_grid), coarse_reach, like=results)
     coarse = _assemble(f, noise, coarse_grid, eta, coarse_results, None, coarse_reach)
     return _assemble(f, noise, grid, eta, results, coarse, reach)
