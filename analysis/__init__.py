@@ -8,10 +8,13 @@ from analysis.drift import drift_check
 from analysis.errors import ErrorTable, errors
 from analysis.minima import TieWarning, global_minimizer, minimizers, penalized_solution, smoothed_solution
 from analysis.rates import RateFit, fit_rate
+from analysis.stationary import QuasiStationary, StationaryLaw, stationary_law
 
 __all__ = [
     "ErrorTable",
+    "QuasiStationary",
     "RateFit",
+    "StationaryLaw",
     "TieWarning",
     "assign_basins",
     "basin_occupancy",
@@ -25,6 +28,7 @@ __all__ = [
     "plots",
     "sharpness_summary",
     "smoothed_solution",
+    "stationary_law",
     "theory",
 ]
 

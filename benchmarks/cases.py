@@ -11,12 +11,13 @@ import time
 
 import numpy as np
 
+import analysis
 import objectives
 import simulate
 from benchmarks import references
 from benchmarks.timing import compile_events, interleaved
 
-__all__ = ["throughput", "dense_quadratic", "compile_times"]
+__all__ = ["throughput", "dense_quadratic", "compile_times", "stationary_law_times"]
 
 
 def _first_call_and_sweep(run, sweep_point) -> dict:
@@ -183,4 +184,30 @@ def compile_times(*, n_chains: int, n_steps: int, names=None) -> dict:
             lambda: simulate.run(f, **kwargs),
             lambda: simulate.run(f, **{**kwargs, "step_sizes": [0.02, 0.05], "seed": 3, "x0": np.asarray(x0) + 0.1}),
         )
+    return figures
+
+
+def stationary_law_times(*, n_grid_1d: int, n_step_sizes: int, n_grid_2d: int, repeats: int) -> dict:
+    """Case 6: `analysis.stationary_law` (issue 12). 1-D: `sharp_flat`, `n_step_sizes` step sizes
+    in [0.01, 0.4] (both sides of its critical step size, metastable ones included) on
+    `n_grid_1d` cells over [-7, 9]; 2-D: `gaussian_wells_2d` of `builtin_objectives`, one step
+    size (0.3) on `n_grid_2d` x `n_grid_2d` cells. Each call includes the coarse grid (the
+    discretization error), the Poisson equation and the spectral gap. First call (with compiles)
+    and the median of `repeats` further calls."""
+    noise = simulate.noise.gaussian(objectives.SHARP_FLAT_NOISE_SCALE)
+    sharp_flat = objectives.sharp_flat()
+    step_sizes = np.geomspace(0.01, 0.4, n_step_sizes)
+    wells_2d, _ = builtin_objectives()["gaussian_wells_2d"]
+    calls = {
+        "one_d": lambda: analysis.stationary_law(sharp_flat, noise, step_sizes, bounds=(-7.0, 9.0), n_grid=n_grid_1d),
+        "two_d": lambda: analysis.stationary_law(wells_2d, noise, [0.3], bounds=((-6.5, -6.5), (7.0, 7.0)), n_grid=n_grid_2d),
+    }
+    figures = {"n_grid_1d": n_grid_1d, "n_step_sizes": n_step_sizes, "n_grid_2d": n_grid_2d}
+    for name, call in calls.items():
+        start = time.perf_counter()
+        law = call()
+        figures[f"{name}_first_call_s"] = time.perf_counter() - start
+        figures[f"{name}_methods"] = list(law.method)
+        timed = interleaved({name: call}, repeats)[name] if repeats > 0 else {"median_s": figures[f"{name}_first_call_s"]}
+        figures[f"{name}_s"] = timed["median_s"]
     return figures

@@ -1,0 +1,229 @@
+"""One step size of the cell chain: its stationary law, Poisson solutions, gap, escape times and
+quasi-stationary laws, in 1-D (a matrix: GTH or LU) and 2-D (an operator: Krylov and power
+iterations in JAX). `analysis.stationary` calls these once per step size.
+
+Choice of solver in 1-D: pinned LU on the band first (LAPACK; it also solves the Poisson
+equation). Its pi is then checked: negative probabilities, or a relaxation time beyond
+`TRUST_LU_UP_TO` steps (the spectral gap from ARPACK, which finds lambda_2 whatever the error
+in pi), mean the chain is nearly decomposable, and pi is recomputed by GTH on the band
+(`chain_solvers.gth`: no subtractions, every entry to a small relative error). That is where
+metastability lives: small eta, narrow bands, where GTH is cheap (O(n b^2)).
+
+2-D: pi solves (I - P^T + u 1^T) pi = u (u uniform; the matrix is nonsingular and pi sums to
+1) by restarted GMRES on the operator; tiny negative entries left by the iteration are set to
+0 and the residual |pi - P^T pi|_1 is reported. The Poisson equation the same way with
+(I - P + 1 pi^T). Neither is protected against metastability (GMRES needs many iterations
+when the gap is small): the residual says when it failed.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse.linalg
+
+from analysis import chain_solvers as solvers
+from analysis import markov_kernel as kernel
+
+__all__ = ["solve_1d", "solve_2d", "basin_1d", "basin_2d", "gth_band_limit"]
+
+GMRES_TOLERANCE = 1e-12
+#: Relaxation times (steps) beyond which the pinned LU's pi is replaced by GTH's: its relative
+#: error grows like eps x relaxation time.
+TRUST_LU_UP_TO = 1e6
+
+
+def gth_band_limit(n: int) -> int:
+    return max(64, n // 10)
+
+
+def _moments(pi, points, targets):
+    mean = pi @ points
+    centred = points - mean
+    return mean, (centred * pi[:, None]).T @ centred, pi @ targets
+
+
+def _poisson_rhs(pi, points, targets):
+    return np.concatenate([points - pi @ points, targets - pi @ targets], axis=1)
+
+
+def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = None):
+    """dict: density, leak (mass sent out per step), method, asymptotic ((x, v) x (x, v)),
+    relaxation_time, moments, residual, for one step size on a 1-D grid. `pin`: a cell with mass.
+    `like`: the result on a finer grid; its solver choice and relaxation time are reused (the
+    coarse grid of the error estimate: no spectral gap computed, relaxation_time nan)."""
+    matrix, leak, (lower, upper) = kernel.transition_matrix(grid, gradient[:, 0], law, step_size)
+    n = matrix.shape[0]
+    points = grid.points
+    targets = points - step_size * gradient
+    apply_transpose = solvers.sparse_or_dense(matrix, lower, upper)
+    pi, solve = solvers.pinned_lu(matrix, pin, lower, upper)
+    method = "lu"
+    if like is None:
+        tau = solvers.relaxation_time(solvers.second_eigenvalue(apply_transpose, pi, n))
+        metastable = not tau < TRUST_LU_UP_TO
+    else:
+        tau, metastable = like["relaxation_time"], like["method"] == "gth"
+    if pi.min() < -1e-12 * pi.max() or metastable:
+        pi, method = solvers.gth(matrix, lower, upper), "gth"
+    pi = np.maximum(pi, 0.0)
+    pi /= pi.sum()
+    g = _poisson_rhs(pi, points, targets)
+    if tau == math.inf:
+        asymptotic = np.full((g.shape[1],) * 2, np.inf)
+    else:
+        asymptotic = solvers.asymptotic_covariance(pi, g, solve(g))
+    if like is not None:
+        tau = float("nan")
+    mean, covariance, mean_v = _moments(pi, points, targets)
+    return dict(
+        density=pi, leak=float(pi @ leak), method=method, asymptotic=asymptotic, relaxation_time=tau,
+        mean=mean, covariance=covariance, mean_v=mean_v, residual=float(np.abs(apply_transpose(pi) - pi).sum()),
+    )
+
+
+def _gmres(apply, rhs, guess):
+    """Restarted GMRES (SciPy) on a NumPy-wrapped operator: the compiled kernel applications
+    (`push`, `pull`) carry the cost; JAX's own gmres compiled for ~3 s per grid shape."""
+    size = rhs.shape[0]
+    operator = scipy.sparse.linalg.LinearOperator((size, size), matvec=apply, dtype=np.float64)
+    solution, _ = scipy.sparse.linalg.gmres(operator, rhs, x0=guess, rtol=GMRES_TOLERANCE, atol=0.0, restart=60, maxiter=400)
+    return solution
+
+
+def _stationary_2d(op, size):
+    push = lambda x: np.asarray(op.push(jnp.asarray(x)))  # noqa: E731
+    uniform = np.full(size, 1.0 / size)
+    pi = _gmres(lambda x: x - push(x) + uniform * np.sum(x), uniform, uniform)
+    pi = np.maximum(pi, 0.0)
+    pi = pi / pi.sum()
+    for _ in range(3):  # a few plain steps smooth the clipped rounding
+        pi = push(pi)
+        pi = pi / pi.sum()
+    return pi, float(np.abs(push(pi) - pi).sum())
+
+
+def _poisson_2d(op, pi, g):
+    """h with (I - P + 1 pi^T) h = g for every column of g `(N, m)`."""
+    pull = lambda h: np.asarray(op.pull(jnp.asarray(h)))  # noqa: E731
+    return np.stack([_gmres(lambda y: y - pull(y) + np.sum(pi * y), g[:, c], g[:, c]) for c in range(g.shape[1])], axis=1)
+
+
+def solve_2d(grid, gradient, law, step_size, reach, *, relaxation: bool):
+    """As `solve_1d`, on a 2-D grid with the operator form of the kernel."""
+    op = kernel.Operator2D(grid, gradient, law, step_size, reach)
+    size = grid.size
+    pi, residual = _stationary_2d(op, size)
+    points = grid.points
+    targets = points - step_size * gradient
+    tau = float("nan")
+    if relaxation:
+        second = solvers.second_eigenvalue(lambda x: np.asarray(op.push(jnp.asarray(x))), pi, size)
+        tau = solvers.relaxation_time(second)
+    g = _poisson_rhs(pi, points, targets)
+    if tau == math.inf:
+        asymptotic = np.full((g.shape[1],) * 2, np.inf)
+    else:
+        h = _poisson_2d(op, pi, g)
+        asymptotic = solvers.asymptotic_covariance(pi, g, h)
+    mean, covariance, mean_v = _moments(pi, points, targets)
+    return dict(
+        density=pi, leak=float(pi @ op.leak), method="gmres", asymptotic=asymptotic, relaxation_time=tau,
+        mean=mean, covariance=covariance, mean_v=mean_v, residual=residual,
+    )
+
+
+# ---- basins: escape times and quasi-stationary laws ----------------------------------------
+
+
+def _resurrected(matrix, inside, start_law):
+    """The arrow chain on {outside} + basin cells: exits go to state 0, which restarts from `start_law`."""
+    block = matrix[np.ix_(inside, inside)]
+    exits = matrix[inside][:, ~inside].sum(axis=1)
+    m = inside.sum()
+    arrow = np.zeros((m + 1, m + 1))
+    arrow[1:, 1:] = block
+    arrow[1:, 0] = exits
+    arrow[0, 1:] = start_law
+    return arrow, exits
+
+
+def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = True, iterations: int = 30):
+    """Escape time from cell `start` out of the set `inside` (bool `(n,)`: a basin, or everything
+    but a target cell), and the set's quasi-stationary law, for one step size (1-D).
+
+    Escape time: the stationary law x of the resurrected chain (exit -> state 0 -> `start`) by GTH;
+    a cycle lasts 1 + m(start) steps, so m(start) = sum_{i in B} x_i / x_0, a ratio of positive
+    numbers (relative accuracy even for e^160 steps). Quasi-stationary law: inverse iteration
+    r <- (occupation measure before exit, started from r), which is the same resurrected chain
+    with state 0 restarting from r (its fixed point is the left Perron vector of P_BB).
+
+    **Returns:** dict escape_time, quasi_stationary `(n,)` (zero outside B), exit_rate (per step,
+    from the quasi-stationary law: sum_i q_i P(i, not B)).
+    """
+    matrix, _, (lower, upper) = kernel.transition_matrix(grid, gradient[:, 0], law, step_size)
+    where = np.flatnonzero(inside)
+    local_start = int(np.searchsorted(where, start))
+    m = where.size
+    if m == grid.size:  # one basin: nothing to escape to
+        return dict(escape_time=math.inf, quasi_stationary=solvers.gth(matrix, lower, upper), exit_rate=0.0)
+    rows, cols = np.nonzero(matrix[np.ix_(inside, inside)])
+    band_low, band_up = int(max(0, (rows - cols).max())), int(max(0, (cols - rows).max()))
+    wide = max(band_low, band_up) > gth_band_limit(grid.size)
+
+    def occupation(start_law):
+        arrow, exits = _resurrected(matrix, inside, start_law)
+        if wide:  # fast mixing at large eta: (I - Q)^T y = r by dense LU
+            block = arrow[1:, 1:]
+            y = np.linalg.solve(np.eye(m) - block.T, start_law)
+            return np.maximum(y, 0.0), exits
+        x = solvers.gth(arrow, band_low, band_up, arrow=True)
+        return x[1:] / x[0], exits
+
+    delta = np.zeros(m)
+    delta[local_start] = 1.0
+    visits, exits = occupation(delta)
+    escape = float(visits.sum())
+    q = visits / visits.sum()
+    for _ in range(iterations if quasi else 0):
+        visits, _ = occupation(q)
+        new = visits / visits.sum()
+        change = np.abs(new - q).sum()
+        q = new
+        if change < 1e-10:
+            break
+    full = np.zeros(grid.size)
+    full[where] = q
+    return dict(escape_time=escape, quasi_stationary=full, exit_rate=float(q @ exits))
+
+
+def basin_2d(grid, gradient, law, step_size, reach, inside, start, *, quasi: bool = True, iterations: int = 20000):
+    """As `basin_1d` in 2-D: the escape time by GMRES on (I - P_BB) m = 1, the quasi-stationary law
+    by power iteration of q <- q P_BB / |q P_BB| (no protection against metastability)."""
+    operator = kernel.Operator2D(grid, gradient, law, step_size, reach)
+    inside = jnp.asarray(inside.astype(np.float64))
+    pull, push = jax.jit(operator.pull), jax.jit(operator.push)
+    if float(inside.sum()) == grid.size:
+        escape = math.inf
+    else:
+        mask = np.asarray(inside)
+        times = _gmres(lambda y: y - mask * np.asarray(pull(jnp.asarray(mask * y))), mask, mask)
+        escape = float(times[start])
+    exits = 1.0 - np.asarray(inside * pull(inside))
+
+    @jax.jit
+    def iterate(q):
+        def body(state):
+            q, _, count = state
+            new = inside * push(q)
+            new = new / jnp.sum(new)
+            return new, jnp.sum(jnp.abs(new - q)), count + 1
+
+        return jax.lax.while_loop(lambda s: (s[1] > 1e-12) & (s[2] < iterations), body, (q, jnp.asarray(1.0), 0))[0]
+
+    q = np.asarray(iterate(inside / jnp.sum(inside))) if quasi else np.asarray(inside / jnp.sum(inside))
+    return dict(escape_time=escape, quasi_stationary=q, exit_rate=float(q @ exits))

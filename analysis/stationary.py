@@ -1,0 +1,387 @@
+"""The exact long-run law of constant-step SGD in 1-D and 2-D: `stationary_law` -> `StationaryLaw`.
+
+SGD with additive noise, x_{k+1} = x_k - eta (grad f(x_k) + eps_{k+1}), is a Markov chain; for a
+step size at which it is positive recurrent it has a stationary law pi_eta, and
+
+- the last iterate's floor is E_pi |x - target|^2 (`mse`);
+- the uniform average converges to E_pi[x] (= E_pi[v], v = x - eta grad f(x): E_pi grad f = 0);
+  its error is |E_pi x - target|^2 + tr(Sigma_avg) / T for large T (`averaged_mse`), Sigma_avg =
+  lim T Cov(x_avg) from the Poisson equation (`asymptotic_variance`);
+- E_pi[grad F_eta(v)] = 0 with F_eta(v) = E f(v - eta eps) (Nitanda et al., AISTATS 2024), so
+  E_pi x is argmin F_eta up to a term of order Cov_pi(v) times the third derivative of F_eta
+  (Dieuleveut, Durmus and Bach 2020), plus the weights of the basins on multi-well landscapes.
+
+The law is computed on a grid of cells (`analysis.markov_kernel`: Ulam discretization of the
+kernel) in float64. 1-D: the matrix, pi by GTH elimination on its band, or pinned LU where the
+band is wide and the chain mixes (`analysis.chain_operators`). 2-D: the kernel as an operator
+(move mass, split bilinearly, convolve by FFT), pi by GMRES.
+
+Metastability. With several wells and small eta the chain is nearly decomposable: the escape
+time from a well grows like exp(barrier / (eta sigma^2 / 2)) (e^160 steps on `sharp_flat` at
+eta = 0.01). GTH keeps pi accurate there (every entry to a small relative error; Grassmann,
+Taksar and Heyman 1985), but that law is physically meaningless for any run: no chain gets
+there. `quasi_stationary` gives each basin's quasi-stationary law (the chain conditioned not to
+have left the basin: left Perron vector of P restricted to the basin) with its exit rate, and
+`relevant(minimizers, basin, n_steps)` says which law a run of n_steps started in that basin sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from analysis import chain_operators as chains
+from analysis import markov_kernel as kernel
+from analysis.basins import assign_basins
+from analysis.chain_solvers import NoStationaryLaw
+from analysis.minima import _search_box
+from objectives import Objective
+from objectives.noise_laws import check_noise
+
+__all__ = ["QuasiStationary", "StationaryLaw", "stationary_law"]
+
+#: Default largest mass per step that the kernel may send out of the box under pi.
+MAX_LEAK = 1e-6
+
+
+class QuasiStationary(NamedTuple):
+    """The quasi-stationary law of each basin (leading axes: step sizes S, basins K).
+
+    - `density`: `(S, K) + grid shape`, zero outside the basin, summing to 1.
+    - `mean`: `(S, K, d)`; `covariance`: `(S, K, d, d)`.
+    - `exit_rate`: `(S, K)` the probability per step of leaving the basin from that law;
+      1 / exit_rate is the mean exit time of a chain started from it.
+    - `escape_time`: `(S, K)` the mean number of steps to reach another basin from the basin's minimum.
+    """
+
+    density: np.ndarray
+    mean: np.ndarray
+    covariance: np.ndarray
+    exit_rate: np.ndarray
+    escape_time: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class StationaryLaw:
+    """The stationary law of SGD on a grid, one per step size (NumPy arrays, leading axis S).
+
+    - `step_sizes` `(S,)`; `grid`: the `analysis.markov_kernel.Grid` (cells, centres, box).
+    - `density` `(S,) + grid.shape`: the probability of each cell, summing to 1.
+    - `mean` `(S, d)` = E_pi[x]; `covariance` `(S, d, d)`; `mean_v` `(S, d)` = E_pi[x - eta grad f(x)].
+    - `asymptotic_variance` `(S, d, d)` = lim_T T Cov(x_avg) (Poisson equation; inf when metastable);
+      `asymptotic_variance_v` the same for v_avg.
+    - `relaxation_time` `(S,)` = 1 / (1 - |lambda_2|) steps; inf where the spectral gap is below
+      1e-9 (metastable: see `escape_time`).
+    - `discretization_error` `(S,)`: an estimate of the error of `mean`: 2 |mean - coarse.mean|,
+      twice the change of the mean on a grid of half as many cells per axis (the change alone
+      bounds the error when it falls at least linearly with the cell width; the factor 2 covers
+      the irregular convergence of laws with jumps, e.g. uniform noise, whose support edges cut
+      the two grids' cells differently), plus the solver's residual, plus the box's share:
+      `out_of_box` x relaxation time x box diagonal.
+    - `out_of_box` `(S,)`: the mass per step the kernel sends out of the box under pi (put back
+      by renormalising the kernel's rows).
+    - `method` `(S,)`: "gth", "lu" or "gmres"; `residual` `(S,)`: |pi - pi P|_1.
+    - `coarse`: the same law on the coarser grid (compare any statistic with it), or `None`.
+    """
+
+    step_sizes: np.ndarray
+    grid: kernel.Grid
+    density: np.ndarray
+    mean: np.ndarray
+    covariance: np.ndarray
+    mean_v: np.ndarray
+    asymptotic_variance: np.ndarray
+    asymptotic_variance_v: np.ndarray
+    relaxation_time: np.ndarray
+    discretization_error: np.ndarray
+    out_of_box: np.ndarray
+    method: tuple
+    residual: np.ndarray
+    coarse: Any
+    objective: Objective = dataclasses.field(repr=False)
+    noise: Any = dataclasses.field(repr=False)
+    reach: Any = dataclasses.field(default=None, repr=False)
+
+    @property
+    def dim(self) -> int:
+        return self.grid.dim
+
+    # ---- moments ---------------------------------------------------------------------------
+    def expect(self, values) -> np.ndarray:
+        """E_pi[values]: `values` on the cells, `(N, ...)` or per step size `(S, N, ...)`
+        (N = grid.size, cells in `grid.points` order); returns `(S, ...)`."""
+        values = np.asarray(values, dtype=np.float64)
+        flat = self.density.reshape(len(self.step_sizes), -1)
+        if values.shape[0] == flat.shape[1]:
+            return np.einsum("sn,n...->s...", flat, values)
+        return np.einsum("sn,sn...->s...", flat, values)
+
+    def v_points(self) -> np.ndarray:
+        """v = c - eta grad f(c) at every cell centre, `(S, N, d)`."""
+        points = self.grid.points
+        with jax.enable_x64(True):
+            gradient = np.asarray(self.objective.grad(points), np.float64)
+        return points[None] - self.step_sizes[:, None, None] * gradient[None]
+
+    def _target(self, target) -> np.ndarray:
+        t = np.asarray(target, dtype=np.float64)
+        s, d = len(self.step_sizes), self.dim
+        if t.shape == (d,):
+            return np.broadcast_to(t, (s, d))
+        if t.shape != (s, d):
+            raise ValueError(f"target must have shape ({d},) or (S, d) = ({s}, {d}), got {t.shape}")
+        return t
+
+    def mse(self, target) -> np.ndarray:
+        """E_pi |x - target|^2 `(S,)`: the floor of the last iterate. `target` `(d,)` or `(S, d)`."""
+        return np.trace(self.covariance, axis1=1, axis2=2) + self.averaged_bias(target)
+
+    def averaged_bias(self, target) -> np.ndarray:
+        """|E_pi x - target|^2 `(S,)`: the limit of the average's error."""
+        return np.sum((self.mean - self._target(target)) ** 2, axis=1)
+
+    def averaged_mse(self, target, n_steps) -> np.ndarray:
+        """|E_pi x - target|^2 + tr(asymptotic_variance) / n_steps `(S,)`.
+
+        The large-T approximation of E|x_avg - target|^2 for a run started at stationarity (the
+        transient from a fixed start, of order |x_0 - E_pi x|^2 / (eta lambda T)^2, is excluded).
+        """
+        return self.averaged_bias(target) + np.trace(self.asymptotic_variance, axis1=1, axis2=2) / float(n_steps)
+
+    # ---- basins ----------------------------------------------------------------------------
+    def _basins(self, minimizers):
+        points = np.asarray(getattr(minimizers, "points", minimizers), dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != self.dim or points.shape[0] < 1:
+            raise ValueError(f"minimizers must be analysis.Minima or an array (n_basins, {self.dim}), got shape {points.shape}")
+        labels = assign_basins(self.grid.points, points, self.objective, method="descent")
+        return points, labels
+
+    def basin_occupancy(self, minimizers) -> np.ndarray:
+        """The stationary mass of each basin `(S, n_basins)` (basins of gradient descent on f,
+        in the order of `minimizers`: `analysis.Minima` or `(n_basins, d)`)."""
+        points, labels = self._basins(minimizers)
+        flat = self.density.reshape(len(self.step_sizes), -1)
+        return np.stack([flat[:, labels == k].sum(axis=1) for k in range(points.shape[0])], axis=1)
+
+    def _per_basin(self, points, labels, basin, to=None, quasi=True):
+        start = int(self.grid.cell_of(points[basin]))
+        inside = labels == basin
+        if to is not None:  # everything but the cell of minimizer `to`
+            inside = np.ones(self.grid.size, bool)
+            inside[int(self.grid.cell_of(points[to]))] = False
+        inside[start] = True
+        gradient, law = _gradient(self.objective, self.grid), kernel.noise_law(self.noise, self.dim)
+        out = []
+        with jax.enable_x64(True):
+            for eta in self.step_sizes:
+                if self.dim == 1:
+                    out.append(chains.basin_1d(self.grid, gradient, law, float(eta), inside, start, quasi=quasi))
+                else:
+                    out.append(chains.basin_2d(self.grid, gradient, law, float(eta), self.reach, inside, start, quasi=quasi))
+        return out
+
+    def _check_basin(self, points, basin) -> int:
+        if isinstance(basin, bool) or not isinstance(basin, (int, np.integer)) or not 0 <= basin < points.shape[0]:
+            raise ValueError(f"basin must be an index into minimizers, 0..{points.shape[0] - 1}, got {basin!r}")
+        return int(basin)
+
+    def escape_time(self, minimizers, basin: int, to: int | None = None) -> np.ndarray:
+        """`(S,)` mean number of steps for the cell chain started in the cell of
+        `minimizers[basin]` to reach a cell of another basin (mean first-passage time; inf with
+        one basin), or with `to`, the cell of `minimizers[to]` (a transition time: recrossings
+        of the barrier do not end it). In 1-D from GTH on the resurrected chain (accurate for
+        e^160 steps); in 2-D from GMRES."""
+        points, labels = self._basins(minimizers)
+        basin = self._check_basin(points, basin)
+        if to is not None:
+            to = self._check_basin(points, to)
+        return np.array([r["escape_time"] for r in self._per_basin(points, labels, basin, to, quasi=False)])
+
+    def quasi_stationary(self, minimizers) -> QuasiStationary:
+        """The quasi-stationary law of every basin, with exit rates and escape times."""
+        points, labels = self._basins(minimizers)
+        cells = self.grid.points
+        runs = [self._per_basin(points, labels, k) for k in range(points.shape[0])]
+        density = np.array([[r["quasi_stationary"] for r in run] for run in runs]).swapaxes(0, 1)
+        mean = density @ cells
+        centred = cells[None, None] - mean[:, :, None]
+        covariance = np.einsum("skn,skna,sknb->skab", density, centred, centred)
+        return QuasiStationary(
+            density=density.reshape(density.shape[:2] + self.grid.shape),
+            mean=mean,
+            covariance=covariance,
+            exit_rate=np.array([[r["exit_rate"] for r in run] for run in runs]).T,
+            escape_time=np.array([[r["escape_time"] for r in run] for run in runs]).T,
+        )
+
+    def relevant(self, minimizers, basin: int, n_steps: int) -> np.ndarray:
+        """Which law a run of `n_steps` started in `basin` sees at its end, per step size `(S,)`:
+
+        - "stationary" when n_steps >= 10 x the relaxation time (finite);
+        - "quasi_stationary" when n_steps <= escape_time / 10 (the chain has left the basin with
+          probability about n_steps / escape_time <= 0.1): use `quasi_stationary(...)`;
+        - "neither" in between (the run sees a mixture still moving between basins).
+
+        Assumes n_steps is well beyond the relaxation time inside the basin (a few 1 / (eta h)).
+        """
+        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+        escape = self.escape_time(minimizers, basin)
+        answer = np.full(len(self.step_sizes), "neither", dtype=object)
+        answer[n_steps <= escape / 10] = "quasi_stationary"
+        answer[np.isfinite(self.relaxation_time) & (n_steps >= 10 * self.relaxation_time)] = "stationary"
+        return answer
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """`(S, n, d)` draws from the law: a cell with probability `density`, then a uniform point in it."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        rng = np.random.default_rng(seed)
+        flat = self.density.reshape(len(self.step_sizes), -1)
+        points = self.grid.points
+        out = np.empty((flat.shape[0], n, self.dim))
+        for s, p in enumerate(flat):
+            cells = rng.choice(p.size, size=n, p=p / p.sum())
+            out[s] = points[cells] + (rng.random((n, self.dim)) - 0.5) * self.grid.widths
+        return out
+
+
+# ---- construction ---------------------------------------------------------------------------
+
+
+def _gradient(objective, grid) -> np.ndarray:
+    with jax.enable_x64(True):
+        return np.asarray(objective.grad(grid.points), dtype=np.float64)
+
+
+def _check_inputs(f, noise, step_sizes, n_grid, max_leak):
+    if not isinstance(f, Objective):
+        raise ValueError(f"f must be an objectives.Objective, got {type(f).__name__}")
+    if f.dim not in (1, 2):
+        raise ValueError(f"f must have dimension 1 or 2 (the law lives on a grid), got {f.name!r} of dim {f.dim}")
+    if getattr(noise, "family", None) == "minibatch":
+        raise ValueError(f"noise must be an additive noise model (gaussian, uniform, rademacher, student_t), got {noise!r}: minibatch noise depends on x")
+    check_noise(noise, f.dim)
+    law = kernel.noise_law(noise, f.dim)
+    eigenvalues = np.linalg.eigvalsh(law.covariance)
+    if not eigenvalues.min() > 0:
+        raise ValueError(f"noise must have a positive-definite covariance on the grid, got {law.covariance.tolist()}")
+    try:
+        eta = np.atleast_1d(np.asarray(step_sizes, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"step_sizes must be positive finite numbers, got {step_sizes!r}") from None
+    if eta.ndim != 1 or eta.size == 0 or not np.all(np.isfinite(eta) & (eta > 0)):
+        raise ValueError(f"step_sizes must be a positive number or a 1-D sequence of them, got {step_sizes!r}")
+    default = 2001 if f.dim == 1 else 101
+    n = default if n_grid is None else n_grid
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 16:
+        raise ValueError(f"n_grid must be an integer >= 16 (cells per axis), got {n_grid!r}")
+    if not (isinstance(max_leak, (int, float)) and 0 < max_leak < 1):
+        raise ValueError(f"max_leak must be a number in (0, 1), got {max_leak!r}")
+    return law, eta, int(n)
+
+
+def _expanding(grid, gradient, eta) -> bool:
+    """Whether the noiseless step sends a cell on the box's edge out of the box (a transient sign)."""
+    targets = grid.points - eta * gradient
+    index = np.stack(np.unravel_index(np.arange(grid.size), grid.shape), axis=-1)
+    edge = np.any((index == 0) | (index == grid.n_cells - 1), axis=1)
+    outside = np.any((targets < grid.lower) | (targets > grid.upper), axis=1)
+    return bool(np.any(edge & outside))
+
+
+def _solve(f, grid, law, eta, gradient, reach, *, like=None):
+    """One result dict per step size; `like`: the fine grid's results (for the coarse grid)."""
+    with jax.enable_x64(True):
+        if grid.dim == 1:
+            pin = int(np.argmin(np.asarray(f.value(grid.points))))  # the lowest cell holds mass
+            return [chains.solve_1d(grid, gradient, law, float(e), pin=pin, like=None if like is None else like[s]) for s, e in enumerate(eta)]
+        return [chains.solve_2d(grid, gradient, law, float(e), reach, relaxation=like is None) for e in eta]
+
+
+def _assemble(f, noise, grid, eta, results, coarse, reach) -> StationaryLaw:
+    stack = lambda key: np.array([r[key] for r in results])  # noqa: E731
+    d = grid.dim
+    asymptotic = stack("asymptotic")
+    mean = stack("mean")
+    residual = stack("residual")
+    error = np.full(eta.shape, np.nan)
+    if coarse is not None:
+        # Grid: the change on the coarse grid. Box: the leaked mass per step, times how long it
+        # would stay out (the relaxation time), times how far it could sit (the box diagonal).
+        stay = np.where(np.isfinite(stack("relaxation_time")), stack("relaxation_time"), 1.0)
+        diagonal = float(np.linalg.norm(grid.upper - grid.lower))
+        error = 2.0 * np.sqrt(np.sum((mean - coarse.mean) ** 2, axis=1)) + residual + stack("leak") * stay * diagonal
+    return StationaryLaw(
+        step_sizes=eta, grid=grid, density=stack("density").reshape((eta.size,) + grid.shape), mean=mean,
+        covariance=stack("covariance"), mean_v=stack("mean_v"), asymptotic_variance=asymptotic[:, :d, :d],
+        asymptotic_variance_v=asymptotic[:, d:, d:], relaxation_time=stack("relaxation_time"),
+        discretization_error=error, out_of_box=stack("leak"), method=tuple(r["method"] for r in results),
+        residual=residual, coarse=coarse, objective=f, noise=noise, reach=reach,
+    )
+
+
+def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int | None = None, max_leak: float = MAX_LEAK) -> StationaryLaw:
+    """The stationary law of SGD with additive noise on `f` (dim 1 or 2), for each step size.
+
+    The kernel of x' = x - eta grad f(x) - eta eps is discretized on `n_grid` cells per axis over
+    the box (see `analysis.markov_kernel`), solved per step size (see the module docstring), and
+    solved again on half as many cells per axis for `discretization_error` (`law.coarse`).
+
+    **Arguments:**
+
+    - `f`: an `objectives.Objective` of dimension 1 or 2.
+    - `noise`: an additive model from `simulate.noise` (Gaussian isotropic or full covariance,
+      uniform, Rademacher, Student-t); not minibatch noise.
+    - `step_sizes`: eta > 0, a number or a 1-D sequence (S values).
+    - `bounds`: `(lower, upper)` the box, numbers or `(d,)` vectors; default f's search box
+      (`analysis.minimizers`'s). Widen it when the law is wider than the minima's box.
+    - `n_grid`: cells per axis (default 2001 in 1-D, 101 in 2-D); the cell width should be
+      well below eta times the noise scale.
+    - `max_leak`: the largest mass per step the kernel may send out of the box under pi
+      (default 1e-6).
+
+    **Returns:** a `StationaryLaw`.
+
+    **Raises:** `ValueError` naming the argument for a bad input: dimension above 2, minibatch
+    noise, a step size at which the chain is transient (divergent: the noiseless step throws
+    the box's edge cells out and they leak more than `max_leak`), or bounds that cut off more
+    than `max_leak` of mass per step.
+    """
+    law, eta, n = _check_inputs(f, noise, step_sizes, n_grid, max_leak)
+    lower, upper = _search_box(f, bounds)
+    grid = kernel.make_grid(lower, upper, n)
+    coarse_grid = kernel.make_grid(lower, upper, n // 2)
+    gradient = _gradient(f, grid)
+    divergent = [float(e) for e in eta if _expanding(grid, gradient, e)]
+    reach = None
+    if f.dim == 2:
+        reach = tuple(int(r) for r in np.max([kernel.kernel_reach(law, float(e), grid.widths, n) for e in eta], axis=0))
+    try:
+        results = _solve(f, grid, law, eta, gradient, reach)
+    except NoStationaryLaw as error:
+        raise ValueError(f"step_sizes {divergent or eta.tolist()} give no stationary law in bounds={lower.tolist()}, {upper.tolist()}: {error}") from None
+    leaks = np.array([r["leak"] for r in results])
+    bad = leaks > max_leak
+    if np.any(bad):
+        transient = [e for e, b in zip(eta.tolist(), bad) if b and e in divergent]
+        if transient:
+            raise ValueError(
+                f"step_sizes {transient} make the chain transient (divergent): the noiseless step throws the "
+                f"box's edge out and the law leaks {leaks[bad].max():.3g} per step out of bounds={lower.tolist()}, {upper.tolist()}"
+            )
+        raise ValueError(
+            f"bounds=({lower.tolist()}, {upper.tolist()}) cut off mass: under the law the kernel sends "
+            f"{leaks[bad].tolist()} per step out of the box at step sizes {eta[bad].tolist()} (allowed: "
+            f"max_leak={max_leak:g}); widen bounds"
+        )
+    coarse_reach = None
+    if f.dim == 2:
+        coarse_reach = tuple(int(r) for r in np.max([kernel.kernel_reach(law, float(e), coarse_grid.widths, coarse_grid.n_cells) for e in eta], axis=0))
+    coarse_results = _solve(f, coarse_grid, law, eta, _gradient(f, coarse_grid), coarse_reach, like=results)
+    coarse = _assemble(f, noise, coarse_grid, eta, coarse_results, None, coarse_reach)
+    return _assemble(f, noise, grid, eta, results, coarse, reach)
