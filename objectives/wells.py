@@ -175,7 +175,7 @@ SHARP_FLAT_NOISE_SCALE = 1.0
 SHARP_FLAT_STEP_SIZES = (0.01, 0.02, 0.04, 0.1, 0.2, 0.4)
 #: argmin F_eta jumps from the sharp to the flat well at this eta (Gaussian noise of scale
 #: SHARP_FLAT_NOISE_SCALE): the two local minima of F_eta have equal values there. Recomputed
-#: by tests/test_catalog.py (bisection on the gap between the two minima).
+#: by tests/test_landscapes.py (bisection on the gap between the two minima).
 SHARP_FLAT_CRITICAL_STEP_SIZE = 0.07654355
 
 

@@ -149,7 +149,7 @@ def _simulate(f, **kwargs):
         return simulate.run(f, **kwargs)
 
 
-def test_catalog_objectives_run_in_simulate():
+def test_landscapes_run_in_simulate():
     for f, x0 in (
         (objectives.sharp_flat(), [-1.0]),
         (objectives.rippled_quadratic(dim=2), [0.0, 0.0]),
