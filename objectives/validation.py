@@ -30,12 +30,16 @@ __all__ = [
     "positive_int",
     "non_negative_int",
     "seed",
+    "dimension",
     "real",
     "finite_float",
     "non_negative_float",
     "positive_float",
     "probability",
     "finite_array",
+    "float_array",
+    "points",
+    "per_coordinate",
     "step_sizes",
     "psd_matrix",
     "float_dtype",
@@ -86,6 +90,13 @@ def seed(name: str, value) -> int:
     """A random seed: an integer in [0, 2**32) (the range `jax.random.key` and NumPy accept)."""
     if not _is_integer(value) or not 0 <= value < 2**32:
         raise ValueError(f"{name} must be an integer in [0, 2**32), got {value!r}")
+    return int(value)
+
+
+def dimension(name: str, value) -> int:
+    """The dimension of a space: an integer >= 1 ("dim must be a positive integer")."""
+    if not _is_integer(value) or value < 1:
+        raise ValueError(f"{name} must be a positive integer (a dimension), got {value!r}")
     return int(value)
 
 
@@ -173,6 +184,54 @@ def finite_array(name: str, value, *, shape: tuple | None = None) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got {array.tolist()}")
     return array
+
+
+def points(name: str, value, n_rows: int, dim: int, *, rows: str = "n_rows") -> np.ndarray:
+    """One point `(dim,)` for every row, or one point per row `(n_rows, dim)`, as a finite
+    float64 `(n_rows, dim)` array (a read-only broadcast when one point is given). `rows` names
+    the row count in the message (e.g. "n_chains", "n_step_sizes")."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers of shape ({dim},) or ({n_rows}, {dim}), got {value!r}") from None
+    if array.shape == (dim,):
+        array = np.broadcast_to(array, (n_rows, dim))
+    elif array.shape != (n_rows, dim):
+        raise ValueError(
+            f"{name} must have shape ({dim},) (one point for all) or ({rows}, dim) = ({n_rows}, {dim}), "
+            f"got shape {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {array.tolist()}")
+    return array
+
+
+def float_array(name: str, value, *, ndim: tuple[int, ...], allowed: str) -> np.ndarray:
+    """`value` as a finite float64 array with one of the allowed numbers of dimensions; `allowed`
+    says in words what is allowed (e.g. "a vector of shape (K,) of positive well depths")."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
+    if array.ndim not in ndim:
+        raise ValueError(f"{name} must be {allowed}, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {array.tolist()}")
+    return array
+
+
+def per_coordinate(name: str, value, dim: int, *, positive: bool = False, allow_zero: bool = False) -> np.ndarray:
+    """A number or a `(dim,)` vector, broadcast to `(dim,)` float64; with `positive`, every entry
+    > 0 (>= 0 with `allow_zero`)."""
+    array = float_array(name, value, ndim=(0, 1), allowed=f"a number or a vector of shape ({dim},)")
+    if array.ndim == 1 and array.shape[0] != dim:
+        raise ValueError(f"{name} has shape {array.shape} but the objective has dim={dim}")
+    if positive:
+        bad = array < 0 if allow_zero else array <= 0
+        if np.any(bad):
+            kind = "non-negative" if allow_zero else "positive"
+            raise ValueError(f"{name} must be {kind}, got {array.tolist()}")
+    return np.broadcast_to(array, (dim,)).copy()
 
 
 def step_sizes(name: str, value, *, allow_zero: bool = False) -> np.ndarray:
