@@ -55,7 +55,7 @@ class Chains(NamedTuple):
     """The state of the chains, each leaf `(n_step_sizes, n_chains, ...)`."""
 
     state: Any  # the kernel's state; state.x `(S, C, dim)` the last (good) iterate
-    v: jax.Array | None  # (S, C, dim) v = x - eta grad f(x) at state.x, when tracked or carried
+    v: jax.Array | None  # (S, C, dim) v = x - eta grad f(x) when tracked; None with SGD's v-carry (in state)
     averages: Averages  # (S, C, dim) running totals up to the divergence
     diverged_at: jax.Array  # (S, C) int32: the first step refused (left the ball or non-finite); -1
 
@@ -172,27 +172,29 @@ def _simulate_chains(
     v_carry = kernel.v_carry and gradient.additive  # sum x from sum v and the noise (SGD)
     assert NOISE_BLOCK_STEPS < 127, "the int8 `taken` counter holds at most 127 steps"
 
-    def observed_v(state, step_size):
-        """v = x - eta grad f(x) of one pair: carried by SGD, computed when tracked, else None."""
-        if v_carry:
-            return state.v
-        return state.x - step_size * objective.point_grad(state.x) if trackers.track_v else None
+    def computed_v(state, step_size):
+        """v = x - eta grad f(x) of one pair when tracked, unless the state carries it (SGD), else None."""
+        return state.x - step_size * objective.point_grad(state.x) if trackers.track_v and not v_carry else None
+
+    def v_of(state, v):
+        """The pair's v: the state's under SGD's v-carry (one array, carried once), else `v`."""
+        return state.v if v_carry else v
 
     def recorded(x, v, averages) -> Records:
         return Records(x=x, v=v if trackers.track_v else None, x_sum=averages.x_sum, v_sum=averages.v_sum, x_ema=averages.x_ema)
 
     def fast_pair(state, draw, step_size):
         state = poisoned_step(kernel, gradient, objective, state, draw, step_size, radius_squared)
-        return state, observed_v(state, step_size)
+        return state, computed_v(state, step_size)
 
     def checked_pair(state, v, running, taken, draw, step_size, step_in_block):
         """One step of one pair, taken only if it took every earlier step of the block
         (`taken == step_in_block`) and the new state is good; a refused step changes nothing."""
         new = kernel.step(gradient, objective, state, draw, step_size, kernel.params)
-        new_v = observed_v(new, step_size)
-        take = (taken == step_in_block) & is_good(new, divergence_radius, () if v_carry else new_v)
+        new_v = computed_v(new, step_size)
+        take = (taken == step_in_block) & is_good(new, divergence_radius, new_v)
         keep = lambda old, new: jnp.where(take, new, old)  # select, never blend: NaN cannot leak
-        new_running = add_step(running, new.x, new_v, trackers)
+        new_running = add_step(running, new.x, v_of(new, new_v), trackers)
         return (
             jax.tree.map(keep, state, new),
             jax.tree.map(keep, v, new_v),
@@ -205,10 +207,10 @@ def _simulate_chains(
     by_pair = lambda fn, chain_axes, step_size_axes: jax.vmap(jax.vmap(fn, chain_axes), step_size_axes)  # noqa: E731
     state = by_pair(init_pair, (0, None), (None, 0))(x0, step_sizes)
     x = jnp.broadcast_to(x0, (n_step_sizes, n_chains, dim))
-    v = by_pair(observed_v, (0, None), (0, 0))(state, step_sizes)
+    v = by_pair(computed_v, (0, None), (0, 0))(state, step_sizes)
     chains = Chains(state=state, v=v, averages=initial_averages(x, trackers), diverged_at=jnp.full((n_step_sizes, n_chains), -1, jnp.int32))
     buffer = jnp.zeros((record_steps.shape[0], n_step_sizes, n_chains, dim), dtype)
-    records = jax.tree.map(lambda _: buffer, recorded(x, v, chains.averages))
+    records = jax.tree.map(lambda _: buffer, recorded(x, x, chains.averages))
     fast_step = by_pair(fast_pair, (0, 0, None), (0, None, 0))
     pair_step = jax.vmap(checked_pair, in_axes=(0, 0, 0, 0, 0, 0, None))  # one step size per pair
 
@@ -237,13 +239,13 @@ def _simulate_chains(
         def step(j, carry):
             state, v, running, noise_sums, records, slot, path = carry
             state, v = fast_step(state, draws[j], step_sizes)
-            running = add_step(running, state.x, v, trackers)
+            running = add_step(running, state.x, v_of(state, v), trackers)
             if v_carry:  # the noise's prefix sums, shared by the step sizes (entries past j + 1: stale, unread)
                 noise_sums = noise_sums.at[j + 1].set(noise_sums[j] + draws[j])
 
             def write(records):
-                values = recorded(state.x, v, block_totals(state, running, noise_sums[j + 1] if v_carry else None))
-                values = jax.tree.map(keep_frozen, values, recorded(chains.state.x, chains.v, chains.averages))
+                values = recorded(state.x, v_of(state, v), block_totals(state, running, noise_sums[j + 1] if v_carry else None))
+                values = jax.tree.map(keep_frozen, values, recorded(chains.state.x, v_of(chains.state, chains.v), chains.averages))
                 return jax.tree.map(lambda buffer, value: buffer.at[slot].set(value), records, values)
 
             records, slot = record_if_due(records, slot, first_step + j + 1, write)
@@ -252,7 +254,7 @@ def _simulate_chains(
             return state, v, running, noise_sums, records, slot, path
 
         path = jnp.zeros((NOISE_BLOCK_STEPS,) + chains.state.x.shape, dtype) if trajectory else None
-        running = start_block(chains.averages, sum_x=not v_carry, sum_v=chains.v is not None)
+        running = start_block(chains.averages, sum_x=not v_carry, sum_v=v_carry or trackers.track_v)
         carry = (chains.state, chains.v, running, noise_sums, records, slot, path)
         state, v, running, noise_sums, records, slot, path = jax.lax.fori_loop(0, n_block_steps, step, carry)
         averages = block_totals(state, running, noise_sums[n_block_steps] if v_carry else None)
@@ -300,7 +302,7 @@ def _simulate_chains(
                     noise_sum = jnp.where((taken.astype(jnp.int32) > j)[:, None], noise_sum + draws[j, c], noise_sum)
 
                 def write(records):
-                    values = recorded(state.x, v, block_totals(state, running, noise_sum))
+                    values = recorded(state.x, v_of(state, v), block_totals(state, running, noise_sum))
                     return jax.tree.map(lambda buffer, value: buffer.at[slot, s, c].set(value, mode="drop"), records, values)
 
                 records, slot = record_if_due(records, slot, first_step + j + 1, write)
@@ -308,7 +310,7 @@ def _simulate_chains(
                     pair_path = pair_path.at[j].set(state.x)
                 return state, v, running, taken, noise_sum, records, slot, pair_path
 
-            running = start_block(begin.averages, sum_x=not v_carry, sum_v=begin.v is not None)
+            running = start_block(begin.averages, sum_x=not v_carry, sum_v=v_carry or trackers.track_v)
             taken = jnp.zeros(s.shape, jnp.int8)
             noise_sum = jnp.zeros_like(begin.state.x) if v_carry else None
             pair_path = jnp.zeros((NOISE_BLOCK_STEPS,) + begin.state.x.shape, dtype) if trajectory else None

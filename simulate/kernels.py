@@ -77,12 +77,14 @@ jax.tree_util.register_dataclass(Kernel, data_fields=["params"], meta_fields=["n
 
 
 def poisoned_step(kernel: Kernel, gradient, objective, state, draw, step_size, radius_squared):
-    """`kernel.step` with no bookkeeping: every leaf of the new state is NaN if its x lies outside
-    the ball ||x||^2 <= `radius_squared` or is not finite (non-finite gradients make x or the
-    other leaves NaN by themselves)."""
+    """`kernel.step` with no bookkeeping: the leaves the next step reads (all; v alone under SGD's
+    v-carry) are NaN if the new x lies outside the ball ||x||^2 <= `radius_squared` or is not
+    finite (non-finite gradients make x or the other leaves NaN by themselves)."""
     new = kernel.step(gradient, objective, state, draw, step_size, kernel.params)
-    inside = jnp.sum(new.x * new.x) <= radius_squared
-    return jax.tree.map(lambda leaf: jnp.where(inside, leaf, jnp.nan), new)
+    poison = lambda leaf: jnp.where(jnp.sum(new.x * new.x) <= radius_squared, leaf, jnp.nan)  # noqa: E731
+    if kernel.v_carry and gradient.additive:  # the next step reads v alone: x stays as computed
+        return new._replace(v=poison(new.v))
+    return jax.tree.map(poison, new)
 
 
 def is_good(state, radius, *others) -> jax.Array:

@@ -88,19 +88,6 @@ def _check_noise(noise, objective: Objective):
     return noise
 
 
-def _check_x0(x0, n_chains: int, dim: int) -> np.ndarray:
-    """x0 as `(n_chains, dim)` float64, from one point `(dim,)` or one per chain."""
-    points = validation.finite_array("x0", x0)
-    if points.shape == (dim,):
-        return np.broadcast_to(points, (n_chains, dim))
-    if points.shape != (n_chains, dim):
-        raise ValueError(
-            f"x0 must have shape ({dim},) (one point for all chains) or (n_chains, dim) = "
-            f"({n_chains}, {dim}), got shape {points.shape}"
-        )
-    return points
-
-
 def _check_method(method: str, exact_sampler_applies: bool, trajectory: bool) -> str:
     validation.one_of("method", method, ("sgd", "exact"))
     if method == "exact" and not exact_sampler_applies:
@@ -298,7 +285,7 @@ def run(
     track_v = not isinstance(noise, Minibatch) if track_v is None else track_v
     eta = validation.step_sizes("step_sizes", step_sizes)
     n_steps, n_chains = validation.positive_int("n_steps", n_steps), validation.positive_int("n_chains", n_chains)
-    points = _check_x0(x0, n_chains, objective.dim)
+    points = validation.points("x0", x0, n_chains, objective.dim, rows="n_chains")
     seed = validation.seed("seed", seed)
     tail_fraction = validation.real("tail_fraction", tail_fraction, lo=0.0, hi=1.0, open_lo=True)
     chunk_size = min(n_chains, n_chains if chunk_size is None else validation.positive_int("chunk_size", chunk_size))

@@ -223,6 +223,7 @@ def test_every_kernel_is_invariant_to_chunks_first_chain_and_diverging_neighbour
                   warn_on_divergence=False, algorithm=KERNELS[kind], ema_decay=0.9)
     whole = simulate.run(f, n_chains=60, **kwargs)
     assert 0.1 < whole.diverged.mean() < 0.9 and len(np.unique(whole.diverged_at)) > 20
+    assert all(np.all(np.isfinite(whole.checkpoints[name])) for name in whole.estimators)  # frozen, not NaN
     _identical(whole, simulate.run(f, n_chains=60, chunk_size=7, **kwargs))
     _identical(whole, simulate.run(f, n_chains=20, first_chain=30, **kwargs), slice(30, 50))
     alone = simulate.run(f, n_chains=60, **{**kwargs, "step_sizes": [0.5]})
