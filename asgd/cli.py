@@ -43,8 +43,8 @@ def builtin_experiments() -> dict[str, Path]:
 
 
 def _format_table(rows: list[dict], horizon: int) -> str:
-    """Estimator x step size: mse +- se at the final horizon, first seed."""
-    rows = [r for r in rows if r["n_steps"] == horizon]
+    """Estimator x step size: mse +- se at the final horizon, first seed (simulated rows only)."""
+    rows = [r for r in rows if r["n_steps"] == horizon and r.get("source", "simulation") == "simulation"]
     if not rows:
         return ""
     seed = rows[0]["seed"]
