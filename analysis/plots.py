@@ -142,8 +142,8 @@ def _band(ax, rows, x_column: str, style: dict) -> None:
 
 def _theory_lines(ax, theory: dict | None, linestyle: str) -> None:
     """Each curve `(x, values)` or `(x, values, reached)`: where `reached` (bool per point) is
-    False the run does not see that law, and the curve is drawn dotted and faint there. Every
-    line gets the gid "theory:<estimator>" (reached part) or "theory-unreached:<estimator>"."""
+    False the run does not see that law, and the curve is drawn dotted and faint there, without
+    widening the axes. Every line gets the gid "theory:<estimator>" (reached part) or "theory-unreached:<estimator>"."""
     for name, curve in (theory or {}).items():
         x, values = np.asarray(curve[0], float), np.asarray(curve[1], float)
         reached = np.ones(x.shape, bool) if len(curve) < 3 else np.asarray(curve[2], bool)
@@ -151,9 +151,12 @@ def _theory_lines(ax, theory: dict | None, linestyle: str) -> None:
         order = np.argsort(x)
         x, values, reached = x[order], values[order], reached[order]
         # A segment is solid when both its ends are reached, dotted otherwise; under the points.
+        # Unreached values (a metastable law: floors far off, variance / T huge) leave the axis
+        # limits alone: they are clipped rather than squeezing the simulated curves.
         ax.plot(x, np.where(reached, values, np.nan), linestyle, color=color, lw=1.1, zorder=1.8, gid=f"theory:{name}")
         for i in np.flatnonzero(~(reached[:-1] & reached[1:])):
-            ax.plot(x[i : i + 2], values[i : i + 2], ":", color=color, lw=1.0, alpha=0.5, zorder=1.8, gid=f"theory-unreached:{name}")
+            # add_artist, unlike plot, leaves the data limits alone.
+            ax.add_artist(Line2D(x[i : i + 2], values[i : i + 2], linestyle=":", color=color, lw=1.0, alpha=0.5, zorder=1.8, gid=f"theory-unreached:{name}"))
 
 
 def _legend(ax, theory: dict | None, linestyle: str) -> None:

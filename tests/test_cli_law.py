@@ -151,10 +151,11 @@ def test_an_old_results_csv_without_source_still_loads_and_plots(folder, tmp_pat
     assert any(gid is None for gid, _ in seen["lines"])  # the simulated curves are there
 
 
-def test_an_unreached_law_is_drawn_dotted():
+def test_an_unreached_law_is_drawn_dotted_without_stretching_the_axis():
     table = ErrorTable([{"estimator": "x", "step_size": e, "n_steps": 10, "mse": 1.0, "mse_se": 0.1} for e in (0.1, 0.2, 0.4)])
-    theory = {"x": (np.array([0.1, 0.2, 0.4]), np.array([1.0, 1.1, 1.2]), np.array([False, True, True]))}
+    theory = {"x": (np.array([0.1, 0.2, 0.4]), np.array([1e7, 1.1, 1.2]), np.array([False, True, True]))}
     fig = analysis.plots.plot_tradeoff(table, theory)
+    assert fig.axes[0].get_ylim()[1] < 1e2  # an unreached value (here 1e7) does not stretch the axis
     lines = {line.get_gid(): line for line in fig.axes[0].get_lines()}
     assert lines["theory-unreached:x"].get_linestyle() == ":"
     np.testing.assert_array_equal(lines["theory-unreached:x"].get_xdata(), [0.1, 0.2])
