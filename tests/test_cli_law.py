@@ -60,6 +60,7 @@ def folder(tmp_path_factory):
     (root / "quadratic_law.toml").write_text(QUADRATIC)
     out = asgd("run", str(root / "quadratic_law.toml"), "--out", str(root / "res"), "--quiet")
     assert out.returncode == 0, out.stderr
+    assert "exact long-run law: rows with source = law" in out.stdout and "reaches it at eta = 0.1, 0.5" in out.stdout
     return root / "res" / "quadratic_law"
 
 
