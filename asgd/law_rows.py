@@ -16,7 +16,8 @@ run:
 Law rows have `seed` and `mse_se` empty (no sampling, so no standard error), `n_chains = 0` and
 `n_diverged = 0`. `mse_grid_error` is the grid's error estimate of that quantity: twice its change
 on the law's coarse grid (half as many cells per axis), 2 |q - q_coarse|, the rule of
-`StationaryLaw.discretization_error` applied to q itself; empty on simulated rows.
+`StationaryLaw.discretization_error` applied to q itself (nan where q is inf); empty on
+simulated rows.
 
 Metastability. The global law may be one no run reaches (`sharp_flat` at small eta, started in
 the sharp well: the escape time is e^160 steps). Each law row carries `law_regime`, the verdict of
@@ -97,10 +98,12 @@ def law_rows(config: ExperimentConfig, law: StationaryLaw, targets: np.ndarray, 
 
 
 def law_arrays(law: StationaryLaw) -> dict:
+    """The law's arrays for `arrays.npz`, under the `law/` prefix."""
     return {"law/step_sizes": law.step_sizes, "law/grid": law.grid.points, "law/density": law.density}
 
 
-def law_metadata(config: ExperimentConfig, law: StationaryLaw, regime_at_end: np.ndarray) -> dict:
+def law_metadata(law: StationaryLaw, regime_at_end: np.ndarray) -> dict:
+    """The law's settings and diagnostics for `metadata.json` (key `law`)."""
     return {
         "n_grid": int(law.grid.n_cells),
         "bounds": [np.asarray(law.grid.lower).tolist(), np.asarray(law.grid.upper).tolist()],

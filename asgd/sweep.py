@@ -131,7 +131,7 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
         regime = law_rows.regimes(config, law, horizons)
         rows.extend(law_rows.law_rows(config, law, targets, horizons, regime))
         arrays.update(law_rows.law_arrays(law))
-        extra["law"] = law_rows.law_metadata(config, law, regime[horizons[-1]])
+        extra["law"] = law_rows.law_metadata(law, regime[horizons[-1]])
     wall_time = time.perf_counter() - start
     result_folder.write_results(
         out, rows, RESULT_COLUMNS, {"step_sizes": np.asarray(config.step_sizes), "targets": targets, **arrays},
