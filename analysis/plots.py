@@ -141,8 +141,22 @@ def _band(ax, rows, x_column: str, style: dict) -> None:
 
 
 def _theory_lines(ax, theory: dict | None, linestyle: str) -> None:
-    for name, (x, values) in (theory or {}).items():
-        ax.plot(np.asarray(x, float), np.asarray(values, float), linestyle, color=estimator_style(name)["color"], lw=1.1)
+    """Each curve `(x, values)` or `(x, values, reached)`: where `reached` (bool per point) is
+    False the run does not see that law, and the curve is drawn dotted and faint there, without
+    widening the axes. Every line gets the gid "theory:<estimator>" (reached part) or "theory-unreached:<estimator>"."""
+    for name, curve in (theory or {}).items():
+        x, values = np.asarray(curve[0], float), np.asarray(curve[1], float)
+        reached = np.ones(x.shape, bool) if len(curve) < 3 else np.asarray(curve[2], bool)
+        color = estimator_style(name)["color"]
+        order = np.argsort(x)
+        x, values, reached = x[order], values[order], reached[order]
+        # A segment is solid when both its ends are reached, dotted otherwise; under the points.
+        # Unreached values (a metastable law: floors far off, variance / T huge) leave the axis
+        # limits alone: they are clipped rather than squeezing the simulated curves.
+        ax.plot(x, np.where(reached, values, np.nan), linestyle, color=color, lw=1.1, zorder=1.8, gid=f"theory:{name}")
+        for i in np.flatnonzero(~(reached[:-1] & reached[1:])):
+            # add_artist, unlike plot, leaves the data limits alone.
+            ax.add_artist(Line2D(x[i : i + 2], values[i : i + 2], linestyle=":", color=color, lw=1.0, alpha=0.5, zorder=1.8, gid=f"theory-unreached:{name}"))
 
 
 def _legend(ax, theory: dict | None, linestyle: str) -> None:
@@ -151,6 +165,9 @@ def _legend(ax, theory: dict | None, linestyle: str) -> None:
     if theory:
         handles.append(Line2D([], [], color="0.3", linestyle=linestyle, lw=1.1))
         labels.append("exact law (theory)")
+        if any(len(c) > 2 and not np.all(c[2]) for c in theory.values()):
+            handles.append(Line2D([], [], color="0.3", linestyle=":", lw=1.0, alpha=0.5))
+            labels.append("exact law, not reached in T steps")
     if handles:
         ax.legend(handles, labels, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
@@ -172,7 +189,9 @@ def plot_tradeoff(table, theory: dict | None = None, *, n_steps: int | None = No
 
     - `table`: an `ErrorTable`; only the rows at horizon `n_steps` are drawn (default: the
       largest n_steps in the table).
-    - `theory`: optional dict estimator -> (step_sizes, values), drawn dashed in its colour.
+    - `theory`: optional dict estimator -> (step_sizes, values) or (step_sizes, values,
+      reached), drawn dashed in its colour; dotted and faint where `reached` is False (a law
+      the run does not see in T steps, e.g. a metastable one).
     - `estimators`: which to draw (default: all in the table, in table order).
     - `ylabel`, `title`: override the defaults ("mean squared distance to v*(eta)", "T = ...").
     - `path`: where to save PNG and PDF.

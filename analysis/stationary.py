@@ -218,8 +218,9 @@ class StationaryLaw:
             escape_time=np.array([[r["escape_time"] for r in run] for run in runs]).T,
         )
 
-    def relevant(self, minimizers, basin: int, n_steps: int) -> np.ndarray:
-        """Which law a run of `n_steps` started in `basin` sees at its end, per step size `(S,)`:
+    def relevant(self, minimizers, basin: int, n_steps) -> np.ndarray:
+        """Which law a run of `n_steps` started in `basin` sees at its end, per step size `(S,)`
+        (or `(H, S)` for a sequence of H horizons `n_steps`, sharing one escape-time solve):
 
         - "stationary" when n_steps >= 10 x the relaxation time (finite);
         - "quasi_stationary" when n_steps <= escape_time / 10 (the chain has left the basin with
@@ -228,13 +229,18 @@ class StationaryLaw:
 
         Assumes n_steps is well beyond the relaxation time inside the basin (a few 1 / (eta h)).
         """
-        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+        horizons = list(n_steps) if isinstance(n_steps, (list, tuple, np.ndarray)) else [n_steps]
+        if not horizons:
+            raise ValueError(f"n_steps must be an integer >= 1 or a sequence of them, got {n_steps!r}")
+        for t in horizons:
+            if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+                raise ValueError(f"n_steps must be an integer >= 1 or a sequence of them, got {n_steps!r}")
         escape = self.escape_time(minimizers, basin)
-        answer = np.full(len(self.step_sizes), "neither", dtype=object)
-        answer[n_steps <= escape / 10] = "quasi_stationary"
-        answer[np.isfinite(self.relaxation_time) & (n_steps >= 10 * self.relaxation_time)] = "stationary"
-        return answer
+        answer = np.full((len(horizons), len(self.step_sizes)), "neither", dtype=object)
+        for h, t in enumerate(horizons):
+            answer[h, t <= escape / 10] = "quasi_stationary"
+            answer[h, np.isfinite(self.relaxation_time) & (t >= 10 * self.relaxation_time)] = "stationary"
+        return answer if isinstance(n_steps, (list, tuple, np.ndarray)) else answer[0]
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """`(S, n, d)` draws from the law: a cell with probability `density`, then a uniform point in it."""

@@ -43,8 +43,8 @@ def builtin_experiments() -> dict[str, Path]:
 
 
 def _format_table(rows: list[dict], horizon: int) -> str:
-    """Estimator x step size: mse +- se at the final horizon, first seed."""
-    rows = [r for r in rows if r["n_steps"] == horizon]
+    """Estimator x step size: mse +- se at the final horizon, first seed (simulated rows only)."""
+    rows = [r for r in rows if r["n_steps"] == horizon and r.get("source", "simulation") == "simulation"]
     if not rows:
         return ""
     seed = rows[0]["seed"]
@@ -86,6 +86,10 @@ def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
     print(f"\n== {config.name}: {config.description}")
     print(f"   error to the {config.target_kind} target after T = {horizon} steps, {config.n_chains} chains (mse +- se)")
     print(_format_table(outcome.rows, horizon))
+    law = sorted((r["step_size"], r["law_regime"]) for r in outcome.rows if r.get("source") == "law" and r["estimator"] == "x" and r["n_steps"] == horizon)
+    if law:
+        reached = [f"{eta:g}" for eta, regime in law if regime == "stationary"]
+        print(f"   exact long-run law: rows with source = law in results.csv; a run of T = {horizon} steps reaches it at eta = {', '.join(reached) or 'none'}")
     resumed = f", {outcome.resumed} sweep point(s) resumed from disk" if outcome.resumed else ""
     print(f"   {outcome.wall_time:.1f} s{resumed}; results in {out_dir}/ (results.csv, arrays.npz, metadata.json"
           + "".join(f", {p.name}" for p in written) + ")")

@@ -31,8 +31,14 @@
     estimators = ["x", "x_avg", "x_tail", "v", "v_avg"]
     figures = ["tradeoff", "rates"]
 
+    [theory]                      # optional: the exact long-run law beside the simulation
+    stationary = true             # dim 1 or 2, additive noise (analysis.stationary_law)
+    n_grid = 2001                 # optional: cells per axis (default 2001 in 1-D, 101 in 2-D)
+    bounds = [-5.0, 5.0]          # optional: the grid's box, [lower, upper] numbers or dim-vectors
+
     [quick]                       # overrides of [run] for --quick
     n_chains = 512
+    n_grid = 801                  # ... and of theory.n_grid
 
 Every error names the key, the value and what is allowed (`ConfigError`, a `ValueError`).
 A file with `kind = "network"` is the network experiment (`asgd.network_config`).
@@ -74,13 +80,15 @@ OBJECTIVE_KINDS = {
 TARGET_KINDS = ("minimizer", "smoothed", "penalized", "point")
 FIGURES = ("tradeoff", "rates", "landscape", "chains", "basins")
 
-_TOP_KEYS = {"name", "description", "objective", "noise", "run", "target", "output", "quick"}
+_TOP_KEYS = {"name", "description", "objective", "noise", "run", "target", "output", "theory", "quick"}
 _RUN_KEYS = {
     "step_sizes", "n_steps", "n_chains", "seeds", "x0", "tail_fraction", "checkpoints", "method", "chunk_size",
 }
 _RUN_REQUIRED = {"step_sizes", "n_steps", "n_chains", "x0"}
 _TARGET_KEYS = {"kind", "point"}
 _OUTPUT_KEYS = {"estimators", "figures"}
+_THEORY_KEYS = {"stationary", "n_grid", "bounds"}
+_QUICK_KEYS = _RUN_KEYS | {"n_grid"}  # n_grid overrides theory.n_grid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +113,9 @@ class ExperimentConfig:
     target_point: tuple | None
     estimators: tuple[str, ...]
     figures: tuple[str, ...]
+    stationary: bool  # [theory]: draw and tabulate the exact long-run law (analysis.stationary_law)
+    law_n_grid: int | None
+    law_bounds: tuple | None  # (lower, upper), numbers or dim-tuples
     raw: dict  # the config as read (after --quick overrides), for metadata
 
     @property
@@ -168,9 +179,13 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
     run_table = table(data, "run", required=True)
     check_keys(run_table, _RUN_KEYS, "run")
     quick_table = table(data, "quick")
-    check_keys(quick_table, _RUN_KEYS, "quick")
+    check_keys(quick_table, _QUICK_KEYS, "quick")
+    theory_table = table(data, "theory")
+    check_keys(theory_table, _THEORY_KEYS, "theory")
     if quick:
-        run_table.update(quick_table)
+        run_table.update({k: v for k, v in quick_table.items() if k in _RUN_KEYS})
+        if "n_grid" in quick_table:
+            theory_table["n_grid"] = quick_table["n_grid"]
     for key in sorted(_RUN_REQUIRED - set(run_table)):
         fail(f"run.{key}", None, "missing (required)")
     step_sizes = list_of("run.step_sizes", run_table["step_sizes"], lambda k, v: real(k, v, lo=0, open_lo=True))
@@ -221,6 +236,19 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
         nonempty=False,
     )
 
+    # [theory]
+    stationary = theory_table.get("stationary", False)
+    if not isinstance(stationary, bool):
+        fail("theory.stationary", stationary, "must be true or false")
+    if "n_grid" in quick_table:
+        integer("quick.n_grid", quick_table["n_grid"], lo=16)
+    law_n_grid = theory_table.get("n_grid")
+    if law_n_grid is not None:
+        law_n_grid = integer("theory.n_grid", law_n_grid, lo=16)
+    law_bounds = theory_table.get("bounds")
+    if law_bounds is not None:
+        law_bounds = _bounds(law_bounds)
+
     config = ExperimentConfig(
         name=name,
         description=description,
@@ -240,10 +268,31 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
         target_point=target_point,
         estimators=estimators,
         figures=figures,
-        raw={**data, "run": run_table},
+        stationary=stationary,
+        law_n_grid=law_n_grid,
+        law_bounds=law_bounds,
+        raw={**data, "run": run_table, **({"theory": theory_table} if theory_table else {})},
     )
     _check_buildable(config)
     return config
+
+
+def _bounds(value) -> tuple:
+    """theory.bounds: [lower, upper], each a number or a list of numbers (one per axis), lower < upper."""
+    if not isinstance(value, list) or len(value) != 2:
+        fail("theory.bounds", value, "must be [lower, upper], numbers or lists of numbers (one per axis)")
+    ends = []
+    for end in value:
+        if isinstance(end, list):
+            ends.append(tuple(list_of("theory.bounds", end, real, allow_scalar=False)))
+        else:
+            ends.append(real("theory.bounds", end))
+    lower, upper = (np.atleast_1d(np.asarray(e, dtype=np.float64)) for e in ends)
+    if lower.shape != upper.shape and lower.size != 1 and upper.size != 1:
+        fail("theory.bounds", value, "lower and upper must have the same length")
+    if not np.all(lower < upper):
+        fail("theory.bounds", value, "must have lower < upper on every axis")
+    return tuple(ends)
 
 
 def _check_buildable(config: ExperimentConfig) -> None:
@@ -264,6 +313,15 @@ def _check_buildable(config: ExperimentConfig) -> None:
         fail("run.x0", list(config.x0), f"must have {dim} coordinates (objective dim), or be n_chains={config.n_chains} such points")
     if config.target_point is not None and len(config.target_point) != dim:
         fail("target.point", list(config.target_point), f"must have {dim} coordinates (objective dim)")
+    if config.stationary:
+        if dim not in (1, 2):
+            fail("theory.stationary", True, f"needs an objective of dim 1 or 2 (the law lives on a grid), got {config.objective_kind!r} of dim {dim}")
+        if getattr(noise, "family", None) == "minibatch":
+            fail("theory.stationary", True, "needs additive noise (gaussian, rademacher, uniform, student_t), not minibatch noise")
+    if config.law_bounds is not None:
+        for end in config.law_bounds:
+            if isinstance(end, tuple) and len(end) != dim:
+                fail("theory.bounds", [list(e) if isinstance(e, tuple) else e for e in config.law_bounds], f"each end must be a number or {dim} numbers (objective dim)")
     if isinstance(config.checkpoints, tuple) and max(config.checkpoints) > min(config.horizons):
         fail("run.checkpoints", list(config.checkpoints), f"must not exceed the shortest horizon n_steps={min(config.horizons)}")
 

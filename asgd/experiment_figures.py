@@ -22,7 +22,24 @@ from asgd.result_folder import read_csv
 from asgd.sweep import point_path
 from objectives import penalized, smoothed
 
-__all__ = ["draw_figures"]
+__all__ = ["draw_figures", "law_curves"]
+
+
+def law_curves(law_rows: list[dict], horizon: int) -> dict:
+    """The tradeoff figure's exact curves from the `source = "law"` rows at T = `horizon`:
+    estimator -> (step sizes, mse, reached), `reached` True where `law_regime` is "stationary"
+    (the run sees the law; elsewhere the curve is drawn dotted). The floor for `x`, bias +
+    variance / T for `x_avg`; `x_avg_bias` is tabulated but not drawn."""
+    curves = {}
+    for name in ("x", "x_avg"):
+        rows = sorted((r for r in law_rows if r["estimator"] == name and r["n_steps"] == horizon), key=lambda r: r["step_size"])
+        if rows:
+            curves[name] = (
+                np.array([r["step_size"] for r in rows], float),
+                np.array([r["mse"] for r in rows], float),
+                np.array([r["law_regime"] == "stationary" for r in rows]),
+            )
+    return curves
 
 
 def draw_figures(result_dir) -> list[Path]:
@@ -31,9 +48,11 @@ def draw_figures(result_dir) -> list[Path]:
     meta = json.loads((folder / "metadata.json").read_text())
     config = parse_config(meta["config"], source=meta.get("experiment", "config"))
     rows = read_csv(folder / "results.csv")
+    simulated = [r for r in rows if r.get("source", "simulation") == "simulation"]  # older folders: no column
     seed, horizon = config.seeds[0], max(config.horizons)
-    table = ErrorTable(r for r in rows if r["seed"] == seed)
+    table = ErrorTable(r for r in simulated if r["seed"] == seed)
     final = table.select(n_steps=horizon)
+    law = law_curves([r for r in rows if r.get("source") == "law"], horizon)
     f, noise = config.objective, config.noise
     step_sizes = np.asarray(config.step_sizes)
     result = simulate.SimulationResult.load(point_path(folder / "points", seed, horizon))
@@ -48,7 +67,7 @@ def draw_figures(result_dir) -> list[Path]:
     for figure in config.figures:
         if figure == "tradeoff":
             fig = plots.plot_tradeoff(
-                final, ylabel=f"mean squared distance to {target_label[config.target_kind]}",
+                final, law or None, ylabel=f"mean squared distance to {target_label[config.target_kind]}",
                 title=f"{config.name}: T = {horizon}, {config.n_chains} chains",
             )
             done(fig, "tradeoff")

@@ -8,10 +8,14 @@ in progress. A folder made by a different config is refused unless `fresh=True`.
 The folder, once complete:
 
 - `results.csv`: one row per experiment x seed x estimator x step size x checkpoint, columns
-  `experiment, seed, estimator, step_size, n_steps, n_chains, mse, mse_se, n_diverged, target`;
+  `experiment, seed, estimator, step_size, n_steps, n_chains, mse, mse_se, n_diverged, target,
+  source, law_regime, mse_grid_error`; simulated rows have `source = "simulation"` and the last
+  two empty. With `[theory] stationary = true`, rows with `source = "law"` follow: the exact
+  long-run law's values (estimators `x`, `x_avg`, `x_avg_bias`; see `asgd.law_rows`);
 - `arrays.npz`: the final estimators of every chain, keys `seed{s}_T{T}/{estimator}`, plus
-  `step_sizes` and `targets` (one target point per step size);
-- `metadata.json`: the config, versions, JAX backend and devices, git commit, wall time;
+  `step_sizes` and `targets` (one target point per step size), and `law/...` with the law;
+- `metadata.json`: the config, versions, JAX backend and devices, git commit, wall time, and
+  `law` (its settings) with the law;
 - `points/seed{s}_T{T}.npz`: every sweep point's whole `SimulationResult` (`SimulationResult.load`);
 - the figures, PNG and PDF.
 """
@@ -27,7 +31,7 @@ import numpy as np
 import simulate
 from analysis import minima
 from analysis.errors import errors
-from asgd import result_folder
+from asgd import law_rows, result_folder
 from asgd.config import ExperimentConfig
 from asgd.progress import Progress
 
@@ -35,6 +39,7 @@ __all__ = ["SweepOutcome", "run_sweep", "compute_targets", "point_path"]
 
 RESULT_COLUMNS = [
     "experiment", "seed", "estimator", "step_size", "n_steps", "n_chains", "mse", "mse_se", "n_diverged", "target",
+    "source", "law_regime", "mse_grid_error",
 ]
 
 
@@ -81,6 +86,7 @@ def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> l
                 "seed": seed,
                 **{k: record[k] for k in ("estimator", "step_size", "n_steps", "n_chains", "mse", "mse_se", "n_diverged")},
                 "target": config.target_kind,
+                "source": "simulation",
             }
         )
     return rows
@@ -90,9 +96,10 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
     """Run every sweep point not already saved in `out_dir`; write the tables and arrays."""
     start = time.perf_counter()
     out = Path(out_dir)
+    targets = compute_targets(config)
+    law = law_rows.compute_law(config) if config.stationary else None  # a config error before any file
     points_dir = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
 
-    targets = compute_targets(config)
     objective = config.objective
     results, rows, resumed = {}, [], 0
     points = config.sweep_points()
@@ -118,10 +125,18 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
 
     arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
     arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
+    extra = {}
+    if law is not None:
+        horizons = sorted({row["n_steps"] for row in rows})
+        regime = law_rows.regimes(config, law, horizons)
+        rows.extend(law_rows.law_rows(config, law, targets, horizons, regime))
+        arrays.update(law_rows.law_arrays(law))
+        extra["law"] = law_rows.law_metadata(law, regime[horizons[-1]])
     wall_time = time.perf_counter() - start
     result_folder.write_results(
         out, rows, RESULT_COLUMNS, {"step_sizes": np.asarray(config.step_sizes), "targets": targets, **arrays},
         {
+            **extra,
             "experiment": config.name,
             "description": config.description,
             "config": config.raw,

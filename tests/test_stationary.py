@@ -190,6 +190,10 @@ def test_sharp_well_quasi_stationary_law_matches_chains_started_there(metastable
     f, wells, law, quasi = metastable
     n_steps, n_chains = 400, 4096
     assert law.relevant(wells, 0, n_steps)[0] == "quasi_stationary"
+    # Several horizons at once: one row per horizon, the same verdicts as one at a time.
+    assert law.relevant(wells, 0, [n_steps, 10**90]).tolist() == [["quasi_stationary"], ["neither"]]
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1 or a sequence"):
+        law.relevant(wells, 0, [n_steps, 0])
     with jax.enable_x64(True):
         result = simulate.run(f, step_sizes=[0.01], n_steps=n_steps, n_chains=n_chains, x0=wells[0], noise=GAUSSIAN, seed=3, dtype="float64")
     x = result.x[0, :, 0]

@@ -1,0 +1,116 @@
+"""The exact long-run law beside a sweep's simulation: `[theory] stationary = true`.
+
+For a config that asks, the sweep computes `analysis.stationary_law` once, for the config's step
+sizes (the same targets as the simulated rows), and adds rows to `results.csv` with
+`source = "law"` (the simulated rows have `source = "simulation"`; a folder written before the
+column existed reads as all simulation). For each step size eta and each checkpoint T of the
+run:
+
+- estimator `x`: `mse` = E_pi |x - target|^2, the last iterate's floor (the same for every T);
+- estimator `x_avg`: `mse` = |E_pi x - target|^2 + tr(Sigma_avg) / T (`law.averaged_mse`: the
+  large-T approximation for a chain started at stationarity; the transient from x0 is excluded;
+  inf where the law is metastable);
+- estimator `x_avg_bias`: `mse` = |E_pi x - target|^2 (`law.averaged_bias`), the limit of the
+  average's error as T -> infinity (the same for every T).
+
+Law rows have `seed` and `mse_se` empty (no sampling, so no standard error), `n_chains = 0` and
+`n_diverged = 0`. `mse_grid_error` is the grid's error estimate of that quantity: twice its change
+on the law's coarse grid (half as many cells per axis), 2 |q - q_coarse|, the rule of
+`StationaryLaw.discretization_error` applied to q itself (nan where q is inf); empty on
+simulated rows.
+
+Metastability. The global law may be one no run reaches (`sharp_flat` at small eta, started in
+the sharp well: the escape time is e^160 steps). Each law row carries `law_regime`, the verdict of
+`law.relevant(minimizers(f), basin of x0, T)`: "stationary" (T >= 10 relaxation times: the run
+sees this law), "quasi_stationary" (T <= escape time / 10: the run stays in x0's basin and sees
+that basin's quasi-stationary law, not this one) or "neither". The basin of x0 is that of its
+first point when x0 gives one point per chain. The tradeoff figure draws the law's curves solid
+where the regime at the largest T is "stationary", dotted and faint elsewhere.
+
+`arrays.npz` gets `law/step_sizes`, `law/grid` (cell centres, `(N, d)`), `law/density`
+(`(S,) + grid shape`); `metadata.json` gets `law`: n_grid, bounds, the solver per step size, the
+mass per step sent out of the box, the grid error of E_pi x, the relaxation times, and the regime
+per step size at the largest T.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analysis import minima
+from analysis.basins import assign_basins
+from analysis.stationary import StationaryLaw, stationary_law
+from asgd.config import ExperimentConfig
+from asgd.schema import ConfigError
+
+__all__ = ["LAW_ESTIMATORS", "compute_law", "law_rows", "law_arrays", "law_metadata", "regimes"]
+
+#: The estimators a law row may carry, each from the simulated estimator whose limit it is.
+LAW_ESTIMATORS = {"x": "x", "x_avg": "x_avg", "x_avg_bias": "x_avg"}
+
+
+def compute_law(config: ExperimentConfig) -> StationaryLaw:
+    """The law for the config's step sizes; a step size without a law is a `ConfigError`."""
+    bounds = None
+    if config.law_bounds is not None:
+        bounds = tuple(np.asarray(end, dtype=np.float64) for end in config.law_bounds)
+    try:
+        return stationary_law(config.objective, config.noise, np.asarray(config.step_sizes), bounds=bounds, n_grid=config.law_n_grid)
+    except ValueError as error:
+        raise ConfigError(f"theory.stationary = true: {error} (theory.n_grid and theory.bounds set the grid)") from None
+
+
+def regimes(config: ExperimentConfig, law: StationaryLaw, horizons) -> dict[int, np.ndarray]:
+    """T -> `law.relevant(...)` per step size `(S,)`, for a run started at the config's x0."""
+    f = config.objective
+    wells = np.asarray(minima.minimizers(f).points, dtype=np.float64)
+    start = np.asarray(config.x0, dtype=np.float64).reshape(-1, f.dim)[:1]
+    basin = int(assign_basins(start, wells, f, method="descent")[0])
+    horizons = sorted({int(t) for t in horizons})
+    return dict(zip(horizons, law.relevant(wells, basin, horizons)))
+
+
+def _quantity(law: StationaryLaw, estimator: str, targets: np.ndarray, n_steps: int) -> np.ndarray:
+    if estimator == "x":
+        return law.mse(targets)
+    if estimator == "x_avg":
+        return law.averaged_mse(targets, n_steps)
+    return law.averaged_bias(targets)
+
+
+def law_rows(config: ExperimentConfig, law: StationaryLaw, targets: np.ndarray, horizons, regime: dict) -> list[dict]:
+    """The `source = "law"` rows: estimator x step size x checkpoint T (module docstring)."""
+    rows = []
+    for estimator, simulated in LAW_ESTIMATORS.items():
+        if simulated not in config.estimators:
+            continue
+        for n_steps in sorted(int(t) for t in horizons):
+            value = _quantity(law, estimator, targets, n_steps)
+            grid_error = 2.0 * np.abs(value - _quantity(law.coarse, estimator, targets, n_steps)) if law.coarse is not None else np.full_like(value, np.nan)
+            for s, eta in enumerate(law.step_sizes):
+                rows.append({
+                    "experiment": config.name, "seed": "", "estimator": estimator, "step_size": float(eta),
+                    "n_steps": n_steps, "n_chains": 0, "mse": float(value[s]), "mse_se": "", "n_diverged": 0,
+                    "target": config.target_kind, "source": "law", "law_regime": str(regime[n_steps][s]),
+                    "mse_grid_error": float(grid_error[s]),
+                })
+    return rows
+
+
+def law_arrays(law: StationaryLaw) -> dict:
+    """The law's arrays for `arrays.npz`, under the `law/` prefix."""
+    return {"law/step_sizes": law.step_sizes, "law/grid": law.grid.points, "law/density": law.density}
+
+
+def law_metadata(law: StationaryLaw, regime_at_end: np.ndarray) -> dict:
+    """The law's settings and diagnostics for `metadata.json` (key `law`)."""
+    return {
+        "n_grid": int(law.grid.n_cells),
+        "bounds": [np.asarray(law.grid.lower).tolist(), np.asarray(law.grid.upper).tolist()],
+        "step_sizes": law.step_sizes.tolist(),
+        "method": list(law.method),
+        "out_of_box": law.out_of_box.tolist(),
+        "discretization_error": law.discretization_error.tolist(),
+        "relaxation_time": law.relaxation_time.tolist(),
+        "regime_at_largest_T": [str(r) for r in regime_at_end],
+    }
