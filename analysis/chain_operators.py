@@ -56,7 +56,7 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
     relaxation_time, moments, residual, for one step size on a 1-D grid. `pin`: a cell with mass.
     `like`: the result on a finer grid; its solver choice and relaxation time are reused (the
     coarse grid of the error estimate: no spectral gap computed, relaxation_time nan)."""
-    matrix, leak, (lower, upper) = kernel.transition_matrix(grid, gradient[:, 0], law, step_size)
+    matrix, leak, (lower, upper) = kernel.transition_sparse(grid, gradient[:, 0], law, step_size)
     n = matrix.shape[0]
     points = grid.points
     targets = points - step_size * gradient
@@ -64,12 +64,17 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
     pi, solve = solvers.pinned_lu(matrix, pin, lower, upper)
     method = "lu"
     if like is None:
-        tau = solvers.relaxation_time(solvers.second_eigenvalue(apply_transpose, pi, n))
+        # A gap near 1 under SMALLEST_GAP settles it (|lambda_2| is at least that close to 1);
+        # otherwise |lambda_2| may sit elsewhere (near -1 too): plain ARPACK on P.
+        if solvers.gap_near_one(solve, pi, n) < solvers.SMALLEST_GAP:
+            tau = math.inf
+        else:
+            tau = solvers.relaxation_time(solvers.second_eigenvalue(apply_transpose, pi, n))
         metastable = not tau < TRUST_LU_UP_TO
     else:
         tau, metastable = like["relaxation_time"], like["method"] == "gth"
     if pi.min() < -1e-12 * pi.max() or metastable:
-        pi, method = solvers.gth(matrix, lower, upper), "gth"
+        pi, method = solvers.gth(matrix.toarray(), lower, upper, overwrite=True), "gth"
     pi = np.maximum(pi, 0.0)
     pi /= pi.sum()
     g = _poisson_rhs(pi, points, targets)
@@ -165,7 +170,8 @@ def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = Tru
     **Returns:** dict escape_time, quasi_stationary `(n,)` (zero outside B), exit_rate (per step,
     from the quasi-stationary law: sum_i q_i P(i, not B)).
     """
-    matrix, _, (lower, upper) = kernel.transition_matrix(grid, gradient[:, 0], law, step_size)
+    matrix, _, (lower, upper) = kernel.transition_sparse(grid, gradient[:, 0], law, step_size)
+    matrix = matrix.toarray()
     where = np.flatnonzero(inside)
     local_start = int(np.searchsorted(where, start))
     m = where.size
