@@ -94,8 +94,8 @@ def _pinned(matrix, pin: int):
 
 
 #: Above this share of non-zero entries the pinned matrix goes to dense LAPACK LU (SuperLU's
-#: sparse LU loses to it once the rows' windows cover a quarter of the matrix).
-DENSE_ABOVE = 0.25
+#: sparse LU loses to it once the rows' windows cover about a third of the matrix).
+DENSE_ABOVE = 0.3
 
 
 def pinned_lu(matrix, pin: int, lower_band: int, upper_band: int):
@@ -103,44 +103,34 @@ def pinned_lu(matrix, pin: int, lower_band: int, upper_band: int):
 
     A^T x = e_pin gives pi (normalised); `solve(g, trans=0)` `(n, m) -> (n, m)` is the Poisson
     solution (I - P) h = g with h_pin = 0 (for pi.g = 0), `trans=1` solves A^T x = g. `matrix`:
-    P, NumPy or SciPy sparse. Banded LAPACK (gbtrf, partial pivoting, cost n b^2) when the band
-    is under an eighth of the matrix; else SuperLU in the natural order (partial pivoting) while
-    the matrix is sparse: the rows' windows follow the image map c - eta f'(c), which is not
-    monotone, so the band can cover the matrix while the LU in the natural order fills in
-    little; dense getrf above `DENSE_ABOVE` non-zeros. Negative entries of pi are left as computed
-    (the caller checks them).
+    P, NumPy or SciPy sparse; the bands are not needed (kept for the callers). SuperLU in the
+    natural order with partial pivoting while the matrix is sparse: the rows' windows follow the
+    image map c - eta f'(c), which is not monotone, so the band can cover the matrix while the LU
+    in the natural order fills in little (and on a narrow band it is the band LU). LAPACK's gbtrf
+    did the same work but took 0.03 to 3 s for one matrix on a loaded 2-core machine (its
+    threads); SuperLU runs on one. Dense getrf above `DENSE_ABOVE` non-zeros. Negative entries of
+    pi are left as computed (the caller checks them).
     """
     n = matrix.shape[0]
     a = _pinned(scipy.sparse.csr_matrix(matrix), pin)
     unit = np.zeros(n)
     unit[pin] = 1.0
-    if lower_band + upper_band < n // 8:  # LAPACK's gbtrf loses to dense getrf well before half the matrix
-        kl, ku = lower_band, upper_band
-        coo = a.tocoo()
-        bands = np.zeros((2 * kl + ku + 1, n))
-        bands[kl + ku + coo.row - coo.col, coo.col] = coo.data  # a[i, j] -> bands[kl + ku + i - j, j]
-        lu, pivots, info = scipy.linalg.lapack.dgbtrf(bands, kl, ku)
-        if info != 0:
-            raise NoStationaryLaw(f"the pinned kernel matrix is singular (LAPACK info {info}): the chain is not irreducible")
-
-        def solve(b, trans=0):
-            x, info = scipy.linalg.lapack.dgbtrs(lu, kl, ku, b, pivots, trans=trans)
-            return x
-
-    elif a.nnz < DENSE_ABOVE * n * n:
+    factor = None
+    if a.nnz < DENSE_ABOVE * n * n:
         try:
             factor = scipy.sparse.linalg.splu(a, permc_spec="NATURAL")
-        except RuntimeError as failure:  # "Factor is exactly singular"
-            raise NoStationaryLaw(f"the pinned kernel matrix is singular ({failure}): the chain is not irreducible") from None
+        except RuntimeError:  # "Factor is exactly singular": SuperLU's pivoting met a zero column; dense LAPACK decides
+            factor = None
+    if factor is not None:
 
         def solve(b, trans=0):
             return factor.solve(np.asarray(b, dtype=np.float64), trans="T" if trans else "N")
 
     else:
-        factor = scipy.linalg.lu_factor(a.toarray(), check_finite=False)
+        dense = scipy.linalg.lu_factor(a.toarray(), check_finite=False)
 
         def solve(b, trans=0):
-            return scipy.linalg.lu_solve(factor, b, trans=trans, check_finite=False)
+            return scipy.linalg.lu_solve(dense, b, trans=trans, check_finite=False)
 
     x = solve(unit, trans=1)
     return x / x.sum(), solve
@@ -205,7 +195,7 @@ def sparse_or_dense(matrix, lower_band: int = 0, upper_band: int = 0):
     """A fast `x -> P^T x`: the product with the transposed sparse matrix (CSR) when `matrix` is
     SciPy sparse or its band is narrow, else the dense product x P (no transposed copy)."""
     if scipy.sparse.issparse(matrix):
-        transposed = matrix.T.tocsr()
+        transposed = matrix.T  # CSC: a view of the CSR arrays
         return lambda x: transposed @ x
     n = matrix.shape[0]
     if lower_band + upper_band + 1 < n // 4:
