@@ -2,12 +2,16 @@
 quasi-stationary laws, in 1-D (a matrix: GTH or LU) and 2-D (an operator: Krylov and power
 iterations in JAX). `analysis.stationary` calls these once per step size.
 
-Choice of solver in 1-D: pinned LU on the band first (LAPACK; it also solves the Poisson
-equation). Its pi is then checked: negative probabilities, or a relaxation time beyond
-`TRUST_LU_UP_TO` steps (the spectral gap from ARPACK, which finds lambda_2 whatever the error
-in pi), mean the chain is nearly decomposable, and pi is recomputed by GTH on the band
-(`chain_solvers.gth`: no subtractions, every entry to a small relative error). That is where
-metastability lives: small eta, narrow bands, where GTH is cheap (O(n b^2)).
+Choice of solver in 1-D: the kernel as a sparse matrix (`markov_kernel.transition_sparse`),
+one pinned LU (SuperLU, dense LAPACK when the rows cover a third of the matrix; it also solves
+the Poisson equation and serves the shift-invert of the spectral gap). Its pi is then checked:
+negative probabilities, or a relaxation time beyond `TRUST_LU_UP_TO` steps (the spectral gap:
+first the eigenvalue nearest 1 by shift-invert ARPACK with that LU, a few solves; where that gap
+is above `SMALLEST_GAP`, |lambda_2| by plain ARPACK on P, which finds it wherever it lies, near
+-1 too; both whatever the error in pi), mean the chain is nearly decomposable, and pi is
+recomputed by GTH on the band (`chain_solvers.gth`: no subtractions, every entry to a small
+relative error). That is where metastability lives: small eta, narrow bands, where GTH is cheap
+(O(n b^2)).
 
 2-D: pi solves (I - P^T + u 1^T) pi = u (u uniform; the matrix is nonsingular and pi sums to
 1) by restarted GMRES on the operator; tiny negative entries left by the iteration are set to
