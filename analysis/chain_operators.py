@@ -2,12 +2,16 @@
 quasi-stationary laws, in 1-D (a matrix: GTH or LU) and 2-D (an operator: Krylov and power
 iterations in JAX). `analysis.stationary` calls these once per step size.
 
-Choice of solver in 1-D: pinned LU on the band first (LAPACK; it also solves the Poisson
-equation). Its pi is then checked: negative probabilities, or a relaxation time beyond
-`TRUST_LU_UP_TO` steps (the spectral gap from ARPACK, which finds lambda_2 whatever the error
-in pi), mean the chain is nearly decomposable, and pi is recomputed by GTH on the band
-(`chain_solvers.gth`: no subtractions, every entry to a small relative error). That is where
-metastability lives: small eta, narrow bands, where GTH is cheap (O(n b^2)).
+Choice of solver in 1-D: the kernel as a sparse matrix (`markov_kernel.transition_sparse`),
+one pinned LU (SuperLU, dense LAPACK when the rows cover a third of the matrix; it also solves
+the Poisson equation and serves the shift-invert of the spectral gap). Its pi is then checked:
+negative probabilities, or a relaxation time beyond `TRUST_LU_UP_TO` steps (the spectral gap:
+first the eigenvalue nearest 1 by shift-invert ARPACK with that LU, a few solves; where that gap
+is above `SMALLEST_GAP`, |lambda_2| by plain ARPACK on P, which finds it wherever it lies, near
+-1 too; both whatever the error in pi), mean the chain is nearly decomposable, and pi is
+recomputed by GTH on the band (`chain_solvers.gth`: no subtractions, every entry to a small
+relative error). That is where metastability lives: small eta, narrow bands, where GTH is cheap
+(O(n b^2)).
 
 2-D: pi solves (I - P^T + u 1^T) pi = u (u uniform; the matrix is nonsingular and pi sums to
 1) by restarted GMRES on the operator; tiny negative entries left by the iteration are set to
@@ -56,7 +60,7 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
     relaxation_time, moments, residual, for one step size on a 1-D grid. `pin`: a cell with mass.
     `like`: the result on a finer grid; its solver choice and relaxation time are reused (the
     coarse grid of the error estimate: no spectral gap computed, relaxation_time nan)."""
-    matrix, leak, (lower, upper) = kernel.transition_matrix(grid, gradient[:, 0], law, step_size)
+    matrix, leak, (lower, upper) = kernel.transition_sparse(grid, gradient[:, 0], law, step_size)
     n = matrix.shape[0]
     points = grid.points
     targets = points - step_size * gradient
@@ -64,12 +68,17 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
     pi, solve = solvers.pinned_lu(matrix, pin, lower, upper)
     method = "lu"
     if like is None:
-        tau = solvers.relaxation_time(solvers.second_eigenvalue(apply_transpose, pi, n))
+        # A gap near 1 under SMALLEST_GAP settles it (|lambda_2| is at least that close to 1);
+        # otherwise |lambda_2| may sit elsewhere (near -1 too): plain ARPACK on P.
+        if solvers.gap_near_one(solve, pi, n) < solvers.SMALLEST_GAP:
+            tau = math.inf
+        else:
+            tau = solvers.relaxation_time(solvers.second_eigenvalue(apply_transpose, pi, n))
         metastable = not tau < TRUST_LU_UP_TO
     else:
         tau, metastable = like["relaxation_time"], like["method"] == "gth"
     if pi.min() < -1e-12 * pi.max() or metastable:
-        pi, method = solvers.gth(matrix, lower, upper), "gth"
+        pi, method = solvers.gth(matrix.toarray(), lower, upper, overwrite=True), "gth"
     pi = np.maximum(pi, 0.0)
     pi /= pi.sum()
     g = _poisson_rhs(pi, points, targets)
@@ -165,7 +174,8 @@ def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = Tru
     **Returns:** dict escape_time, quasi_stationary `(n,)` (zero outside B), exit_rate (per step,
     from the quasi-stationary law: sum_i q_i P(i, not B)).
     """
-    matrix, _, (lower, upper) = kernel.transition_matrix(grid, gradient[:, 0], law, step_size)
+    matrix, _, (lower, upper) = kernel.transition_sparse(grid, gradient[:, 0], law, step_size)
+    matrix = matrix.toarray()
     where = np.flatnonzero(inside)
     local_start = int(np.searchsorted(where, start))
     m = where.size

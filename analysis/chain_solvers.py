@@ -31,7 +31,7 @@ import scipy.linalg.lapack
 import scipy.sparse
 import scipy.sparse.linalg
 
-__all__ = ["gth", "pinned_lu", "asymptotic_covariance", "second_eigenvalue"]
+__all__ = ["gth", "pinned_lu", "asymptotic_covariance", "second_eigenvalue", "gap_near_one"]
 
 class NoStationaryLaw(ValueError):
     """The cell chain is reducible or singular: no unique stationary law on this grid."""
@@ -41,7 +41,7 @@ class NoStationaryLaw(ValueError):
 SMALLEST_GAP = 1e-9
 
 
-def gth(matrix: np.ndarray, lower_band: int, upper_band: int, *, arrow: bool = False) -> np.ndarray:
+def gth(matrix: np.ndarray, lower_band: int, upper_band: int, *, arrow: bool = False, overwrite: bool = False) -> np.ndarray:
     """Stationary vector of a stochastic matrix by GTH elimination on its band (and arrow).
 
     **Arguments:**
@@ -50,11 +50,12 @@ def gth(matrix: np.ndarray, lower_band: int, upper_band: int, *, arrow: bool = F
     - `lower_band`, `upper_band`: P_ij = 0 unless -lower_band <= j - i <= upper_band, outside
       row and column 0 when `arrow`.
     - `arrow`: row 0 and column 0 may be dense.
+    - `overwrite`: eliminate in `matrix` itself (float64, writable) instead of a copy.
 
     **Returns:** pi `(n,)`, non-negative, summing to 1. Raises `ValueError` if a state cannot
     reach the states before it (a reducible chain).
     """
-    p = np.array(matrix, dtype=np.float64, copy=True)
+    p = matrix if overwrite else np.array(matrix, dtype=np.float64, copy=True)
     n = p.shape[0]
     first = 1 if arrow else 0
     for k in range(n - 1, 0, -1):
@@ -82,48 +83,54 @@ def gth(matrix: np.ndarray, lower_band: int, upper_band: int, *, arrow: bool = F
     return x / x.sum()
 
 
-def _pinned(matrix: np.ndarray, pin: int) -> np.ndarray:
-    a = -matrix
-    a[np.diag_indices_from(a)] += 1.0
-    a[:, pin] = 0.0
-    a[pin, pin] = 1.0
+def _pinned(matrix, pin: int):
+    """A = I - P with column `pin` replaced by e_pin, CSC (P: a SciPy sparse matrix)."""
+    a = scipy.sparse.identity(matrix.shape[0], format="csr") - matrix
+    a = a.tocsc()
+    a.data[a.indptr[pin] : a.indptr[pin + 1]] = 0.0  # column pin -> e_pin
+    a = a + scipy.sparse.csc_matrix(([1.0], ([pin], [pin])), shape=a.shape)
+    a.eliminate_zeros()
     return a
 
 
-def pinned_lu(matrix: np.ndarray, pin: int, lower_band: int, upper_band: int):
+#: Above this share of non-zero entries the pinned matrix goes to dense LAPACK LU (SuperLU's
+#: sparse LU loses to it once the rows' windows cover about a third of the matrix).
+DENSE_ABOVE = 0.3
+
+
+def pinned_lu(matrix, pin: int, lower_band: int, upper_band: int):
     """(pi, solve) from one LU of A = I - P with column `pin` replaced by e_pin.
 
-    A^T x = e_pin gives pi (normalised); `solve(g)` `(n, m) -> (n, m)` is the Poisson solution
-    (I - P) h = g with h_pin = 0 (for pi.g = 0). Banded LAPACK (gbtrf, partial pivoting, cost
-    n b^2) when the band is under an eighth of the matrix, else dense getrf. Negative entries of pi are
-    left as computed (the caller checks them).
+    A^T x = e_pin gives pi (normalised); `solve(g, trans=0)` `(n, m) -> (n, m)` is the Poisson
+    solution (I - P) h = g with h_pin = 0 (for pi.g = 0), `trans=1` solves A^T x = g. `matrix`:
+    P, NumPy or SciPy sparse; the bands are not needed (kept for the callers). SuperLU in the
+    natural order with partial pivoting while the matrix is sparse: the rows' windows follow the
+    image map c - eta f'(c), which is not monotone, so the band can cover the matrix while the LU
+    in the natural order fills in little (and on a narrow band it is the band LU). LAPACK's gbtrf
+    did the same work but took 0.03 to 3 s for one matrix on a loaded 2-core machine (its
+    threads); SuperLU runs on one. Dense getrf above `DENSE_ABOVE` non-zeros. Negative entries of
+    pi are left as computed (the caller checks them).
     """
     n = matrix.shape[0]
-    a = _pinned(matrix, pin)
+    a = _pinned(scipy.sparse.csr_matrix(matrix), pin)
     unit = np.zeros(n)
     unit[pin] = 1.0
-    if lower_band + upper_band < n // 8:  # LAPACK's gbtrf loses to dense getrf well before half the matrix
-        kl, ku = lower_band, upper_band
-        bands = np.zeros((2 * kl + ku + 1, n))
-        for offset in range(-kl, ku + 1):  # a[i, j] -> bands[kl + ku + i - j, j]
-            diagonal = np.diagonal(a, offset)
-            if offset >= 0:
-                bands[kl + ku - offset, offset:] = diagonal
-            else:
-                bands[kl + ku - offset, : n + offset] = diagonal
-        lu, pivots, info = scipy.linalg.lapack.dgbtrf(bands, kl, ku)
-        if info != 0:
-            raise NoStationaryLaw(f"the pinned kernel matrix is singular (LAPACK info {info}): the chain is not irreducible")
+    factor = None
+    if a.nnz < DENSE_ABOVE * n * n:
+        try:
+            factor = scipy.sparse.linalg.splu(a, permc_spec="NATURAL")
+        except RuntimeError:  # "Factor is exactly singular": SuperLU's pivoting met a zero column; dense LAPACK decides
+            factor = None
+    if factor is not None:
 
         def solve(b, trans=0):
-            x, info = scipy.linalg.lapack.dgbtrs(lu, kl, ku, b, pivots, trans=trans)
-            return x
+            return factor.solve(np.asarray(b, dtype=np.float64), trans="T" if trans else "N")
 
     else:
-        factor = scipy.linalg.lu_factor(a, check_finite=False)
+        dense = scipy.linalg.lu_factor(a.toarray(), check_finite=False)
 
         def solve(b, trans=0):
-            return scipy.linalg.lu_solve(factor, b, trans=trans, check_finite=False)
+            return scipy.linalg.lu_solve(dense, b, trans=trans, check_finite=False)
 
     x = solve(unit, trans=1)
     return x / x.sum(), solve
@@ -155,6 +162,27 @@ def second_eigenvalue(apply_transpose, pi: np.ndarray, n: int) -> float:
     return float(np.max(np.abs(values)))
 
 
+def gap_near_one(solve, pi: np.ndarray, n: int) -> float:
+    """|1 - lambda| for the eigenvalue lambda != 1 of P closest to 1, by shift-invert ARPACK with
+    the pinned LU's `solve` (`pinned_lu`): on sum-zero vectors A^T x = y solves (I - P^T) x = y
+    up to a multiple of pi, so y -> x - pi sum(x) is (I - P^T)^-1 there, eigenvalues 1 / (1 - lambda).
+    A few solves where plain ARPACK on P takes hundreds of products (metastable chains, lambda_2
+    within 1e-9 of 1). nan if ARPACK does not converge."""
+
+    def inverse(y):
+        x = solve(y - pi * np.sum(y), trans=1)
+        return x - pi * np.sum(x)
+
+    operator = scipy.sparse.linalg.LinearOperator((n, n), matvec=inverse, dtype=np.float64)
+    start = np.cos(np.linspace(0.0, 3.0, n)) + 0.1
+    try:
+        values = scipy.sparse.linalg.eigs(operator, k=1, which="LM", v0=start, ncv=min(n, 20), tol=1e-8, maxiter=n, return_eigenvectors=False)
+    except scipy.sparse.linalg.ArpackNoConvergence:
+        return float("nan")
+    largest = float(np.max(np.abs(values)))
+    return 1.0 / largest if largest > 0 else float("nan")
+
+
 def relaxation_time(second: float) -> float:
     """1 / (1 - |lambda_2|) steps; inf when the gap is below `SMALLEST_GAP` (metastable)."""
     gap = 1.0 - second
@@ -163,19 +191,14 @@ def relaxation_time(second: float) -> float:
     return float("inf") if gap < SMALLEST_GAP else 1.0 / gap
 
 
-def sparse_or_dense(matrix: np.ndarray, lower_band: int, upper_band: int):
-    """A fast `x -> P^T x`: sparse (built from the diagonals of the band) when the band is narrow,
-    else the dense product x P (no transposed copy)."""
+def sparse_or_dense(matrix, lower_band: int = 0, upper_band: int = 0):
+    """A fast `x -> P^T x`: the product with the transposed sparse matrix (CSR) when `matrix` is
+    SciPy sparse or its band is narrow, else the dense product x P (no transposed copy)."""
+    if scipy.sparse.issparse(matrix):
+        transposed = matrix.T  # CSC: a view of the CSR arrays
+        return lambda x: transposed @ x
     n = matrix.shape[0]
     if lower_band + upper_band + 1 < n // 4:
-        offsets = np.arange(-lower_band, upper_band + 1)
-        data = np.zeros((offsets.size, n))
-        for row, offset in enumerate(offsets):  # dia format: data[k, j] = P[j - offset, j]
-            diagonal = np.diagonal(matrix, offset)
-            if offset >= 0:
-                data[row, offset:] = diagonal
-            else:
-                data[row, : n + offset] = diagonal
-        transposed = scipy.sparse.dia_matrix((data, offsets), shape=(n, n)).T.tocsr()
+        transposed = scipy.sparse.csr_matrix(matrix).T.tocsr()
         return lambda x: transposed @ x
     return lambda x: x @ matrix

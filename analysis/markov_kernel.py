@@ -39,11 +39,12 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse
 import scipy.special
 
 from analysis.chain_solvers import NoStationaryLaw
 
-__all__ = ["Grid", "NoiseLaw", "noise_law", "make_grid", "transition_matrix", "kernel_2d", "Operator2D"]
+__all__ = ["Grid", "NoiseLaw", "noise_law", "make_grid", "transition_matrix", "transition_sparse", "kernel_2d", "Operator2D"]
 
 #: Entries of a 1-D row below this fraction of the row's largest entry are dropped (set to 0), so
 #: the matrix is banded at small eta. 1e-20 is far below float64 rounding of the row sums.
@@ -204,37 +205,6 @@ def _matrix_1d(drift_target, edges, spread, df, *, family):
 _BAND_REACH = {"gaussian": 10.5, "uniform": math.sqrt(3.0), "rademacher": 1.0}
 
 
-def _band_columns(family: str, spread: float, width: float, n: int) -> int | None:
-    """Columns per row that can hold entries above DROP_BELOW (a multiple of 128, so that few
-    step sizes compile their own program), or None when that is most of the row (or Student-t)."""
-    if family not in _BAND_REACH:
-        return None
-    columns = 2 * _BAND_REACH[family] * spread / width + 4
-    columns = int(128 * math.ceil(columns / 128))
-    return columns if columns < n // 2 else None
-
-
-@partial(jax.jit, static_argnames=("family", "width"))
-def _banded_matrix_1d(drift_target, edges, spread, df, *, family, width):
-    """As `_matrix_1d`, computing only the `width` columns around each row's target (the others are
-    below DROP_BELOW): O(n width) CDF evaluations instead of O(n^2)."""
-    n = drift_target.shape[0]
-    cell = edges[1] - edges[0]
-    first = jnp.floor((drift_target - edges[0]) / cell).astype(jnp.int32) - width // 2
-    first = jnp.clip(first, 0, n - width)
-    columns = first[:, None] + jnp.arange(width, dtype=jnp.int32)[None, :]
-    if family == "rademacher":
-        full, leak = _matrix_1d(drift_target, edges, spread, df, family=family)
-        return full, leak
-    low = (drift_target[:, None] - edges[columns + 1]) / spread
-    high = (drift_target[:, None] - edges[columns]) / spread
-    values = interval_probability(family, df, low, high)
-    rows = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None], columns.shape)
-    matrix = jnp.zeros((n, n), values.dtype).at[rows, columns].set(values)
-    leak = _upper_tail(family, df, (drift_target - edges[0]) / spread) + _upper_tail(family, df, (edges[-1] - drift_target) / spread)
-    return matrix, leak
-
-
 @jax.jit
 def _tidy(matrix):
     """Drop entries below DROP_BELOW x the row maximum, renormalise rows, measure the band."""
@@ -261,6 +231,11 @@ def transition_matrix(grid: Grid, gradient: np.ndarray, law: NoiseLaw, step_size
     `(n,)` the mass each row sent out of the box before renormalisation; the bandwidths of the
     non-zero pattern (P_ij = 0 unless -lower <= j - i <= upper).
     """
+    if law.family in _BAND_REACH and law.family != "rademacher":
+        matrix, leak, bands = transition_sparse(grid, gradient, law, step_size)
+        matrix = matrix.toarray()
+        matrix.flags.writeable = False
+        return matrix, leak, bands
     centres = grid.axes[0]
     target = centres - step_size * gradient
     edges, spread = grid.edges[0], step_size * law.scale
@@ -270,16 +245,62 @@ def transition_matrix(grid: Grid, gradient: np.ndarray, law: NoiseLaw, step_size
         high = (target[:, None] - edges[None, :-1]) / spread
         matrix = jnp.asarray(_np_interval(law.family, law.df, low, high))
         leak = _np_upper_tail(law.family, law.df, (target - edges[0]) / spread) + _np_upper_tail(law.family, law.df, (edges[-1] - target) / spread)
-    else:
-        width = _band_columns(law.family, spread, grid.widths[0], grid.n_cells)
-        if width is None:
-            matrix, leak = _matrix_1d(jnp.asarray(target), jnp.asarray(edges), jnp.asarray(spread), jnp.asarray(law.df), family=law.family)
-        else:
-            matrix, leak = _banded_matrix_1d(jnp.asarray(target), jnp.asarray(edges), jnp.asarray(spread), jnp.asarray(law.df), family=law.family, width=width)
+    else:  # Rademacher: atoms split between neighbouring centres
+        matrix, leak = _matrix_1d(jnp.asarray(target), jnp.asarray(edges), jnp.asarray(spread), jnp.asarray(law.df), family=law.family)
     matrix, smallest, lower, upper = _tidy(matrix)
     if not float(smallest) > 0:
         raise NoStationaryLaw("a cell sends all its mass out of the box")
     return np.asarray(matrix), np.asarray(leak), (int(lower), int(upper))
+
+
+# ---- 1-D: the matrix in sparse form (NumPy; nothing to compile) -------------------------------
+
+
+def _band_rows(target, edges, spread, family, reach, n):
+    """(first column `(n,)`, values `(n, width)`, leak `(n,)`): each row's cell probabilities over
+    the `width` columns around its target (beyond `reach` noise units they are under DROP_BELOW
+    of the row). One upper tail per edge, Q(|z|), and each interval taken on the side away from
+    0 as in `interval_probability` (tail entries keep their relative accuracy)."""
+    cell = edges[1] - edges[0]
+    width = int(min(n, math.ceil(2.0 * reach * spread / cell) + 4))
+    first = np.clip(np.floor((target - edges[0]) / cell).astype(np.int64) - width // 2, 0, n - width)
+    z = (target[:, None] - edges[first[:, None] + np.arange(width + 1)[None, :]]) / spread  # decreasing along a row
+    tail = _np_upper_tail(family, np.nan, np.abs(z))  # Q(|z|)
+    # column first + k: Z in (z[k + 1], z[k]). On one side of 0 that is |Q(|z[k+1]|) - Q(|z[k]|)|
+    # (the difference of the two tails away from 0); the interval holding 0 is 1 - Q(|z[k]|) - Q(|z[k+1]|).
+    values = np.abs(np.diff(tail, axis=1))
+    rows = np.flatnonzero((z[:, 0] >= 0) & (z[:, -1] < 0))
+    k = np.sum(z[rows] >= 0, axis=1) - 1
+    values[rows, k] = 1.0 - tail[rows, k] - tail[rows, k + 1]
+    leak = _np_upper_tail(family, np.nan, (target - edges[0]) / spread) + _np_upper_tail(family, np.nan, (edges[-1] - target) / spread)
+    return first, np.maximum(values, 0.0), leak
+
+
+def transition_sparse(grid: Grid, gradient: np.ndarray, law: NoiseLaw, step_size: float):
+    """As `transition_matrix`, with P as a SciPy CSR matrix (the same entries): `(P, leak,
+    (lower_band, upper_band))`. Gaussian and uniform noise build only each row's window around
+    its target, O(n x window) tail evaluations in NumPy (the image map c - eta f'(c) is not
+    monotone, so the window of row i need not be near column i: the matrix is sparse but its band
+    can cover it); other families go through `transition_matrix`."""
+    if law.family not in ("gaussian", "uniform"):
+        matrix, leak, bands = transition_matrix(grid, gradient, law, step_size)
+        return scipy.sparse.csr_matrix(matrix), leak, bands
+    n = grid.n_cells
+    edges, spread = grid.edges[0], step_size * law.scale
+    target = grid.axes[0] - step_size * gradient
+    first, values, leak = _band_rows(target, edges, spread, law.family, _BAND_REACH[law.family], n)
+    values[values < DROP_BELOW * values.max(axis=1, keepdims=True)] = 0.0
+    totals = values.sum(axis=1)
+    if not totals.min() > 0:
+        raise NoStationaryLaw("a cell sends all its mass out of the box")
+    values /= totals[:, None]
+    width = values.shape[1]
+    columns = first[:, None] + np.arange(width)[None, :]
+    offsets = np.where(values > 0, columns - np.arange(n)[:, None], 0)
+    bands = (int(max(0, -offsets.min())), int(max(0, offsets.max())))
+    matrix = scipy.sparse.csr_matrix((values.ravel(), columns.ravel(), np.arange(n + 1) * width), shape=(n, n))
+    matrix.eliminate_zeros()
+    return matrix, leak, bands
 
 
 # ---- 2-D: the operator -----------------------------------------------------------------------
