@@ -28,7 +28,7 @@ demo: install
 # Both cores: tests are spread over two workers that share compiled programs through JAX's
 # persistent compilation cache (tests/conftest.py points it at .cache/jax).
 test: dev
-	$(PY) -m pytest -n 2 --dist worksteal
+	$(PY) -m pytest -n 2 --dist worksteal --durations=10
 
 test-all: dev
 	$(PY) -m pytest -n 2 --dist worksteal --run-slow
