@@ -28,7 +28,6 @@ have left the basin: left Perron vector of P restricted to the basin) with its e
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -39,7 +38,8 @@ from analysis import markov_kernel as kernel
 from analysis.basins import assign_basins
 from analysis.chain_solvers import NoStationaryLaw
 from analysis.minima import _search_box
-from objectives import Objective
+from objectives import Objective, validation
+from objectives.noise import Minibatch
 from objectives.noise_laws import check_noise
 
 __all__ = ["QuasiStationary", "StationaryLaw", "stationary_law"]
@@ -269,26 +269,17 @@ def _check_inputs(f, noise, step_sizes, n_grid, max_leak):
         raise ValueError(f"f must be an objectives.Objective, got {type(f).__name__}")
     if f.dim not in (1, 2):
         raise ValueError(f"f must have dimension 1 or 2 (the law lives on a grid), got {f.name!r} of dim {f.dim}")
-    if getattr(noise, "family", None) == "minibatch":
+    if isinstance(noise, Minibatch):
         raise ValueError(f"noise must be an additive noise model (gaussian, uniform, rademacher, student_t), got {noise!r}: minibatch noise depends on x")
     check_noise(noise, f.dim)
     law = kernel.noise_law(noise, f.dim)
     eigenvalues = np.linalg.eigvalsh(law.covariance)
     if not eigenvalues.min() > 0:
         raise ValueError(f"noise must have a positive-definite covariance on the grid, got {law.covariance.tolist()}")
-    try:
-        eta = np.atleast_1d(np.asarray(step_sizes, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"step_sizes must be positive finite numbers, got {step_sizes!r}") from None
-    if eta.ndim != 1 or eta.size == 0 or not np.all(np.isfinite(eta) & (eta > 0)):
-        raise ValueError(f"step_sizes must be a positive number or a 1-D sequence of them, got {step_sizes!r}")
-    default = 2001 if f.dim == 1 else 101
-    n = default if n_grid is None else n_grid
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 16:
-        raise ValueError(f"n_grid must be an integer >= 16 (cells per axis), got {n_grid!r}")
-    if not (isinstance(max_leak, (int, float)) and 0 < max_leak < 1):
-        raise ValueError(f"max_leak must be a number in (0, 1), got {max_leak!r}")
-    return law, eta, int(n)
+    eta = validation.step_sizes("step_sizes", step_sizes)
+    n = validation.integer("n_grid", (2001 if f.dim == 1 else 101) if n_grid is None else n_grid, lo=16, note="cells per axis")
+    validation.real("max_leak", max_leak, lo=0.0, hi=1.0, open_lo=True, open_hi=True)
+    return law, eta, n
 
 
 def _expanding(grid, gradient, eta) -> bool:
