@@ -16,9 +16,10 @@ The CLI sits at the end of the data flow (objectives -> simulate -> analysis -> 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ import numpy as np
 import objectives
 import simulate
 from analysis import theory
-from asgd import network
+from asgd import interrupts, network, result_folder
 from asgd.config import NOISE_FAMILIES, OBJECTIVE_KINDS, ConfigError, load_config
 from asgd.experiment_figures import draw_figures
 from asgd.network_config import NetworkConfig
@@ -134,7 +135,7 @@ def cmd_plot(args) -> int:
     folder = Path(args.result_dir)
     if not (folder / "results.csv").exists() or not (folder / "metadata.json").exists():
         raise ConfigError(f"{str(folder)!r} is not a result folder (results.csv and metadata.json are missing)")
-    is_network = json.loads((folder / "metadata.json").read_text()).get("kind") == "network"
+    is_network = result_folder.read_metadata(folder).get("kind") == "network"
     for path in (network.draw_network_figures if is_network else draw_figures)(folder):
         print(path)
     return 0
@@ -207,12 +208,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(command: str):
+    """`warnings.showwarning` for the CLI: `asgd COMMAND: warning: message`, one line per warning."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"asgd {command}: warning: {message}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return args.handler(args)
-    except ValueError as error:  # ConfigError and the library's own argument checks
+        with interrupts.recorded(), warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            code = args.handler(args)
+            interrupts.check()  # a Ctrl-C that Python dropped (see asgd.interrupts) still counts
+        return code
+    except ValueError as error:  # ConfigError, ResultFolderError and the library's own argument checks
         print(f"asgd {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file or folder the checks did not foresee: one line naming it
+        where = f"{error.filename!s}: " if error.filename else ""
+        print(f"asgd {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
@@ -220,7 +238,20 @@ def main(argv: list[str] | None = None) -> int:
             "run the same command again to resume (--fresh to start over)",
             file=sys.stderr,
         )
-        return 130
+        return exit_now(130)
+
+
+def exit_now(code: int) -> int:
+    """End the process with `code` at once, after flushing stdout and stderr.
+
+    After a Ctrl-C, XLA's compiler and runtime threads may still be running; the interpreter's
+    normal teardown then frees objects under them and the process segfaults (exit -11 instead
+    of 130). Every file is already complete or absent (atomic writes), so there is nothing left
+    to clean up and `os._exit` is safe.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

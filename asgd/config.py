@@ -57,6 +57,7 @@ import objectives
 import simulate
 from asgd.network_config import NetworkConfig, parse_network_config
 from asgd.schema import ConfigError, check_keys, choice, fail, integer, list_of, read_toml, real, table
+from simulate.exact import applicable_form
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config", "OBJECTIVE_KINDS", "NOISE_FAMILIES"]
 
@@ -159,8 +160,8 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
         raise ConfigError(f"{source}: the config must be a TOML table")
     check_keys(data, _TOP_KEYS, "")
     name = data.get("name", Path(source).stem)
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
-        fail("name", name, "must be a non-empty string without spaces or slashes")
+    if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\ \0"):
+        fail("name", name, "the experiment name (results go to OUT/<name>/) must be one folder name: not empty, '.' or '..', without slashes, spaces or NUL")
     description = data.get("description", "")
     if not isinstance(description, str):
         fail("description", description, "must be a string")
@@ -169,11 +170,13 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
     objective_table = table(data, "objective", required=True)
     kind = choice("objective.kind", objective_table.pop("kind", None), sorted(OBJECTIVE_KINDS))
     check_keys(objective_table, inspect.signature(OBJECTIVE_KINDS[kind]).parameters, "objective")
+    _check_numbers(objective_table, "objective", text_keys=("name",))
 
     # [noise]
     noise_table = table(data, "noise", required=True)
     family = choice("noise.family", noise_table.get("family"), sorted(NOISE_FAMILIES))
     check_keys(noise_table, {*inspect.signature(NOISE_FAMILIES[family]).parameters, "family"}, "noise")
+    _check_numbers(noise_table, "noise", text_keys=("family",))
 
     # [run] with [quick] overrides
     run_table = table(data, "run", required=True)
@@ -182,32 +185,40 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
     check_keys(quick_table, _QUICK_KEYS, "quick")
     theory_table = table(data, "theory")
     check_keys(theory_table, _THEORY_KEYS, "theory")
+    if not quick and quick_table:
+        # The --quick variant is checked too, so a bad [quick] value fails now, named quick.KEY,
+        # not in the first --quick run.
+        parse_config(data, quick=True, source=source)
     if quick:
         run_table.update({k: v for k, v in quick_table.items() if k in _RUN_KEYS})
         if "n_grid" in quick_table:
             theory_table["n_grid"] = quick_table["n_grid"]
-    for key in sorted(_RUN_REQUIRED - set(run_table)):
-        fail(f"run.{key}", None, "missing (required)")
-    step_sizes = list_of("run.step_sizes", run_table["step_sizes"], lambda k, v: real(k, v, lo=0, open_lo=True))
-    horizons = list_of("run.n_steps", run_table["n_steps"], integer)
-    n_chains = integer("run.n_chains", run_table["n_chains"])
-    seeds = list_of("run.seeds", run_table.get("seeds", [0]), lambda k, v: integer(k, v, lo=0, hi=2**32 - 1))
+
+    def key(name: str) -> str:  # the key a run value came from: [quick] overrides under --quick
+        return f"quick.{name}" if quick and name in quick_table else f"run.{name}"
+
+    for required in sorted(_RUN_REQUIRED - set(run_table)):
+        fail(f"run.{required}", None, "missing (required)")
+    step_sizes = list_of(key("step_sizes"), run_table["step_sizes"], lambda k, v: real(k, v, lo=0, open_lo=True))
+    horizons = list_of(key("n_steps"), run_table["n_steps"], integer)
+    n_chains = integer(key("n_chains"), run_table["n_chains"])
+    seeds = list_of(key("seeds"), run_table.get("seeds", [0]), lambda k, v: integer(k, v, lo=0, hi=2**32 - 1))
     x0 = run_table["x0"]
     x0_array = np.asarray(x0, dtype=object)
     if not isinstance(x0, list) or x0_array.ndim not in (1, 2):
-        fail("run.x0", x0, "must be a list of numbers (one point) or a list of such lists (one per chain)")
+        fail(key("x0"), x0, "must be a list of numbers (one point) or a list of such lists (one per chain)")
     for v in x0_array.ravel():
-        real("run.x0", v)
-    tail_fraction = real("run.tail_fraction", run_table.get("tail_fraction", 0.5), lo=0, hi=1, open_lo=True)
+        real(key("x0"), v)
+    tail_fraction = real(key("tail_fraction"), run_table.get("tail_fraction", 0.5), lo=0, hi=1, open_lo=True)
     checkpoints = run_table.get("checkpoints", 8)
     if isinstance(checkpoints, list):
-        list_of("run.checkpoints", checkpoints, integer, allow_scalar=False)
+        list_of(key("checkpoints"), checkpoints, integer, allow_scalar=False)
     else:
-        integer("run.checkpoints", checkpoints)
-    method = choice("run.method", run_table.get("method", "sgd"), ("sgd", "exact"))
+        integer(key("checkpoints"), checkpoints)
+    method = choice(key("method"), run_table.get("method", "sgd"), ("sgd", "exact"))
     chunk_size = run_table.get("chunk_size")
     if chunk_size is not None:
-        integer("run.chunk_size", chunk_size)
+        integer(key("chunk_size"), chunk_size)
 
     # [target]
     target_table = table(data, "target") or {"kind": "minimizer"}
@@ -277,6 +288,23 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
     return config
 
 
+def _check_numbers(section: dict, where: str, text_keys=()) -> None:
+    """Every value of the table `[where]` but `text_keys` is a number or a (nested) list of
+    numbers: a constructor would otherwise fail deep inside NumPy without naming the key."""
+    for name, value in section.items():
+        if name in text_keys:
+            if not isinstance(value, str):
+                fail(f"{where}.{name}", value, "must be a string")
+            continue
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(item)
+            else:
+                real(f"{where}.{name}", item)
+
+
 def _bounds(value) -> tuple:
     """theory.bounds: [lower, upper], each a number or a list of numbers (one per axis), lower < upper."""
     if not isinstance(value, list) or len(value) != 2:
@@ -324,6 +352,18 @@ def _check_buildable(config: ExperimentConfig) -> None:
                 fail("theory.bounds", [list(e) if isinstance(e, tuple) else e for e in config.law_bounds], f"each end must be a number or {dim} numbers (objective dim)")
     if isinstance(config.checkpoints, tuple) and max(config.checkpoints) > min(config.horizons):
         fail("run.checkpoints", list(config.checkpoints), f"must not exceed the shortest horizon n_steps={min(config.horizons)}")
+    # What the first simulate.run call would check, checked now: before anything is written.
+    checkpoints = list(config.checkpoints) if isinstance(config.checkpoints, tuple) else config.checkpoints
+    for horizon in config.horizons:
+        try:
+            simulate.checkpoint_schedule(horizon, checkpoints)
+        except ValueError as error:
+            fail("run.checkpoints", checkpoints, str(error))
+    if config.method == "exact":
+        try:
+            applicable_form(objective, noise, np.asarray(config.step_sizes))
+        except ValueError as error:
+            fail("run.method", "exact", str(error))
 
 
 def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig | NetworkConfig:

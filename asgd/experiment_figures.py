@@ -6,7 +6,7 @@ figures the config's [output] asks for as `<figure>.png` and `<figure>.pdf` in t
 
 from __future__ import annotations
 
-import json
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,8 +18,14 @@ from analysis.basins import basin_occupancy
 from analysis.errors import ErrorTable
 from analysis.minima import minimizers
 from asgd.config import parse_config
-from asgd.result_folder import read_csv
-from asgd.sweep import point_path
+from asgd.result_folder import (
+    DAMAGED_FILE_ERRORS,
+    ResultFolderError,
+    ResultFolderWarning,
+    read_metadata,
+    read_results,
+)
+from asgd.sweep import RESULT_COLUMNS, point_path
 from objectives import penalized, smoothed
 
 __all__ = ["draw_figures", "law_curves"]
@@ -42,20 +48,55 @@ def law_curves(law_rows: list[dict], horizon: int) -> dict:
     return curves
 
 
+#: Figures drawn from a saved sweep point (`points/`), not from `results.csv` alone.
+POINT_FIGURES = ("landscape", "chains", "basins")
+
+
+def _warn_nan(path: Path, rows: list[dict], simulated: list[dict]) -> None:
+    """Warn, naming the file and lines, about simulated rows whose mse or mse_se is NaN: they
+    are drawn without a point or error bar, and a reader of the figure would not know."""
+    line_of = {id(row): index + 2 for index, row in enumerate(rows)}  # line 1 is the header
+    for column in ("mse", "mse_se"):
+        lines = [line_of[id(r)] for r in simulated if isinstance(r[column], float) and np.isnan(r[column])]
+        if lines:
+            warnings.warn(
+                f"{str(path)!r}: {column} is NaN on line(s) {', '.join(map(str, lines))} (all or all but one chain "
+                f"diverged, or a damaged file); those rows are drawn without {'a point' if column == 'mse' else 'error bars'}",
+                ResultFolderWarning,
+                stacklevel=3,
+            )
+
+
+def _saved_point(path: Path, figures: list[str]) -> simulate.SimulationResult:
+    """The saved sweep point the figures `figures` are drawn from; missing or damaged is a
+    `ResultFolderError` naming the file."""
+    if not path.exists():
+        raise ResultFolderError(f"{str(path)!r}: missing; the figures {figures} are drawn from the saved sweep points")
+    try:
+        return simulate.SimulationResult.load(path)
+    except DAMAGED_FILE_ERRORS as error:
+        raise ResultFolderError(f"{str(path)!r}: damaged sweep point ({type(error).__name__}: {error})") from None
+
+
 def draw_figures(result_dir) -> list[Path]:
     """Draw every figure named in the folder's config; returns the PNG paths written."""
     folder = Path(result_dir)
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = read_metadata(folder)
+    if not isinstance(meta.get("config"), dict):
+        raise ResultFolderError(f"{str(folder / 'metadata.json')!r}: damaged, it has no 'config' table")
     config = parse_config(meta["config"], source=meta.get("experiment", "config"))
-    rows = read_csv(folder / "results.csv")
+    results_path = folder / "results.csv"
+    rows = read_results(results_path, RESULT_COLUMNS[:8], numeric=("seed", "step_size", "n_steps", "n_chains", "mse", "mse_se"))
     simulated = [r for r in rows if r.get("source", "simulation") == "simulation"]  # older folders: no column
+    _warn_nan(results_path, rows, simulated)
     seed, horizon = config.seeds[0], max(config.horizons)
     table = ErrorTable(r for r in simulated if r["seed"] == seed)
     final = table.select(n_steps=horizon)
     law = law_curves([r for r in rows if r.get("source") == "law"], horizon)
     f, noise = config.objective, config.noise
     step_sizes = np.asarray(config.step_sizes)
-    result = simulate.SimulationResult.load(point_path(folder / "points", seed, horizon))
+    needs_point = [name for name in config.figures if name in POINT_FIGURES]
+    result = _saved_point(point_path(folder / "points", seed, horizon), needs_point) if needs_point else None
     target_label = {"smoothed": r"$v^*(\eta)$", "penalized": r"argmin $P_\eta$", "minimizer": r"argmin $f$", "point": "the target"}
     written = []
 

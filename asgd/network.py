@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -36,7 +37,7 @@ import numpy as np
 import objectives
 import simulate
 from analysis import plots
-from asgd import result_folder
+from asgd import interrupts, result_folder
 from asgd.network_config import NetworkConfig
 from asgd.progress import Progress
 
@@ -179,20 +180,36 @@ def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dic
     return rows
 
 
+def _load_training_run(path: Path, which: str) -> dict | None:
+    """The arrays of a saved training run, or `None` with a warning naming the file when it is
+    damaged (the run is then trained again)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {name: saved[name] for name in ["diverged", *(m for m, (run, _) in METHODS.items() if run == which)]}
+    except result_folder.DAMAGED_FILE_ERRORS as error:
+        warnings.warn(
+            f"{str(path)!r}: damaged training run ({type(error).__name__}: {error}); training it again",
+            result_folder.ResultFolderWarning,
+            stacklevel=2,
+        )
+        return None
+
+
 def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: bool = False) -> NetworkOutcome:
     """Train every method, evaluate, write the result folder; resumes finished training runs."""
     start = time.perf_counter()
-    out = Path(out_dir)
+    out = result_folder.check_out_dir(out_dir)
+    dataset = load_dataset(config)
+    train, test, x0 = build_model(config, dataset)  # errors here come before anything is written
     points = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
 
-    dataset = load_dataset(config)
-    train, test, x0 = build_model(config, dataset)
     bar = Progress(total=2 * config.n_steps, label=config.name, enabled=not quiet)
     estimates, diverged, resumed = {}, {}, 0
     for index, which in enumerate(("sgd", "sam")):
+        interrupts.check()
         path = points / f"{which}.npz"
-        if path.exists():
-            saved = np.load(path)
+        saved = _load_training_run(path, which) if path.exists() else None
+        if saved is not None:
             estimates.update({m: saved[m] for m, (run, _) in METHODS.items() if run == which})
             diverged[which] = saved["diverged"]
             resumed += 1
@@ -293,7 +310,7 @@ def plot_network(rows: list[dict], metrics=("test_accuracy", "hessian_trace"), *
 def draw_network_figures(folder) -> list[Path]:
     """The figures of a network result folder, from its `results.csv` alone."""
     folder = Path(folder)
-    rows = result_folder.read_csv(folder / "results.csv")
+    rows = result_folder.read_results(folder / "results.csv", RESULT_COLUMNS, numeric=("step_size", "mean", "se", "n_seeds", "n_diverged"))
     written = []
     for name, metrics in (("accuracy_sharpness", ("test_accuracy", "hessian_trace")), ("losses", ("train_loss", "test_loss", "top_eigenvalue"))):
         fig = plot_network(rows, metrics, path=folder / name)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +32,11 @@ import numpy as np
 import simulate
 from analysis import minima
 from analysis.errors import errors
-from asgd import law_rows, result_folder
+from asgd import interrupts, law_rows, result_folder
 from asgd.config import ExperimentConfig
 from asgd.progress import Progress
 
-__all__ = ["SweepOutcome", "run_sweep", "compute_targets", "point_path"]
+__all__ = ["SweepOutcome", "run_sweep", "compute_targets", "load_point", "point_path"]
 
 RESULT_COLUMNS = [
     "experiment", "seed", "estimator", "step_size", "n_steps", "n_chains", "mse", "mse_se", "n_diverged", "target",
@@ -74,6 +75,20 @@ def point_path(points_dir, seed: int, horizon: int) -> Path:
     return Path(points_dir) / f"seed{seed}_T{horizon}.npz"
 
 
+def load_point(path) -> simulate.SimulationResult | None:
+    """The sweep point saved at `path`, or `None` with a warning naming the file when it cannot
+    be read: the point is then recomputed (same seed, same numbers) and the file replaced."""
+    try:
+        return simulate.SimulationResult.load(path)
+    except result_folder.DAMAGED_FILE_ERRORS as error:
+        warnings.warn(
+            f"{str(path)!r}: damaged sweep point ({type(error).__name__}: {error}); computing it again",
+            result_folder.ResultFolderWarning,
+            stacklevel=2,
+        )
+        return None
+
+
 def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> list[dict]:
     table = errors(result, targets)
     rows = []
@@ -95,7 +110,7 @@ def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> l
 def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: bool = False) -> SweepOutcome:
     """Run every sweep point not already saved in `out_dir`; write the tables and arrays."""
     start = time.perf_counter()
-    out = Path(out_dir)
+    out = result_folder.check_out_dir(out_dir)
     targets = compute_targets(config)
     law = law_rows.compute_law(config) if config.stationary else None  # a config error before any file
     points_dir = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
@@ -106,9 +121,10 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
     progress = Progress(total=sum(horizon for _, horizon in points), label=config.name, enabled=not quiet)
     finished = 0
     for seed, horizon in points:
+        interrupts.check()
         path = point_path(points_dir, seed, horizon)
-        if path.exists():
-            result = simulate.SimulationResult.load(path)
+        result = load_point(path) if path.exists() else None
+        if result is not None:
             resumed += 1
         else:
             # The bar moves within the point too: the engine reports every few noise blocks.

@@ -27,13 +27,34 @@ import numpy as np
 from simulate.trackers import Records
 from simulate.randomness import chain_key
 
-__all__ = ["quadratic_form_of", "transition", "sample_records"]
+__all__ = ["applicable_form", "quadratic_form_of", "transition", "sample_records"]
 
 
 def quadratic_form_of(objective) -> tuple[np.ndarray, np.ndarray] | None:
     """(H, c) when `objective` is a quadratic built by `objectives.quadratic`, else None."""
     form = objective.quadratic_form
     return None if form is None else form(objective.params)
+
+
+def applicable_form(objective, noise, step_sizes) -> tuple[np.ndarray, np.ndarray]:
+    """(H, c) of `objective` when the exact sampler applies: a quadratic, Gaussian noise, and
+    every step size stable (|1 - eta lambda| <= 1 for every curvature lambda of H). Else a
+    `ValueError` saying which condition fails. Callers check this before any work."""
+    form = quadratic_form_of(objective)
+    if form is None or noise.family != "gaussian":
+        raise ValueError(
+            f"method='exact' needs a quadratic objective (objectives.quadratic) and Gaussian noise, "
+            f"got objective {objective.name!r} and {noise.family} noise"
+        )
+    hessian, center = form
+    curvatures = np.linalg.eigvalsh(hessian)
+    unstable = [float(e) for e in np.atleast_1d(step_sizes) if np.any(np.abs(1 - e * curvatures) > 1)]
+    if unstable:
+        raise ValueError(
+            f"method='exact' needs stable step sizes (step_size * curvature in [0, 2] for every "
+            f"curvature {curvatures.tolist()}), got step_sizes {unstable}; use method='sgd' to see divergence"
+        )
+    return hessian, center
 
 
 def _compose(first, second):

@@ -29,9 +29,14 @@ import jax.numpy as jnp
 
 from simulate import threefry
 
-__all__ = ["NOISE_BLOCK_STEPS", "block_key", "chain_key", "minibatch_block", "noise_block", "noise_at_step"]
+__all__ = ["NOISE_BLOCK_STEPS", "RANDOMNESS_CONTRACT_VERSION", "block_key", "chain_key", "minibatch_block", "noise_block", "noise_at_step"]
 
 NOISE_BLOCK_STEPS = 64
+
+#: The version of this contract: bump it whenever the bits a (seed, chain, step) gets change
+#: (the key derivation, B, a noise law's or minibatch sampler's draws). Result folders record it
+#: and refuse to resume points drawn under another version (`asgd.result_folder`).
+RANDOMNESS_CONTRACT_VERSION = 1
 
 
 def chain_key(seed: jax.Array, chain_index: jax.Array) -> jax.Array:

@@ -7,7 +7,7 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -190,11 +190,20 @@ def atomic_write(path: str | Path, mode: str = "wb"):
     """Open a temporary file beside `path`; on success fsync it and rename it to `path`.
 
     An interrupted write never leaves a half-written file under the final name: a file that
-    exists is complete (`os.replace` is atomic on one file system).
+    exists is complete (`os.replace` is atomic on one file system). The file's mode honours the
+    umask, as a file made by `open` would.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not tempfile.mkstemp: it creates mode 0600 whatever the umask, so collaborators could not
+    # read the results. os.open with 0o666 lets the umask decide (0644 under umask 022), like open().
+    while True:
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # another writer drew the same name: draw again
+            continue
     try:
         with os.fdopen(descriptor, mode) as handle:
             yield handle

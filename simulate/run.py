@@ -168,20 +168,7 @@ def _driven_records(kernel, gradient, trackers, objective, eta, points, first_ch
 
 def _exact_records(objective, noise, eta, points, first_chain, seed, record_steps, dtype) -> Records:
     """Records sampled from the exact law (quadratic objective, Gaussian noise only)."""
-    form = exact.quadratic_form_of(objective)
-    if form is None or noise.family != "gaussian":
-        raise ValueError(
-            f"method='exact' needs a quadratic objective (objectives.quadratic) and Gaussian noise, "
-            f"got objective {objective.name!r} and {noise.family} noise"
-        )
-    hessian, center = form
-    curvatures = np.linalg.eigvalsh(hessian)
-    unstable = [float(e) for e in eta if np.any(np.abs(1 - e * curvatures) > 1)]
-    if unstable:
-        raise ValueError(
-            f"method='exact' needs stable step sizes (step_size * curvature in [0, 2] for every "
-            f"curvature {curvatures.tolist()}), got step_sizes {unstable}; use method='sgd' to see divergence"
-        )
+    hessian, center = exact.applicable_form(objective, noise, eta)
     return exact.sample_records(
         hessian, center, noise.covariance(objective.dim), eta, points,
         first_chain + np.arange(points.shape[0]), seed, record_steps, np.dtype(dtype),
