@@ -180,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     def sweep_options(sub, out_default):
         sub.add_argument("--quick", action="store_true", help="small sizes: the whole set in minutes on 2 CPU cores")
         sub.add_argument("--out", default=out_default, help=f"results go to OUT/<experiment name>/ (default {out_default})")
-        sub.add_argument("--fresh", action="store_true", help="discard saved sweep points instead of resuming")
+        sub.add_argument("--fresh", action="store_true", help="start over: the folder's previous results are removed (in one rename) instead of resumed")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
 
     reproduce = commands.add_parser("reproduce", help="run the built-in reproductions")

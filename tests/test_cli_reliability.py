@@ -309,8 +309,10 @@ def test_every_file_honours_the_umask(finished):
 # ---- 15.3, 15.12 and interruptions: subprocesses ---------------------------------------------------
 
 
-def start(config: Path, out: Path, *extra) -> subprocess.Popen:
+def start(config: Path, out: Path, *extra, compile_cache: bool = True) -> subprocess.Popen:
     env = dict(os.environ, MPLBACKEND="Agg")
+    if not compile_cache:  # compile for real: a cache hit leaves no compiler thread to interrupt
+        env.pop("JAX_COMPILATION_CACHE_DIR", None)
     return subprocess.Popen(
         [sys.executable, "-m", "asgd", "run", str(config), "--out", str(out), "--quiet", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -341,9 +343,9 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(finished, tmp_path)
 def test_ctrl_c_while_compiling_exits_130_then_resumes_to_the_same_bytes(finished, tmp_path):
     config, reference = finished
     folder = tmp_path / "out" / "tiny"
-    process = start(config, tmp_path / "out")
+    process = start(config, tmp_path / "out", compile_cache=False)
     wait_for((folder / "sweep.json").exists, process)  # claimed: the first point compiles now
-    time.sleep(0.2)
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     if process.returncode == 0:
