@@ -1,7 +1,7 @@
 """The `asgd` command line (also `python -m asgd`).
 
-    asgd reproduce [NAME ...] [--quick] [--out DIR] [--fresh] [--quiet]
-    asgd run CONFIG.toml [--quick] [--out DIR] [--fresh] [--quiet]
+    asgd reproduce [NAME ...] [--quick] [--out DIR] [--fresh] [--quiet] [HOSTS]
+    asgd run CONFIG.toml [--quick] [--out DIR] [--fresh] [--quiet] [HOSTS]
     asgd list
     asgd plot RESULT_DIR
     asgd demo
@@ -9,6 +9,8 @@
 Bad input (an unknown key, a wrong type, a value out of range, an unreadable file) is reported
 in one line naming the key, the value and what is allowed, before any simulation; exit code 2.
 An interrupted sweep keeps its finished points; the same command resumes it.
+HOSTS: `--coordinator HOST:PORT --num-processes N --process-id I`, or nothing under srun or
+mpirun: the chains are split across processes (`asgd.distributed`).
 
 The CLI sits at the end of the data flow (objectives -> simulate -> analysis -> asgd).
 """
@@ -27,7 +29,7 @@ import numpy as np
 import objectives
 import simulate
 from analysis import theory
-from asgd import interrupts, network, result_folder
+from asgd import distributed, interrupts, network, result_folder
 from asgd.config import NOISE_FAMILIES, OBJECTIVE_KINDS, ConfigError, load_config
 from asgd.experiment_figures import draw_figures
 from asgd.network_config import NetworkConfig
@@ -77,11 +79,17 @@ def _run_network(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
           + "".join(f", {p.name}" for p in written) + ")")
 
 
-def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
+def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool, cluster=distributed.SINGLE) -> None:
     if isinstance(config, NetworkConfig):
-        return _run_network(config, out_dir, fresh=fresh, quiet=quiet)
+        if cluster.is_writer:  # its seeds are vmapped in one program: process 0 runs it whole
+            _run_network(config, out_dir, fresh=fresh, quiet=quiet)
+        return None
+    if config.n_chains < cluster.num_processes:
+        raise ConfigError(f"run.n_chains = {config.n_chains} is fewer than the {cluster.num_processes} processes; give each process at least one chain")
 
-    outcome = run_sweep(config, out_dir, fresh=fresh, quiet=quiet)
+    outcome = run_sweep(config, out_dir, fresh=fresh, quiet=quiet, cluster=cluster)
+    if outcome is None:
+        return None
     written = draw_figures(out_dir)
     horizon = max(config.horizons)
     print(f"\n== {config.name}: {config.description}")
@@ -102,17 +110,24 @@ def cmd_reproduce(args) -> int:
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ConfigError(f"experiment {unknown[0]!r}: unknown; built-in experiments: {sorted(available)}")
+    cluster = _cluster(args)
     configs = [load_config(available[name], quick=args.quick) for name in names]  # validate all first
     out_root = Path(args.out)
     for config in configs:
-        _run_config(config, out_root / config.name, fresh=args.fresh, quiet=args.quiet)
+        _run_config(config, out_root / config.name, fresh=args.fresh, quiet=args.quiet, cluster=cluster)
     return 0
 
 
 def cmd_run(args) -> int:
+    cluster = _cluster(args)
     config = load_config(args.config, quick=args.quick)
-    _run_config(config, Path(args.out) / config.name, fresh=args.fresh, quiet=args.quiet)
+    _run_config(config, Path(args.out) / config.name, fresh=args.fresh, quiet=args.quiet, cluster=cluster)
     return 0
+
+
+def _cluster(args) -> distributed.Cluster:
+    """Join a distributed run when the flags or a cluster launcher say so (before JAX starts)."""
+    return distributed.initialize(args.coordinator, args.num_processes, args.process_id)
 
 
 def cmd_list(args) -> int:
@@ -182,6 +197,15 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", default=out_default, help=f"results go to OUT/<experiment name>/ (default {out_default})")
         sub.add_argument("--fresh", action="store_true", help="start over: the folder's previous results are removed (in one rename) instead of resumed")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
+        hosts = sub.add_argument_group(
+            "several processes (hosts)",
+            "split every sweep point's chains across processes (jax.distributed); process 0 writes "
+            "the folder, byte-identical to one process. Under srun or mpirun with more than one task "
+            "the launcher's environment is used and these flags are not needed.",
+        )
+        hosts.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator")
+        hosts.add_argument("--num-processes", type=int, metavar="N", help="how many processes share the run")
+        hosts.add_argument("--process-id", type=int, metavar="I", help="this process's rank, 0 .. N-1")
 
     reproduce = commands.add_parser("reproduce", help="run the built-in reproductions")
     reproduce.add_argument("names", nargs="*", help="experiments to run (default: all; see asgd list)")

@@ -33,7 +33,9 @@ import simulate
 from analysis import minima
 from analysis.errors import errors
 from asgd import interrupts, law_rows, result_folder
+from asgd.distributed import SINGLE, Cluster
 from asgd.config import ExperimentConfig
+from asgd.schema import ConfigError
 from asgd.progress import Progress
 
 __all__ = ["SweepOutcome", "run_sweep", "compute_targets", "load_point", "point_path"]
@@ -107,37 +109,58 @@ def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> l
     return rows
 
 
-def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: bool = False) -> SweepOutcome:
-    """Run every sweep point not already saved in `out_dir`; write the tables and arrays."""
+def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: bool = False,
+              cluster: Cluster = SINGLE) -> SweepOutcome | None:
+    """Run every sweep point not already saved in `out_dir`; write the tables and arrays.
+
+    With a `cluster` of several processes (`asgd.distributed`), each runs its slice of every
+    point's chains; process 0 claims the folder, saves the gathered points and writes the
+    files, and gets the outcome; the other processes get `None`.
+    """
     start = time.perf_counter()
-    out = result_folder.check_out_dir(out_dir)
-    targets = compute_targets(config)
-    law = law_rows.compute_law(config) if config.stationary else None  # a config error before any file
-    points_dir = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
+    out = Path(out_dir)
+    writer = cluster.is_writer
+    targets = compute_targets(config) if writer else None
+    law = law_rows.compute_law(config) if config.stationary and writer else None  # a config error before any file
+    points_dir, claim_error = out / "points", None
+    if writer:
+        try:
+            out = result_folder.check_out_dir(out_dir)
+            points_dir = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
+        except ValueError as error:
+            claim_error = error
+    if not cluster.agree(claim_error is None):
+        raise claim_error or ConfigError(f"process 0 could not claim --out {str(out)!r}; see its error")
 
     objective = config.objective
     results, rows, resumed = {}, [], 0
     points = config.sweep_points()
-    progress = Progress(total=sum(horizon for _, horizon in points), label=config.name, enabled=not quiet)
+    progress = Progress(total=sum(horizon for _, horizon in points), label=config.name, enabled=writer and not quiet)
     finished = 0
+    first_chain, n_mine = cluster.chain_slice(config.n_chains)
     for seed, horizon in points:
         interrupts.check()
         path = point_path(points_dir, seed, horizon)
-        result = load_point(path) if path.exists() else None
-        if result is not None:
+        result = load_point(path) if writer and path.exists() else None  # a damaged point: None, recomputed
+        if cluster.agree(result is not None):
             resumed += 1
         else:
             # The bar moves within the point too: the engine reports every few noise blocks.
             within = None
             if progress.enabled:
                 within = lambda done, total, base=finished, horizon=horizon: progress.update(base + horizon * done / total)  # noqa: E731
-            result = simulate.run(objective, **config.run_kwargs(seed, horizon), progress=within)
-            result.save(path)
+            kwargs = {**config.run_kwargs(seed, horizon), "n_chains": n_mine, "first_chain": first_chain}
+            result = cluster.gather(simulate.run(objective, **kwargs, progress=within), config.n_chains)
+            if writer:
+                result.save(path)
         finished += horizon
         progress.update(finished)
-        results[(seed, horizon)] = result
-        rows.extend(_rows(config, seed, result, targets))
+        if writer:
+            results[(seed, horizon)] = result
+            rows.extend(_rows(config, seed, result, targets))
     progress.close()
+    if not writer:
+        return None
 
     arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
     arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
@@ -159,6 +182,7 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
             "seeds": list(config.seeds),
             "targets": targets,
             "resumed_points": resumed,
+            "processes": cluster.num_processes,
             "wall_time_s": wall_time,
         },
     )

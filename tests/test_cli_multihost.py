@@ -1,0 +1,137 @@
+"""`asgd run` across processes: two processes on localhost (jax.distributed, gloo) write the
+same result folder, byte for byte, as one process; the chain split, the launcher detection and
+the flags' errors."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from asgd import distributed
+from asgd.cli import main
+
+# An odd chain count (the slices differ in size), two seeds, checkpoints and two estimators'
+# averages: every per-chain field of a result goes through the gather.
+CONFIG = """
+name = "hosts"
+description = "two processes against one"
+
+[objective]
+kind = "sharp_flat"
+
+[noise]
+family = "gaussian"
+scale = 1.0
+
+[run]
+step_sizes = [0.05, 0.3]
+n_steps = [200]
+n_chains = 13
+seeds = [0, 3]
+x0 = [-1.0]
+checkpoints = 3
+
+[target]
+kind = "minimizer"
+
+[output]
+figures = []
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _asgd(*args):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
+    env.pop("XLA_FLAGS", None)  # one CPU device per process, as on most hosts
+    return subprocess.Popen([sys.executable, "-m", "asgd", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _finish(processes, timeout=300):
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in processes]
+    except subprocess.TimeoutExpired:
+        for p in processes:
+            p.kill()
+        pytest.fail(f"the run did not finish in {timeout} s")
+    for p, (_, err) in zip(processes, outputs):
+        assert p.returncode == 0, err[-3000:]
+    return outputs
+
+
+def _files(folder):
+    """Every file of a result folder but metadata.json (wall time, command, process count): its
+    bytes, or for `.npz` files (zip entries carry their write time) every array's bytes."""
+    def content(path):
+        if path.suffix != ".npz":
+            return path.read_bytes()
+        with np.load(path, allow_pickle=False) as data:
+            return {name: (data[name].dtype.str, data[name].shape, data[name].tobytes()) for name in data.files}
+
+    return {str(p.relative_to(folder)): content(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "metadata.json"}
+
+
+def test_two_processes_write_the_folder_of_one_process_byte_for_byte(tmp_path):
+    config = tmp_path / "hosts.toml"
+    config.write_text(CONFIG)
+    port = str(_free_port())
+    flags = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+    split = [_asgd("run", str(config), "--out", str(tmp_path / "two"), "--quiet", *flags, "--process-id", str(i))
+             for i in (0, 1)]
+    one = _asgd("run", str(config), "--out", str(tmp_path / "one"), "--quiet")
+    (out0, _), (out1, _), (single, _) = _finish([*split, one])
+
+    two, reference = _files(tmp_path / "two" / "hosts"), _files(tmp_path / "one" / "hosts")
+    assert {"results.csv", "arrays.npz", "points/seed0_T200.npz", "points/seed3_T200.npz"} <= set(reference)
+    assert two.keys() == reference.keys()
+    for name in reference:
+        assert two[name] == reference[name], name
+    assert "after T = 200 steps, 13 chains" in out0 and "== hosts" not in out1  # process 0 alone reports
+    assert '"processes": 2' in (tmp_path / "two" / "hosts" / "metadata.json").read_text()
+
+
+@pytest.mark.parametrize("n_processes", [1, 2, 3, 5, 13])
+@pytest.mark.parametrize("n_chains", [13, 64])
+def test_chain_slices_partition_the_chains_in_order(n_processes, n_chains):
+    slices = [distributed.Cluster(p, n_processes).chain_slice(n_chains) for p in range(n_processes)]
+    covered = [chain for first, count in slices for chain in range(first, first + count)]
+    assert covered == list(range(n_chains))
+    counts = [count for _, count in slices]
+    assert max(counts) - min(counts) <= 1
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, None),
+    ({"SLURM_JOB_ID": "7", "SLURM_PROCID": "0", "SLURM_NTASKS": "4"}, None),  # the batch script itself
+    ({"SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0"}, None),
+    ({"SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "2"}, "slurm"),
+    ({"OMPI_COMM_WORLD_SIZE": "1"}, None),
+    ({"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1"}, "openmpi"),
+])
+def test_launcher_is_detected_only_with_several_tasks(environ, expected):
+    assert distributed.launcher(environ) == expected
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--coordinator", "127.0.0.1:1234"], "--coordinator given without --num-processes, --process-id"),
+    (["--num-processes", "2", "--process-id", "0"], "without --coordinator"),
+    (["--coordinator", "h:1", "--num-processes", "0", "--process-id", "0"], "--num-processes must be >= 1, got 0"),
+    (["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"], r"--process-id must be in \[0, 1\]"),
+])
+def test_incomplete_or_inconsistent_flags_are_refused_before_jax_starts(tmp_path, capsys, flags, message):
+    config = tmp_path / "hosts.toml"
+    config.write_text(CONFIG)
+    assert main(["run", str(config), "--out", str(tmp_path), "--quiet", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asgd run: error: ") and re.search(message, err), err
+    assert not (tmp_path / "hosts").exists()
