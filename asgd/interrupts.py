@@ -4,13 +4,15 @@ Python turns SIGINT into a `KeyboardInterrupt` wherever the main thread is. In a
 collection callback (JAX registers one) the exception is printed as "Exception ignored" and
 dropped, and the run went on to the end with exit 0. So while the CLI runs, a handler also
 records the interrupt, and the sweep calls `check()` between points: a dropped interrupt still
-stops the run there.
+stops the run there. Python's "Exception ignored" report of the dropped one (a traceback that
+would read like a crash) is silenced: the interrupt is not lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 
 __all__ = ["check", "recorded"]
@@ -33,11 +35,18 @@ def recorded():
         yield
         return
     _interrupted = False
-    previous = signal.signal(signal.SIGINT, _on_sigint)
+    previous, previous_hook = signal.signal(signal.SIGINT, _on_sigint), sys.unraisablehook
+
+    def unraisable(report):
+        if not (_interrupted and isinstance(report.exc_value, KeyboardInterrupt)):
+            previous_hook(report)
+
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
 
 
 def check() -> None:
