@@ -33,7 +33,7 @@ from analysis import minima
 from analysis.errors import errors
 from asgd import law_rows, result_folder
 from asgd.config import ExperimentConfig
-from asgd.progress import Progress
+from simulate.progress import StepBar
 
 __all__ = ["SweepOutcome", "run_sweep", "compute_targets", "point_path"]
 
@@ -103,7 +103,7 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
     objective = config.objective
     results, rows, resumed = {}, [], 0
     points = config.sweep_points()
-    progress = Progress(total=sum(horizon for _, horizon in points), label=config.name, enabled=not quiet)
+    progress = StepBar(total=sum(horizon for _, horizon in points), label=config.name, enabled=False if quiet else None)
     finished = 0
     for seed, horizon in points:
         path = point_path(points_dir, seed, horizon)
@@ -114,11 +114,11 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
             # The bar moves within the point too: the engine reports every few noise blocks.
             within = None
             if progress.enabled:
-                within = lambda done, total, base=finished, horizon=horizon: progress.update(base + horizon * done / total)  # noqa: E731
+                within = lambda done, total, base=finished, horizon=horizon: progress.update_to(base + horizon * done // total)  # noqa: E731
             result = simulate.run(objective, **config.run_kwargs(seed, horizon), progress=within)
             result.save(path)
         finished += horizon
-        progress.update(finished)
+        progress.update_to(finished)
         results[(seed, horizon)] = result
         rows.extend(_rows(config, seed, result, targets))
     progress.close()
