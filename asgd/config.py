@@ -4,9 +4,10 @@
     description = "last iterate vs averages on an ill-conditioned quadratic"
 
     [objective]
-    kind = "quadratic"            # one of OBJECTIVE_KINDS (see `asgd list`)
+    kind = "quadratic"            # one of OBJECTIVE_KINDS (see `asgd list`), or "python":
     hessian = [1.0, 0.1]          # ... and its parameters
-    center = [1.0, -1.0]
+    center = [1.0, -1.0]          # (kind = "python": function = "module:make", [objective.args];
+                                  #  see `asgd.python_objective`)
 
     [noise]
     family = "gaussian"           # gaussian | rademacher | uniform | student_t
@@ -55,6 +56,7 @@ import numpy as np
 
 import objectives
 import simulate
+from asgd import python_objective
 from asgd.network_config import NetworkConfig, parse_network_config
 from asgd.schema import ConfigError, check_keys, choice, fail, integer, list_of, read_toml, real, table
 
@@ -117,9 +119,13 @@ class ExperimentConfig:
     law_n_grid: int | None
     law_bounds: tuple | None  # (lower, upper), numbers or dim-tuples
     raw: dict  # the config as read (after --quick overrides), for metadata
+    config_dir: str | None = None  # the config file's folder: where a kind = "python" module is looked up first
 
     @property
     def objective(self) -> objectives.Objective:
+        if self.objective_kind == "python":
+            params = self.objective_params
+            return python_objective.make_objective(params["function"], params.get("args"), self.config_dir)
         return OBJECTIVE_KINDS[self.objective_kind](**_as_arrays(self.objective_params))
 
     @property
@@ -167,8 +173,13 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
 
     # [objective]
     objective_table = table(data, "objective", required=True)
-    kind = choice("objective.kind", objective_table.pop("kind", None), sorted(OBJECTIVE_KINDS))
-    check_keys(objective_table, inspect.signature(OBJECTIVE_KINDS[kind]).parameters, "objective")
+    kind = choice("objective.kind", objective_table.pop("kind", None), sorted(OBJECTIVE_KINDS) + ["python"])
+    if kind == "python":
+        check_keys(objective_table, python_objective.KEYS, "objective")
+        if "function" not in objective_table:
+            fail("objective.function", None, "missing (required with kind = 'python'): 'module:function' returning an Objective")
+    else:
+        check_keys(objective_table, inspect.signature(OBJECTIVE_KINDS[kind]).parameters, "objective")
 
     # [noise]
     noise_table = table(data, "noise", required=True)
@@ -272,6 +283,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
         law_n_grid=law_n_grid,
         law_bounds=law_bounds,
         raw={**data, "run": run_table, **({"theory": theory_table} if theory_table else {})},
+        config_dir=python_objective.config_folder(source),
     )
     _check_buildable(config)
     return config
@@ -299,6 +311,8 @@ def _check_buildable(config: ExperimentConfig) -> None:
     """Build the objective and noise model and check dimensions: still no simulation."""
     try:
         objective = config.objective
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as error:
         raise ConfigError(f"[objective] kind = {config.objective_kind!r}: {error}") from None
     try:
