@@ -25,7 +25,8 @@
     chunk_size = 4096             # optional
 
     [target]
-    kind = "minimizer"            # minimizer | smoothed | penalized | point
+    kind = "minimizer"            # minimizer | smoothed | local | penalized | point
+                                  # (local: argmin F_eta in the basin where most chains are)
     point = [1.0, -1.0]           # only for kind = "point"
 
     [output]
@@ -79,7 +80,7 @@ OBJECTIVE_KINDS = {
     "sharp_flat": objectives.sharp_flat,
 }
 
-TARGET_KINDS = ("minimizer", "smoothed", "penalized", "point")
+TARGET_KINDS = ("minimizer", "smoothed", "local", "penalized", "point")
 FIGURES = ("tradeoff", "rates", "landscape", "chains", "basins")
 
 _TOP_KEYS = {"name", "description", "objective", "noise", "run", "target", "output", "theory", "quick"}
@@ -332,6 +333,8 @@ def _check_buildable(config: ExperimentConfig) -> None:
             fail("theory.stationary", True, f"needs an objective of dim 1 or 2 (the law lives on a grid), got {config.objective_kind!r} of dim {dim}")
         if getattr(noise, "family", None) == "minibatch":
             fail("theory.stationary", True, "needs additive noise (gaussian, rademacher, uniform, student_t), not minibatch noise")
+        if config.target_kind == "local":
+            fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
     if config.law_bounds is not None:
         for end in config.law_bounds:
             if isinstance(end, tuple) and len(end) != dim:

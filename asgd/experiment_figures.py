@@ -56,7 +56,7 @@ def draw_figures(result_dir) -> list[Path]:
     f, noise = config.objective, config.noise
     step_sizes = np.asarray(config.step_sizes)
     result = simulate.SimulationResult.load(point_path(folder / "points", seed, horizon))
-    target_label = {"smoothed": r"$v^*(\eta)$", "penalized": r"argmin $P_\eta$", "minimizer": r"argmin $f$", "point": "the target"}
+    target_label = {"smoothed": r"$v^*(\eta)$", "local": r"argmin $F_\eta$ in the chains' basin", "penalized": r"argmin $P_\eta$", "minimizer": r"argmin $f$", "point": "the target"}
     written = []
 
     def done(fig, name):
