@@ -2,16 +2,18 @@
 
 import importlib
 
-from analysis import minima, theory
+from analysis import minima, theory, ties
 from analysis.basins import assign_basins, basin_occupancy, sharpness_summary
 from analysis.drift import drift_check
 from analysis.errors import ErrorTable, errors
 from analysis.minima import TieWarning, global_minimizer, minimizers, penalized_solution, smoothed_solution
 from analysis.rates import RateFit, fit_rate
 from analysis.stationary import QuasiStationary, StationaryLaw, stationary_law
+from analysis.ties import NearTieWarning
 
 __all__ = [
     "ErrorTable",
+    "NearTieWarning",
     "QuasiStationary",
     "RateFit",
     "StationaryLaw",
@@ -30,6 +32,7 @@ __all__ = [
     "smoothed_solution",
     "stationary_law",
     "theory",
+    "ties",
 ]
 
 

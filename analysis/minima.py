@@ -20,7 +20,10 @@ Search, in one compiled call per objective (or per batch of objectives, one per 
 
 Ties: when the two lowest distinct minima differ by at most `tie_tolerance` x max(1, |value|),
 the result is flagged (`tied`) and a `TieWarning` is emitted; the lower one is still returned,
-with the runner-up alongside, never chosen silently.
+with the runner-up alongside, never chosen silently. Near ties that matter for a simulation
+(the chains in one basin, v*(eta) in another, close in value) are `analysis.ties`'s: pass the
+chains to `smoothed_solution` for the `NearTieWarning`, and `target="local"` for the minimizer in
+the chains' basin.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 
 import objectives
 from objectives import Objective
+from analysis.ties import NEAR_TIE, TieWarning, local_path
 from objectives import validation as check
 
 __all__ = [
@@ -52,10 +56,6 @@ __all__ = [
 _BACKTRACKING_STEPS = 16
 _MERGE_FRACTION = 1e-4
 _SCREENING_FACTOR = 32  # dim > 2: Newton starts from the n_starts lowest of 32 n_starts uniform points
-
-
-class TieWarning(RuntimeWarning):
-    """Two distinct minima have the same value within tolerance: the global minimizer is ambiguous."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +113,10 @@ class SolutionPath:
     - `runner_up`: `(S, dim)`, `runner_up_values`: `(S,)`, the second-lowest distinct minimum (nan if none).
     - `n_minima`: `(S,)` the number of distinct local minima found among the candidates.
     - `objective_name`: the name of the smoothed (or penalised) objective.
+    - `minima`: per step size, every distinct minimizer found (`Minima`, sorted by value).
+    - `target`: "global" (v*(eta)), or "local" (`points` are the minimizers of the basins where
+      most chains are; then `chain_fraction` `(S,)` is the fraction of chains there and
+      `margin` `(S,)` the excess of their F_eta over the global minimum; see `analysis.ties`).
     """
 
     step_sizes: np.ndarray
@@ -124,6 +128,10 @@ class SolutionPath:
     runner_up_values: np.ndarray
     n_minima: np.ndarray
     objective_name: str
+    minima: tuple = ()
+    target: str = "global"
+    chain_fraction: np.ndarray | None = None
+    margin: np.ndarray | None = None
 
     def __array__(self, dtype=None, copy=None):
         return np.array(self.points, dtype=dtype)
@@ -357,19 +365,7 @@ def minimizers(
         tolerance=tolerance, tie_tolerance=tie_tolerance,
     )
     kept = _distinct_minima(out, 0, lower, upper, dtype, tolerance)
-    points = out["points"][0][kept].reshape(-1, objective.dim)
-    values = out["values"][0][kept]
-    labels = np.empty(len(kept), dtype=np.int64)
-    labels[np.lexsort(points.T[::-1])] = np.arange(len(kept))
-    return Minima(
-        points=points,
-        values=values,
-        hessian_traces=out["hessian_traces"][0][kept],
-        labels=labels,
-        tied=_is_tie(values, tie_tolerance),
-        lower=lower,
-        upper=upper,
-    )
+    return _as_minima(out, 0, kept, objective.dim, lower, upper, tie_tolerance)
 
 
 def _checked_search(f, batch, size, bounds, *, n_grid, n_starts, n_candidates, n_iterations, seed, tolerance, tie_tolerance):
@@ -434,9 +430,11 @@ def _solution_path(
     points, runner_up = np.full((size, dim), np.nan), np.full((size, dim), np.nan)
     values, traces, runner_up_values = np.full(size, np.nan), np.full(size, np.nan), np.full(size, np.nan)
     tied, counts = np.zeros(size, bool), np.zeros(size, np.int64)
+    every = []
     for s in range(size):
         kept = _distinct_minima(out, s, lower, upper, dtype, tolerance)
         counts[s] = len(kept)
+        every.append(_as_minima(out, s, kept, dim, lower, upper, tie_tolerance))
         if not kept:
             continue
         points[s], values[s], traces[s] = out["points"][s][kept[0]], out["values"][s][kept[0]], out["hessian_traces"][s][kept[0]]
@@ -455,7 +453,27 @@ def _solution_path(
             TieWarning,
             stacklevel=3,
         )
-    return SolutionPath(eta, points, values, traces, tied, runner_up, runner_up_values, counts, batch.name)
+    return SolutionPath(eta, points, values, traces, tied, runner_up, runner_up_values, counts, batch.name, tuple(every))
+
+
+def _as_minima(out: dict, s: int, kept: list[int], dim: int, lower, upper, tie_tolerance: float) -> Minima:
+    """The distinct minima `kept` of batch member s, as `Minima` (labels: lexicographic rank)."""
+    points = out["points"][s][kept].reshape(-1, dim)
+    values = out["values"][s][kept]
+    labels = np.empty(len(kept), dtype=np.int64)
+    labels[np.lexsort(points.T[::-1])] = np.arange(len(kept))
+    return Minima(points, values, out["hessian_traces"][s][kept], labels, _is_tie(values, tie_tolerance), lower, upper)
+
+
+def _at_chains(path: SolutionPath, chains, mask, target: str, near_tie: float) -> SolutionPath:
+    """With chains given: warn on the near-tie trap; with target="local", the chains' basins."""
+    target = check.one_of("target", target, ("global", "local"))
+    if chains is None:
+        if target == "local":
+            raise ValueError("target='local' needs chains=: the points of the chains (S, C, dim), e.g. result.x")
+        return path
+    local = local_path(path, chains, mask=mask, near_tie=near_tie, stacklevel=4)
+    return local if target == "local" else path
 
 
 def smoothed_solution(
@@ -475,6 +493,10 @@ def smoothed_solution(
     seed: int = 0,
     tolerance: float | None = None,
     tie_tolerance: float | None = None,
+    chains=None,
+    mask=None,
+    target: str = "global",
+    near_tie: float = NEAR_TIE,
 ) -> SolutionPath:
     """v*(eta) = argmin F_eta for each step size, F_eta(v) = E f(v - eta eps), in one compiled call.
 
@@ -490,15 +512,22 @@ def smoothed_solution(
     - `n_grid`: grid points per axis for dim <= 2 (default 1001 in 1-D, 101 in 2-D).
     - `n_starts`, `n_candidates`, `n_iterations`, `seed`, `tolerance`, `tie_tolerance`: as in
       `minimizers` (defaults 64 starts, the 16 lowest grid minima, 50 iterations).
+    - `chains`: optional `(S, C, dim)` points of simulated chains (e.g. `result.x`, with `mask`
+      `(S, C)` such as `~result.diverged`): a `NearTieWarning` is emitted where most chains sit
+      in another basin of F_eta than v*(eta), whose value is within `near_tie` x max(1, |F|)
+      (default 5%); see `analysis.ties`.
+    - `target`: "global" (v*(eta), default) or "local": the minimizer of F_eta in the basin where
+      most chains are (needs `chains`).
 
-    **Returns:** a `SolutionPath` (points, values, Hessian traces, tie flags, runner-ups).
+    **Returns:** a `SolutionPath` (points, values, Hessian traces, tie flags, runner-ups, every minimum).
     """
     eta = check.step_sizes("step_sizes", step_sizes, allow_zero=True)
     batch = objectives.smoothed(f, noise, eta, method=method, order=order, n_samples=n_samples, seed=smoothing_seed)
-    return _solution_path(
+    path = _solution_path(
         f, batch, eta, bounds, n_grid=n_grid, n_starts=n_starts, n_candidates=n_candidates,
         n_iterations=n_iterations, seed=seed, tolerance=tolerance, tie_tolerance=tie_tolerance,
     )
+    return _at_chains(path, chains, mask, target, near_tie)
 
 
 def penalized_solution(
@@ -514,11 +543,17 @@ def penalized_solution(
     seed: int = 0,
     tolerance: float | None = None,
     tie_tolerance: float | None = None,
+    chains=None,
+    mask=None,
+    target: str = "global",
+    near_tie: float = NEAR_TIE,
 ) -> SolutionPath:
-    """argmin P_eta for each step size, P_eta = f + (eta^2/2) tr(Sigma Hess f); as `smoothed_solution`."""
+    """argmin P_eta for each step size, P_eta = f + (eta^2/2) tr(Sigma Hess f); as `smoothed_solution`
+    (`chains`, `target="local"`: the same near-tie check and local target, on P_eta)."""
     eta = check.step_sizes("step_sizes", step_sizes, allow_zero=True)
     batch = objectives.penalized(f, noise, eta)
-    return _solution_path(
+    path = _solution_path(
         f, batch, eta, bounds, n_grid=n_grid, n_starts=n_starts, n_candidates=n_candidates,
         n_iterations=n_iterations, seed=seed, tolerance=tolerance, tie_tolerance=tie_tolerance,
     )
+    return _at_chains(path, chains, mask, target, near_tie)

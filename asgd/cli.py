@@ -137,6 +137,7 @@ def cmd_list(args) -> int:
     print("objectives (objective.kind):")
     for name, constructor in sorted(OBJECTIVE_KINDS.items()):
         print(f"  {name:<20} {first_line(constructor)}")
+    print(f"  {'python':<20} your own: function = \"module:make_objective\" returning an Objective, [objective.args]")
     print("noise models (noise.family):")
     for name, constructor in sorted(NOISE_FAMILIES.items()):
         print(f"  {name:<20} {first_line(constructor)}")

@@ -4,9 +4,10 @@
     description = "last iterate vs averages on an ill-conditioned quadratic"
 
     [objective]
-    kind = "quadratic"            # one of OBJECTIVE_KINDS (see `asgd list`)
+    kind = "quadratic"            # one of OBJECTIVE_KINDS (see `asgd list`), or "python":
     hessian = [1.0, 0.1]          # ... and its parameters
-    center = [1.0, -1.0]
+    center = [1.0, -1.0]          # (kind = "python": function = "module:make", [objective.args];
+                                  #  see `asgd.python_objective`)
 
     [noise]
     family = "gaussian"           # gaussian | rademacher | uniform | student_t
@@ -24,7 +25,8 @@
     chunk_size = 4096             # optional
 
     [target]
-    kind = "minimizer"            # minimizer | smoothed | penalized | point
+    kind = "minimizer"            # minimizer | smoothed | local | penalized | point
+                                  # (local: argmin F_eta in the basin where most chains are)
     point = [1.0, -1.0]           # only for kind = "point"
 
     [output]
@@ -55,6 +57,7 @@ import numpy as np
 
 import objectives
 import simulate
+from asgd import python_objective
 from asgd.network_config import NetworkConfig, parse_network_config
 from asgd.schema import ConfigError, check_keys, choice, fail, integer, list_of, read_toml, real, table
 from simulate.exact import applicable_form
@@ -78,7 +81,7 @@ OBJECTIVE_KINDS = {
     "sharp_flat": objectives.sharp_flat,
 }
 
-TARGET_KINDS = ("minimizer", "smoothed", "penalized", "point")
+TARGET_KINDS = ("minimizer", "smoothed", "local", "penalized", "point")
 FIGURES = ("tradeoff", "rates", "landscape", "chains", "basins")
 
 _TOP_KEYS = {"name", "description", "objective", "noise", "run", "target", "output", "theory", "quick"}
@@ -118,9 +121,13 @@ class ExperimentConfig:
     law_n_grid: int | None
     law_bounds: tuple | None  # (lower, upper), numbers or dim-tuples
     raw: dict  # the config as read (after --quick overrides), for metadata
+    config_dir: str | None = None  # the config file's folder: where a kind = "python" module is looked up first
 
     @property
     def objective(self) -> objectives.Objective:
+        if self.objective_kind == "python":
+            params = self.objective_params
+            return python_objective.make_objective(params["function"], params.get("args"), self.config_dir)
         return OBJECTIVE_KINDS[self.objective_kind](**_as_arrays(self.objective_params))
 
     @property
@@ -168,9 +175,14 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
 
     # [objective]
     objective_table = table(data, "objective", required=True)
-    kind = choice("objective.kind", objective_table.pop("kind", None), sorted(OBJECTIVE_KINDS))
-    check_keys(objective_table, inspect.signature(OBJECTIVE_KINDS[kind]).parameters, "objective")
-    _check_numbers(objective_table, "objective", text_keys=("name",))
+    kind = choice("objective.kind", objective_table.pop("kind", None), sorted(OBJECTIVE_KINDS) + ["python"])
+    if kind == "python":
+        check_keys(objective_table, python_objective.KEYS, "objective")
+        if "function" not in objective_table:
+            fail("objective.function", None, "missing (required with kind = 'python'): 'module:function' returning an Objective")
+    else:
+        check_keys(objective_table, inspect.signature(OBJECTIVE_KINDS[kind]).parameters, "objective")
+        _check_numbers(objective_table, "objective", text_keys=("name",))
 
     # [noise]
     noise_table = table(data, "noise", required=True)
@@ -283,6 +295,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
         law_n_grid=law_n_grid,
         law_bounds=law_bounds,
         raw={**data, "run": run_table, **({"theory": theory_table} if theory_table else {})},
+        config_dir=python_objective.config_folder(source),
     )
     _check_buildable(config)
     return config
@@ -327,6 +340,8 @@ def _check_buildable(config: ExperimentConfig) -> None:
     """Build the objective and noise model and check dimensions: still no simulation."""
     try:
         objective = config.objective
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as error:
         raise ConfigError(f"[objective] kind = {config.objective_kind!r}: {error}") from None
     try:
@@ -346,6 +361,8 @@ def _check_buildable(config: ExperimentConfig) -> None:
             fail("theory.stationary", True, f"needs an objective of dim 1 or 2 (the law lives on a grid), got {config.objective_kind!r} of dim {dim}")
         if getattr(noise, "family", None) == "minibatch":
             fail("theory.stationary", True, "needs additive noise (gaussian, rademacher, uniform, student_t), not minibatch noise")
+        if config.target_kind == "local":
+            fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
     if config.law_bounds is not None:
         for end in config.law_bounds:
             if isinstance(end, tuple) and len(end) != dim:

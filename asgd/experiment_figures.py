@@ -97,7 +97,7 @@ def draw_figures(result_dir) -> list[Path]:
     step_sizes = np.asarray(config.step_sizes)
     needs_point = [name for name in config.figures if name in POINT_FIGURES]
     result = _saved_point(point_path(folder / "points", seed, horizon), needs_point) if needs_point else None
-    target_label = {"smoothed": r"$v^*(\eta)$", "penalized": r"argmin $P_\eta$", "minimizer": r"argmin $f$", "point": "the target"}
+    target_label = {"smoothed": r"$v^*(\eta)$", "local": r"argmin $F_\eta$ in the chains' basin", "penalized": r"argmin $P_\eta$", "minimizer": r"argmin $f$", "point": "the target"}
     written = []
 
     def done(fig, name):

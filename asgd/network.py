@@ -39,7 +39,7 @@ import simulate
 from analysis import plots
 from asgd import interrupts, result_folder
 from asgd.network_config import NetworkConfig
-from asgd.progress import Progress
+from simulate.progress import StepBar
 
 __all__ = [
     "METHODS",
@@ -203,7 +203,7 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
     train, test, x0 = build_model(config, dataset)  # errors here come before anything is written
     points = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
 
-    bar = Progress(total=2 * config.n_steps, label=config.name, enabled=not quiet)
+    bar = StepBar(total=2 * config.n_steps, label=config.name, enabled=False if quiet else None)
     estimates, diverged, resumed = {}, {}, 0
     for index, which in enumerate(("sgd", "sam")):
         interrupts.check()
@@ -216,13 +216,13 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
         else:
             within = None
             if bar.enabled:
-                within = lambda done, total, base=index * config.n_steps: bar.update(base + config.n_steps * done / total)  # noqa: E731
+                within = lambda done, total, base=index * config.n_steps: bar.update_to(base + config.n_steps * done // total)  # noqa: E731
             result = _train(config, train, x0, which, within)
             mine = {m: getattr(result, estimator) for m, (run, estimator) in METHODS.items() if run == which}
             result_folder.write_npz(path, diverged=result.diverged, **mine)
             estimates.update(mine)
             diverged[which] = result.diverged
-        bar.update((index + 1) * config.n_steps)
+        bar.update_to((index + 1) * config.n_steps)
     bar.close()
 
     metrics = {}

@@ -13,7 +13,8 @@ The folder, once complete:
   two empty. With `[theory] stationary = true`, rows with `source = "law"` follow: the exact
   long-run law's values (estimators `x`, `x_avg`, `x_avg_bias`; see `asgd.law_rows`);
 - `arrays.npz`: the final estimators of every chain, keys `seed{s}_T{T}/{estimator}`, plus
-  `step_sizes` and `targets` (one target point per step size), and `law/...` with the law;
+  `step_sizes` and `targets` (one target point per step size; v*(eta) for target.kind = "local",
+  whose targets are `seed{s}_T{T}/target`, per sweep point), and `law/...` with the law;
 - `metadata.json`: the config, versions, JAX backend and devices, git commit, wall time, and
   `law` (its settings) with the law;
 - `points/seed{s}_T{T}.npz`: every sweep point's whole `SimulationResult` (`SimulationResult.load`);
@@ -30,15 +31,15 @@ from pathlib import Path
 import numpy as np
 
 import simulate
-from analysis import minima
+from analysis import minima, ties
 from analysis.errors import errors
 from asgd import interrupts, law_rows, result_folder
 from asgd.distributed import SINGLE, Cluster
 from asgd.config import ExperimentConfig
 from asgd.schema import ConfigError
-from asgd.progress import Progress
+from simulate.progress import StepBar
 
-__all__ = ["SweepOutcome", "run_sweep", "compute_targets", "load_point", "point_path"]
+__all__ = ["SweepOutcome", "run_sweep", "compute_targets", "load_point", "point_path", "point_targets", "target_path"]
 
 RESULT_COLUMNS = [
     "experiment", "seed", "estimator", "step_size", "n_steps", "n_chains", "mse", "mse_se", "n_diverged", "target",
@@ -56,20 +57,43 @@ class SweepOutcome:
     wall_time: float
 
 
-def compute_targets(config: ExperimentConfig) -> np.ndarray:
-    """One target point per step size, shape `(S, dim)`, as the config's [target] asks."""
+def target_path(config: ExperimentConfig):
+    """The `SolutionPath` of the config's target (smoothed, local: v*(eta); penalized: argmin
+    P_eta), or None for the targets that do not depend on the step size."""
     f, noise = config.objective, config.noise
     step_sizes = np.asarray(config.step_sizes)
+    if config.target_kind in ("smoothed", "local"):
+        return minima.smoothed_solution(f, noise, step_sizes)
+    if config.target_kind == "penalized":
+        return minima.penalized_solution(f, noise, step_sizes)
+    return None
+
+
+def compute_targets(config: ExperimentConfig, path=None) -> np.ndarray:
+    """One target point per step size, shape `(S, dim)`, as the config's [target] asks (for
+    target.kind = "local", v*(eta): the local targets depend on each run's chains, see
+    `point_targets`). `path`: the `target_path` if already computed."""
+    f = config.objective
+    step_sizes = np.asarray(config.step_sizes)
+    if config.target_kind in ("smoothed", "local", "penalized"):
+        return np.asarray(target_path(config) if path is None else path, dtype=np.float64)
     if config.target_kind == "point":
         point = np.asarray(config.target_point, dtype=np.float64)
-    elif config.target_kind == "minimizer":
+    else:
         closed_form = f.minimizer
         point = np.asarray(closed_form(f.params) if closed_form else minima.global_minimizer(f), dtype=np.float64)
-    elif config.target_kind == "smoothed":
-        return np.asarray(minima.smoothed_solution(f, noise, step_sizes), dtype=np.float64)
-    else:
-        return np.asarray(minima.penalized_solution(f, noise, step_sizes), dtype=np.float64)
     return np.broadcast_to(point, (step_sizes.size, f.dim)).copy()
+
+
+def point_targets(config: ExperimentConfig, path, targets: np.ndarray, result) -> np.ndarray:
+    """The targets of one sweep point `(S, dim)`. With a step-size-dependent target, the chains
+    (`result.x`) are checked for the near-tie trap (`analysis.ties`: a `NearTieWarning` where most
+    chains sit in another basin than the target's, close in value); target.kind = "local" takes
+    the minimizer in the chains' basin."""
+    if path is None:
+        return targets
+    local = ties.local_path(path, result.x, mask=~result.diverged, stacklevel=3)
+    return np.asarray(local.points, dtype=np.float64) if config.target_kind == "local" else targets
 
 
 def point_path(points_dir, seed: int, horizon: int) -> Path:
@@ -120,7 +144,8 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
     start = time.perf_counter()
     out = Path(out_dir)
     writer = cluster.is_writer
-    targets = compute_targets(config) if writer else None
+    solution = target_path(config) if writer else None
+    targets = compute_targets(config, solution) if writer else None
     law = law_rows.compute_law(config) if config.stationary and writer else None  # a config error before any file
     points_dir, claim_error = out / "points", None
     if writer:
@@ -133,9 +158,9 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
         raise claim_error or ConfigError(f"process 0 could not claim --out {str(out)!r}; see its error")
 
     objective = config.objective
-    results, rows, resumed = {}, [], 0
+    results, rows, resumed, local_targets = {}, [], 0, {}
     points = config.sweep_points()
-    progress = Progress(total=sum(horizon for _, horizon in points), label=config.name, enabled=writer and not quiet)
+    progress = StepBar(total=sum(horizon for _, horizon in points), label=config.name, enabled=False if quiet or not writer else None)
     finished = 0
     first_chain, n_mine = cluster.chain_slice(config.n_chains)
     for seed, horizon in points:
@@ -148,22 +173,26 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
             # The bar moves within the point too: the engine reports every few noise blocks.
             within = None
             if progress.enabled:
-                within = lambda done, total, base=finished, horizon=horizon: progress.update(base + horizon * done / total)  # noqa: E731
+                within = lambda done, total, base=finished, horizon=horizon: progress.update_to(base + horizon * done // total)  # noqa: E731
             kwargs = {**config.run_kwargs(seed, horizon), "n_chains": n_mine, "first_chain": first_chain}
             result = cluster.gather(simulate.run(objective, **kwargs, progress=within), config.n_chains)
             if writer:
                 result.save(path)
         finished += horizon
-        progress.update(finished)
+        progress.update_to(finished)
         if writer:
             results[(seed, horizon)] = result
-            rows.extend(_rows(config, seed, result, targets))
+            here = point_targets(config, solution, targets, result)
+            if config.target_kind == "local":
+                local_targets[f"seed{seed}_T{horizon}/target"] = here
+            rows.extend(_rows(config, seed, result, here))
     progress.close()
     if not writer:
         return None
 
     arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
     arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
+    arrays.update(local_targets)
     extra = {}
     if law is not None:
         horizons = sorted({row["n_steps"] for row in rows})

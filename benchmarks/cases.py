@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import jax.numpy as jnp
 import numpy as np
 
 import analysis
@@ -17,7 +18,7 @@ import simulate
 from benchmarks import references
 from benchmarks.timing import compile_events, interleaved
 
-__all__ = ["throughput", "dense_quadratic", "compile_times", "stationary_law_times"]
+__all__ = ["throughput", "dense_quadratic", "compile_times", "stationary_law_times", "double_well_2d", "smoothed_solution_times"]
 
 
 def _first_call_and_sweep(run, sweep_point) -> dict:
@@ -210,4 +211,36 @@ def stationary_law_times(*, n_grid_1d: int, n_step_sizes: int, n_grid_2d: int, r
         figures[f"{name}_methods"] = list(law.method)
         timed = interleaved({name: call}, repeats)[name] if repeats > 0 else {"median_s": figures[f"{name}_first_call_s"]}
         figures[f"{name}_s"] = timed["median_s"]
+    return figures
+
+
+def double_well_2d() -> objectives.Objective:
+    """A user's 2-D study (issue 14): a sharp well near (-1, 0) and a wide one near (1.2, 0),
+    written with `objectives.from_function` (no closed-form smoothing: F_eta by quadrature)."""
+
+    def wells(x):
+        sharp = jnp.exp(-4.0 * ((x[0] + 1.0) ** 2 + x[1] ** 2))
+        wide = 0.8 * jnp.exp(-0.5 * ((x[0] - 1.2) ** 2 + 2.0 * x[1] ** 2))
+        return 1.0 - sharp - wide + 0.01 * (x[0] ** 2 + x[1] ** 2)
+
+    return objectives.from_function(wells, 2, name="double_well_2d")
+
+
+def smoothed_solution_times(*, n_step_sizes: int, n_chains: int, n_steps: int) -> dict:
+    """Case 7: `analysis.smoothed_solution` (v*(eta) for every step size: grid search and Newton
+    on F_eta by Gauss-Hermite quadrature) for `double_well_2d` under anisotropic Gaussian noise,
+    beside `simulate.run` of the same setting (`n_chains` x `n_steps`, the same step sizes).
+    Each: the first call (compiles included) and a second call with new step sizes of the same
+    shapes (recompilations counted: there should be none)."""
+    f = double_well_2d()
+    noise = simulate.noise.gaussian(covariance=[[1.0, 0.3], [0.3, 0.5]])
+    step_sizes = np.geomspace(0.02, 0.3, n_step_sizes)
+    solve = lambda eta: analysis.smoothed_solution(f, noise, eta, bounds=(-3.0, 3.0))  # noqa: E731
+    simulate_at = lambda eta: simulate.run(f, step_sizes=eta, n_steps=n_steps, n_chains=n_chains, x0=[1.0, 0.0], noise=noise)  # noqa: E731
+    figures = {"n_step_sizes": n_step_sizes, "n_chains": n_chains, "n_steps": n_steps}
+    for name, call in (("smoothed_solution", solve), ("simulate_run", simulate_at)):
+        figures.update({f"{name}_{key}": value for key, value in _first_call_and_sweep(lambda: call(step_sizes), lambda: call(step_sizes * 1.1)).items()})
+        start = time.perf_counter()
+        call(step_sizes * 1.2)
+        figures[f"{name}_second_call_s"] = time.perf_counter() - start
     return figures

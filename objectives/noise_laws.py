@@ -127,14 +127,14 @@ def noise_quadrature(noise, dim: int, order: int | None = None) -> tuple[np.ndar
 
 
 
-def monte_carlo_draws(noise, dim: int, n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`n_samples` draws eps_i from `noise.sample(jax.random.key(seed), ...)`, equal weights 1/n.
+def monte_carlo_draws(noise, dim: int, n_samples: int, seed) -> tuple[np.ndarray, np.ndarray]:
+    """`n_samples` draws eps_i from `noise.sample(jax.random.key(seed), ...)`, equal weights 1/n
+    (`seed`: an integer, or a JAX key used as is).
 
     The draws are made in float32, so they are the same whether or not JAX's x64 mode is on.
 
     **Returns:** NumPy float64 `nodes` `(n_samples, dim)` and `weights` `(n_samples,)`.
     """
     n_samples = validation.positive_int("n_samples", n_samples, note="Monte Carlo draws")
-    seed = validation.seed("seed", seed)
-    draws = noise.sample(jax.random.key(int(seed)), (n_samples,), dim, jnp.float32)
+    draws = noise.sample(validation.random_key("seed", seed), (n_samples,), dim, jnp.float32)
     return np.asarray(draws, dtype=np.float64), np.full(n_samples, 1.0 / n_samples)

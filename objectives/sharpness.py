@@ -4,8 +4,9 @@ estimator and the largest eigenvalue by power iteration, both on Hessian-vector 
 
 They work on any `Objective`; for a `FiniteSum` the Hessian is that of the full-data mean loss.
 Both take points `x` of shape `(..., dim)`; the points of one call share the random probes (or
-start vector), so `f(x)[i] == f(x[i])` for the same key. For independent probes per point,
-`jax.vmap` over keys.
+start vector), so `f(x)[i] == f(x[i])` for the same seed. Randomness follows the library's one
+convention: `seed=` an integer (as in `simulate.run`), or a JAX key in its place; for
+independent probes per point, `jax.vmap` over keys.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def hessian_vector_product(objective, x: jax.Array, vector: jax.Array) -> jax.Ar
     return jax.jvp(objective.point_grad, (x,), (vector,))[1]
 
 
-def hutchinson_trace(objective, x, key: jax.Array, n_probes: int = 64) -> tuple[jax.Array, jax.Array]:
+def hutchinson_trace(objective, x, seed: int | jax.Array = 0, n_probes: int = 64) -> tuple[jax.Array, jax.Array]:
     """tr H(x) ~ (1/m) sum_i z_i^T H(x) z_i with m Rademacher probes z_i (Hutchinson 1989).
 
     Unbiased, with per-probe variance 2 sum_{i != j} H_ij^2: a diagonal Hessian is estimated
@@ -38,7 +39,7 @@ def hutchinson_trace(objective, x, key: jax.Array, n_probes: int = 64) -> tuple[
 
     - `objective`: any `Objective`.
     - `x`: points of shape `(..., dim)`.
-    - `key`: a JAX random key (the probes of every point).
+    - `seed`: an integer in [0, 2**32) or a JAX random key (the probes of every point).
     - `n_probes`: m >= 2 (static).
 
     **Returns:** `(estimate, standard_error)`, each of shape `(...)`; the standard error is the
@@ -47,6 +48,7 @@ def hutchinson_trace(objective, x, key: jax.Array, n_probes: int = 64) -> tuple[
     """
     n_probes = check.integer("n_probes", n_probes, lo=2)
     x = objective._check_points(x)
+    key = check.random_key("seed", seed)
     return _hutchinson(objective, x, jax.random.rademacher(key, (n_probes, objective.dim), x.dtype))
 
 
@@ -62,7 +64,7 @@ def _hutchinson(objective, x, probes):
     return jnp.vectorize(one, signature="(d)->(),()")(x)
 
 
-def top_eigenvalue(objective, x, key: jax.Array, n_iterations: int = 100) -> jax.Array:
+def top_eigenvalue(objective, x, seed: int | jax.Array = 0, n_iterations: int = 100) -> jax.Array:
     """lambda_max H(x), the largest (algebraic) eigenvalue of the Hessian, by power iteration on
     Hessian-vector products from a random start (a `lax.fori_loop` of n_iterations HVPs).
 
@@ -81,14 +83,14 @@ def top_eigenvalue(objective, x, key: jax.Array, n_iterations: int = 100) -> jax
 
     - `objective`: any `Objective`.
     - `x`: points of shape `(..., dim)`.
-    - `key`: a JAX random key (the start vector of every point).
+    - `seed`: an integer in [0, 2**32) or a JAX random key (the start vector of every point).
     - `n_iterations`: HVPs per pass, >= 1 (static).
 
     **Returns:** shape `(...)`.
     """
     n_iterations = check.integer("n_iterations", n_iterations, lo=1)
     x = objective._check_points(x)
-    start = jax.random.normal(key, (objective.dim,), x.dtype)
+    start = jax.random.normal(check.random_key("seed", seed), (objective.dim,), x.dtype)
     return _power_iteration(objective, x, start / jnp.linalg.norm(start), n_iterations)
 
 

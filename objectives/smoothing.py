@@ -310,7 +310,7 @@ def smoothed(
     method: str = "auto",
     order: int | None = None,
     n_samples: int = DEFAULT_N_SAMPLES,
-    seed: int = 0,
+    seed: int | jax.Array = 0,
 ) -> Objective:
     """The smoothed objective F(v) = E f(v - step_size * eps), eps from `noise`.
 
@@ -335,7 +335,8 @@ def smoothed(
     - `method`: "auto" (default), "closed_form", "quadrature" or "monte_carlo".
     - `order`: nodes per axis of the quadrature (default `DEFAULT_ORDER[d]`).
     - `n_samples`: Monte Carlo draws (default 4096).
-    - `seed`: the Monte Carlo draws come from `noise.sample(jax.random.key(seed), ...)`.
+    - `seed`: the Monte Carlo draws come from `noise.sample(jax.random.key(seed), ...)` (an
+      integer, or a JAX key used as is).
 
     **Returns:** the `Objective` F (or a batch of S), named "smoothed_<f.name>"; `info` records
     the method. `standard_error(F, x)` gives the Monte Carlo standard error (0 otherwise).

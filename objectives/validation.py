@@ -30,6 +30,7 @@ __all__ = [
     "positive_int",
     "non_negative_int",
     "seed",
+    "random_key",
     "dimension",
     "real",
     "finite_float",
@@ -91,6 +92,25 @@ def seed(name: str, value) -> int:
     if not _is_integer(value) or not 0 <= value < 2**32:
         raise ValueError(f"{name} must be an integer in [0, 2**32), got {value!r}")
     return int(value)
+
+
+def random_key(name: str, value) -> jax.Array:
+    """A JAX random key from a seed (an integer in [0, 2**32), as `seed`) or a key itself.
+
+    Accepted: a Python or NumPy integer, a 0-d integer array (also traced, under `jit`), a typed
+    key (`jax.random.key(...)`) or a raw uint32 key of shape (2,) (`jax.random.PRNGKey(...)`).
+    The library's one convention: every random function takes `seed=` and accepts a key there.
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return jax.random.key(seed(name, value))
+    dtype, shape = getattr(value, "dtype", None), getattr(value, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
+        return value
+    if dtype is not None and jnp.dtype(dtype) == jnp.uint32 and shape == (2,):
+        return value  # a raw key; jax.random accepts it as is
+    if dtype is not None and jnp.issubdtype(dtype, jnp.integer) and shape == ():
+        return jax.random.key(value)
+    raise ValueError(f"{name} must be an integer in [0, 2**32) or a JAX random key (jax.random.key(seed)), got {value!r}")
 
 
 def dimension(name: str, value) -> int:

@@ -1,25 +1,78 @@
-"""Progress reports from compiled runs: the driver calls the host every few noise blocks.
+"""Progress of compiled runs: the driver reports finished steps to the host, and one bar shows them.
 
 A run compiled with `progress=True` calls `progress_callback` after each noise block; every few
 blocks (at most `PROGRESS_REPORTS` times per run, the last block always) the host function set
 with `report_progress_to` hears the number of steps done. The listener lives outside the compiled
 code, so a new listener does not recompile.
+
+`StepBar` is the one progress bar of the library (`simulate.run(..., progress=True)` and the
+`asgd` command line): a `tqdm.auto` bar on stderr, which is a widget in Jupyter when ipywidgets
+is installed and a text line in a terminal, a log or a notebook without ipywidgets.
 """
 
 from __future__ import annotations
 
+import sys
+
 import jax
 import jax.numpy as jnp
+from tqdm.auto import tqdm
 
 from simulate.randomness import NOISE_BLOCK_STEPS
 
-__all__ = ["PROGRESS_REPORTS", "progress_callback", "report_progress_to"]
+__all__ = ["PROGRESS_REPORTS", "StepBar", "progress_callback", "report_progress_to"]
 
 #: How many times at most a run with `progress=True` reports to the host.
 PROGRESS_REPORTS = 100
 
 # The host function that hears of finished blocks (see `report_progress_to`).
 _progress_listener = None
+
+
+class StepBar:
+    """A progress bar of SGD steps (`tqdm.auto` on stderr), usable as the `progress` hook.
+
+    - `StepBar(total, label)`, then `bar.update_to(done)` moves it to `done` steps (never back);
+    - `bar(done, total)` is the `simulate.run(progress=...)` hook: it takes the total from the run;
+    - `bar.close()` (or a `with` block) ends the line.
+
+    `enabled`: True draws on stderr whatever it is (a pipe, a notebook's stream); None draws only
+    when stderr is a terminal (the command line: logs and CI stay clean); False draws nothing.
+    The tqdm bar is made at the first update, so a run that reports nothing draws nothing.
+    """
+
+    def __init__(self, total: int | None = None, label: str = "", enabled: bool | None = True):
+        self.total = total
+        self.label = label
+        self.enabled = sys.stderr.isatty() if enabled is None else bool(enabled)
+        self._bar = None
+
+    def update_to(self, done: int) -> None:
+        """Move the bar to `done` steps (an earlier count is ignored)."""
+        if not self.enabled:
+            return
+        if self._bar is None:
+            self._bar = tqdm(total=self.total, desc=self.label or None, unit="step", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+        if done > self._bar.n:
+            self._bar.update(int(done) - self._bar.n)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.total = total
+        if self._bar is not None:
+            self._bar.total = total
+        self.update_to(done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> StepBar:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
 
 
 class report_progress_to:

@@ -23,7 +23,7 @@ from simulate import exact
 from simulate.driver import simulate_chains
 from simulate.gradients import gradient_source
 from simulate.kernels import Kernel, sgd
-from simulate.progress import report_progress_to
+from simulate.progress import StepBar, report_progress_to
 from simulate.result import ESTIMATORS, SimulationResult
 from simulate.trackers import Records, Trackers, estimators_at_checkpoints
 
@@ -205,7 +205,7 @@ def run(
     first_chain: int = 0,
     method: str = "sgd",
     warn_on_divergence: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: bool | Callable[[int, int], None] = False,
     ema_decay: float | None = None,
     track_v: bool | None = None,
 ) -> SimulationResult:
@@ -252,8 +252,10 @@ def run(
     - `method`: "sgd" steps the recursion; "exact" samples every reported quantity from its
       exact joint Gaussian law (SGD on a quadratic with Gaussian noise only; see `simulate.exact`).
     - `warn_on_divergence`: emit a `DivergenceWarning` with the count per step size.
-    - `progress`: a function called as `progress(steps_done, total_steps)` from the host while
-      the chains run, about 100 times per chunk of chains; it changes no result.
+    - `progress`: True shows a progress bar of the steps on stderr (`tqdm.auto`: a widget in
+      Jupyter with ipywidgets, else a text line), or a function called as
+      `progress(steps_done, total_steps)` from the host while the chains run, about 100 times per
+      chunk of chains. Either way it changes no result.
     - `ema_decay`: beta in (0, 1): also return `x_ema`, the debiased exponential moving average
       of the iterates (what `optax.ema(beta, debias=True)` gives on them).
     - `track_v`: compute v and v_avg (default: yes, except with minibatch noise, where each v_k
@@ -282,8 +284,10 @@ def run(
         chunk_size = -(-chunk_size // mesh.size) * mesh.size
     divergence_radius = validation.real("divergence_radius", divergence_radius, lo=0.0, open_lo=True, finite=False, note="inf disables the ball")
     dtype = validation.float_dtype("dtype", dtype)
-    if progress is not None and not callable(progress):
-        raise ValueError(f"progress must be a function progress(steps_done, total_steps) or None, got {progress!r}")
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise ValueError(f"progress must be True, False or a function progress(steps_done, total_steps), got {progress!r}")
+    bar = StepBar(label="simulate.run") if progress is True else None
+    progress = bar if progress is True else None if progress is None or progress is False else progress
     plain_sgd = algorithm.name == "sgd" and isinstance(noise, NoiseModel) and ema_decay is None and track_v
     method = _check_method(method, plain_sgd, trajectory)
     _check_trajectory_size(trajectory, n_steps * eta.size * n_chains * objective.dim)
@@ -300,11 +304,15 @@ def run(
         # Fixed length (2K + 1) so that a new tail_fraction changes values, not shapes.
         record_steps = np.full(2 * checkpoint_steps.size + 1, n_steps + 1, dtype=np.int64)
         record_steps[: needed.size] = needed
-        records, diverged_at, path = _driven_records(
-            algorithm, gradient_source(noise), Trackers(track_v, ema_decay), objective, eta, points, first_chain, seed,
-            record_steps, divergence_radius, n_steps=n_steps, chunk_size=chunk_size, mesh=mesh, dtype=dtype,
-            trajectory=trajectory, progress=progress,
-        )
+        try:
+            records, diverged_at, path = _driven_records(
+                algorithm, gradient_source(noise), Trackers(track_v, ema_decay), objective, eta, points, first_chain, seed,
+                record_steps, divergence_radius, n_steps=n_steps, chunk_size=chunk_size, mesh=mesh, dtype=dtype,
+                trajectory=trajectory, progress=progress,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
     numpy_dtype = np.dtype(dtype)
     estimates = estimators_at_checkpoints(records, needed, checkpoint_steps, tails, numpy_dtype, names, ema_decay)
     if warn_on_divergence and (diverged_at >= 0).any():

@@ -2,14 +2,16 @@
 chunk's steps, end at the total, and change no result."""
 
 import io
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 
 import objectives
 import simulate
-from asgd.progress import Progress
-from simulate.progress import PROGRESS_REPORTS
+from simulate.progress import PROGRESS_REPORTS, StepBar
 from simulate.randomness import NOISE_BLOCK_STEPS
 
 
@@ -36,8 +38,33 @@ def test_reports_are_monotone_end_at_the_total_and_change_nothing(n_steps, chunk
 
 
 def test_bad_progress_argument_is_named():
-    with pytest.raises(ValueError, match="progress must be a function"):
-        _run(n_steps=10, progress="yes")
+    for bad in ("yes", 1):
+        with pytest.raises(ValueError, match=r"progress must be True, False or a function .*got " + repr(bad)):
+            _run(n_steps=10, progress=bad)
+
+
+def test_progress_true_draws_a_bar_on_stderr_off_a_terminal_and_changes_nothing(capsys):
+    # Under pytest stdout and stderr are not terminals (as in a notebook or a log): the bar asked
+    # for with progress=True is still drawn, on stderr, and ends at the total.
+    result = _run(n_steps=1000, chunk_size=4, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "simulate.run" in captured.err and "100%" in captured.err and "2.00k/2.00k" in captured.err
+    plain = _run(n_steps=1000, chunk_size=4, progress=False)
+    for name in simulate.ESTIMATORS:
+        np.testing.assert_array_equal(getattr(result, name), getattr(plain, name))
+    np.testing.assert_array_equal(result.diverged_at, plain.diverged_at)
+
+
+def test_progress_true_in_a_process_whose_stdout_and_stderr_are_pipes():
+    script = textwrap.dedent("""
+        import objectives, simulate
+        simulate.run(objectives.sharp_flat(), step_sizes=[0.1], n_steps=500, n_chains=2, x0=[-1.0], progress=True)
+        print("done")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout == "done\n"
+    assert "100%" in out.stderr and "500/500" in out.stderr
 
 
 class _Terminal(io.StringIO):
@@ -45,14 +72,16 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_progress_bar_moves_within_a_sweep_point_and_is_silent_off_a_terminal():
+def test_command_line_bar_moves_within_a_sweep_point_on_a_terminal_only(monkeypatch):
     stream = _Terminal()
-    bar = Progress(total=2000, label="demo", stream=stream)
-    _run(n_steps=1000, progress=lambda done, total: bar.update(1000 * done / total))
-    lines = [line for line in stream.getvalue().split("\r") if line]
-    assert len(lines) > 10 and "50.0%" in lines[-1]  # first of two sweep points done
+    monkeypatch.setattr(sys, "stderr", stream)
+    with StepBar(total=2000, label="demo", enabled=None) as bar:
+        _run(n_steps=1000, progress=lambda done, total: bar.update_to(1000 * done // total))
+    frames = [frame for frame in stream.getvalue().split("\r") if frame.strip()]
+    assert len(frames) >= 2 and "demo" in frames[-1] and "1.00k/2.00k" in frames[-1]  # first of two sweep points
     quiet = io.StringIO()
-    Progress(total=10, stream=quiet).update(5)
+    monkeypatch.setattr(sys, "stderr", quiet)
+    StepBar(total=10, enabled=None).update_to(5)
     assert quiet.getvalue() == ""
 
 

@@ -1,13 +1,115 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples run as written, and the numbers it prints are asserted: each claim
+is read from the README's text (so a change of wording or number is checked, not a copy of it
+here) and compared within the README's own rounding, or within standard errors."""
 
 import pathlib
 import re
 
+import numpy as np
+import pytest
+
+import analysis
+import objectives
+import simulate
+from asgd.cli import _parser
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+TEXT = README.read_text()
 
 
-def test_readme_python_blocks_run():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+def _blocks() -> list[str]:
+    blocks = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
     assert blocks, "the README shows no Python example"
-    for block in blocks:
-        exec(compile(block, str(README), "exec"), {})
+    return blocks
+
+
+def _claim(pattern: str) -> tuple[str, ...]:
+    found = re.search(pattern, TEXT)
+    assert found, f"the README no longer says {pattern!r}"
+    return found.groups()
+
+
+def _within_rounding(value: float, printed: str) -> bool:
+    """`value` rounds to `printed` (as many significant digits as printed, e.g. '2000' -> 1, '0.069' -> 2)."""
+    digits = len(printed.replace(".", "").replace("-", "").split("e")[0].strip("0")) or 1
+    return float(f"{value:.{digits}g}") == float(printed)
+
+
+@pytest.fixture(scope="module")
+def namespaces() -> list[dict]:
+    spaces = []
+    for block in _blocks():
+        space = {}
+        exec(compile(block, str(README), "exec"), space)
+        spaces.append(space)
+    return spaces
+
+
+def _namespace_of(namespaces, marker: str) -> dict:
+    (index,) = [i for i, block in enumerate(_blocks()) if marker in block]
+    return namespaces[index]
+
+
+def test_readme_python_blocks_run(namespaces):
+    assert len(namespaces) == len(_blocks())
+
+
+def test_the_average_is_closer_by_the_factors_the_readme_prints(namespaces):
+    low, eta_low, high, eta_high = _claim(r"the average is (\d+)x \(eta=([\d.]+)\) to (\d+)x \(eta=([\d.]+)\) closer")
+    space = _namespace_of(namespaces, "the average is")
+    result, mse_last, mse_avg = space["result"], space["mse_last"], space["mse_avg"]
+    ratio = dict(zip(result.step_sizes.tolist(), mse_last / mse_avg))
+    assert _within_rounding(ratio[float(eta_low)], low), ratio
+    assert _within_rounding(ratio[float(eta_high)], high), ratio
+    # ... and they are the exact law's, within the Monte Carlo error of the two means (3 SE).
+    center = np.array([1.0, -1.0])
+    for s, eta in enumerate(result.step_sizes):
+        law = analysis.theory.quadratic_law([[2.0, 0.5], [0.5, 1.0]], np.eye(2), eta, 2_000, [3.0, 3.0], center)
+        for name, mse in (("x", mse_last[s]), ("x_avg", mse_avg[s])):
+            squared = np.sum((getattr(result, name)[s] - center) ** 2, axis=-1)
+            assert abs(mse - law.mse(name, center)) < 3 * squared.std() / np.sqrt(squared.size), (eta, name)
+
+
+def test_the_stationary_law_snippet_gives_the_mean_and_asymptotic_variance_it_prints(namespaces):
+    mean, variance = _claim(r"E x = ([\d.]+), lim T Var\(x_avg\) = (\d+/\d+)")
+    law = _namespace_of(namespaces, "lim T Var(x_avg)")["law"]
+    numerator, denominator = map(float, variance.split("/"))
+    error = 2 * np.asarray(law.discretization_error).max() + 1e-6
+    np.testing.assert_allclose(np.asarray(law.mean)[:, 0], float(mean), atol=error)
+    # lim T Var(x_avg) = H^-1 Sigma H^-1 = 1/4 for H = 2, Sigma = 1, at every step size, within
+    # the law's own grid error (twice its change from the coarse grid of half the cells).
+    fine = np.asarray(law.asymptotic_variance)[:, 0, 0]
+    grid_error = 2 * np.abs(fine - np.asarray(law.coarse.asymptotic_variance)[:, 0, 0])
+    assert np.all(np.abs(fine - numerator / denominator) <= grid_error + 1e-9), (fine, grid_error)
+
+
+def test_the_critical_step_size_of_sharp_flat_is_where_v_star_jumps_wells():
+    (printed,) = _claim(r"`SHARP_FLAT_CRITICAL_STEP_SIZE` \$\\approx ([\d.]+)\$")
+    (headline,) = _claim(r"\(\$\\eta_c \\approx ([\d.]+)\$\)")
+    critical = objectives.SHARP_FLAT_CRITICAL_STEP_SIZE
+    assert _within_rounding(critical, printed) and _within_rounding(critical, headline)
+    # v*(eta) is in the sharp well (x < 0) just below it and in the flat well (x > 0) just above.
+    path = analysis.smoothed_solution(objectives.sharp_flat(), simulate.noise.gaussian(1.0), [critical - 5e-4, critical + 5e-4])
+    assert path.points[0, 0] < 0 < path.points[1, 0]
+
+
+def test_every_command_of_the_cli_is_in_the_readme_command_list():
+    (listing,) = _claim(r"(?s)## The command line\n\n```bash\n(.*?)```")
+    listed = {line.split()[1] for line in listing.splitlines() if line.startswith("asgd ")}
+    commands = set(next(a for a in _parser()._actions if a.dest == "command").choices)
+    assert listed == commands
+
+
+@pytest.mark.slow
+def test_the_headline_numbers_of_sharp_flat_tradeoff():
+    # README: at eta = 0.2 the last iterate's mean squared distance to v*(eta) is 0.069, the
+    # averages' 1.2e-4, "600x closer" (asgd reproduce sharp_flat_tradeoff: 8192 chains, T = 20,000, seed 0).
+    last, factor, averaged = _claim(r"\(([\d.]+) at \$\\eta = 0\.2\$\), the averages (\d+)x closer \(([\d.e-]+)\)")
+    f, noise = objectives.sharp_flat(), simulate.noise.gaussian(1.0)
+    result = simulate.run(f, step_sizes=[0.2], n_steps=20_000, n_chains=8_192, x0=[-1.0], noise=noise, seed=0, checkpoints=[20_000])
+    target = np.asarray(analysis.smoothed_solution(f, noise, [0.2]))
+    table = analysis.errors(result, target, checkpoints=False)
+    mse = {row["estimator"]: row["mse"] for row in table}
+    assert _within_rounding(mse["x"], last), mse
+    assert _within_rounding(mse["x_avg"], averaged) or _within_rounding(mse["v_avg"], averaged), mse
+    assert _within_rounding(mse["x"] / mse["x_avg"], factor), mse

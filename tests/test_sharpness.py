@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import objectives
+from objectives import noise
 
 
 def _dense_quadratic(spectrum, seed=0):
@@ -128,3 +129,34 @@ def test_bad_input_names_the_argument():
         objectives.hutchinson_trace(f, jnp.zeros(4, jnp.float32), key)
     with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 3\)"):
         objectives.top_eigenvalue(f, jnp.zeros((2, 4), jnp.float32), key)
+
+
+def test_one_randomness_convention_a_seed_or_a_key_in_the_same_place():
+    # An integer seed s is jax.random.key(s); a typed key, a raw PRNGKey and a traced seed work too.
+    f, _ = _dense_quadratic([1.0, 2.0, 3.0, 4.0])
+    x = jnp.ones(4, jnp.float32)
+    by_seed = objectives.hutchinson_trace(f, x, 7, n_probes=4)
+    by_key = objectives.hutchinson_trace(f, x, jax.random.key(7), n_probes=4)
+    np.testing.assert_array_equal(by_seed, by_key)
+    np.testing.assert_array_equal(objectives.hutchinson_trace(f, x, seed=np.int64(7), n_probes=4), by_key)
+    raw = objectives.hutchinson_trace(f, x, jax.random.PRNGKey(7), n_probes=4)
+    np.testing.assert_array_equal(raw, by_key)
+    traced = jax.jit(lambda s: objectives.hutchinson_trace(f, x, s, n_probes=4))(7)
+    np.testing.assert_array_equal(traced, by_key)
+    assert objectives.hutchinson_trace(f, x, 8, n_probes=4)[0] != by_key[0]  # the seed is used
+    top_seed = objectives.top_eigenvalue(f, x, seed=3, n_iterations=3)
+    assert top_seed == objectives.top_eigenvalue(f, x, jax.random.key(3), n_iterations=3)
+    assert top_seed != objectives.top_eigenvalue(f, x, seed=4, n_iterations=3)  # 3 iterations: not converged
+    # objectives.smoothed's Monte Carlo draws follow the same convention.
+    smooth = lambda seed: objectives.smoothed(f, noise.gaussian(1.0), 0.5, method="monte_carlo", n_samples=16, seed=seed)  # noqa: E731
+    assert float(smooth(5).value(x)) == float(smooth(jax.random.key(5)).value(x))
+
+
+@pytest.mark.parametrize("bad", [-1, 2**32, 1.5, True, "0", jnp.zeros(3, jnp.uint32)], ids=repr)
+def test_a_bad_seed_is_named_with_what_is_allowed(bad):
+    f, _ = _dense_quadratic([1.0, 2.0])
+    message = r"seed must be an integer in \[0, 2\*\*32\)( or a JAX random key)?.*got"
+    with pytest.raises(ValueError, match=message):
+        objectives.hutchinson_trace(f, jnp.zeros(2, jnp.float32), bad)
+    with pytest.raises(ValueError, match=message):
+        objectives.top_eigenvalue(f, jnp.zeros(2, jnp.float32), seed=bad)

@@ -1,0 +1,116 @@
+"""Objectives written in Python and named from a config (`kind = "python"`, asgd.python_objective):
+the module next to the config is found, its keyword arguments come from [objective.args], and
+every failure names objective.function."""
+
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from asgd.cli import main
+from asgd.config import ConfigError, load_config
+
+MODULE = textwrap.dedent('''
+    import jax.numpy as jnp
+    import objectives
+
+    def make_objective(depth=1.0, shift=0.0):
+        """depth (x^2 - 1)^2 + shift x: a double well."""
+        return objectives.from_function(lambda x: depth * (x[0] ** 2 - 1.0) ** 2 + shift * x[0], 1, name="user_wells")
+
+    not_callable = 3
+
+    def not_an_objective():
+        return 42
+''')
+
+CONFIG = textwrap.dedent('''
+    name = "{name}"
+
+    [objective]
+    kind = "python"
+    function = "{function}"
+    {args}
+
+    [noise]
+    family = "gaussian"
+    scale = 0.5
+
+    [run]
+    step_sizes = [0.05]
+    n_steps = 40
+    n_chains = 8
+    x0 = [0.5]
+
+    [target]
+    kind = "point"
+    point = [1.0]
+
+    [output]
+    figures = []
+''')
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    """A folder with a user module (a unique name per test) and a function writing configs there."""
+    module = f"wells_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(MODULE)
+    monkeypatch.chdir(tmp_path.parent)  # not the module's folder: it is found next to the config
+
+    def write(function=f"{module}:make_objective", args="[objective.args]\ndepth = 2.0\nshift = 0.5", name="python_study"):
+        path = tmp_path / "study.toml"
+        path.write_text(CONFIG.format(name=name, function=function.format(module=module), args=args))
+        return path
+
+    write.module = module
+    yield write
+    for name in (module, "broken_dependency"):  # forget the user modules after the test
+        sys.modules.pop(name, None)
+
+
+def test_a_python_objective_next_to_the_config_is_built_with_its_args_and_runs(study, tmp_path, capsys):
+    config = load_config(study())
+    f = config.objective
+    assert f.name == "user_wells" and f.dim == 1
+    x = np.array([[0.0], [1.5], [-2.0]], np.float32)
+    expected = 2.0 * (x[:, 0] ** 2 - 1.0) ** 2 + 0.5 * x[:, 0]
+    np.testing.assert_allclose(np.asarray(f.value(x)), expected, rtol=1e-6)
+    assert str(tmp_path) not in sys.path  # the config's folder is searched during the import only
+    assert main(["run", str(study()), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert "python_study" in capsys.readouterr().out
+    assert (tmp_path / "out" / "python_study" / "results.csv").exists()
+
+
+def test_without_args_the_function_gets_its_defaults(study):
+    f = load_config(study(args="")).objective
+    np.testing.assert_allclose(float(f.value(np.array([2.0], np.float32))), 9.0)
+
+
+@pytest.mark.parametrize(
+    "function, args, message",
+    [
+        ("no_such_module_here:make", "", r"objective.function = 'no_such_module_here:make': module 'no_such_module_here' not found \(looked in the config's folder"),
+        ("{module}:missing", "", r"objective.function = '{module}:missing': module '{module}' has no attribute 'missing'"),
+        ("{module}:not_callable", "", r"objective.function = '{module}:not_callable': 'not_callable' in module '{module}' is not callable"),
+        ("{module}:not_an_objective", "", r"objective.function = '{module}:not_an_objective': must return an objectives.Objective .*returned a int"),
+        ("{module}:make_objective", "[objective.args]\ncolour = 1", r"objective.function = '{module}:make_objective': calling it with objective.args = \{{'colour': 1\}} raised TypeError"),
+        ("{module}", "", r"objective.function = '{module}': must be 'module:function'"),
+        ("{module}:make-objective", "", r"objective.function = '{module}:make-objective': must be 'module:function'"),
+    ],
+    ids=["module-missing", "attribute-missing", "not-callable", "not-an-objective", "bad-args", "no-colon", "not-a-name"],
+)
+def test_each_failure_names_objective_function(study, function, args, message):
+    with pytest.raises(ConfigError, match=message.format(module=study.module)):
+        load_config(study(function=function, args=args))
+
+
+def test_a_module_that_fails_to_import_and_a_missing_function_key_are_named(study, tmp_path):
+    (tmp_path / "broken_dependency.py").write_text("import surely_not_installed_package\n")
+    with pytest.raises(ConfigError, match=r"objective.function = 'broken_dependency:f': importing module 'broken_dependency' failed: ModuleNotFoundError"):
+        load_config(study(function="broken_dependency:f", args=""))
+    path = study()
+    path.write_text(path.read_text().replace(f'function = "{study.module}:make_objective"', ""))
+    with pytest.raises(ConfigError, match="objective.function = None: missing"):
+        load_config(path)
