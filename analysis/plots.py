@@ -137,8 +137,9 @@ def _as_table(table) -> ErrorTable:
 
 
 def _chain_count(table) -> str:
-    """"N chains" (chains run: counted + diverged) of a table's rows, and how many seeds it pools."""
-    if not len(table):
+    """"N chains" (chains run: counted + diverged) of a table's rows, and how many seeds it pools
+    ("" for a table without the counts)."""
+    if not len(table) or not {"n_chains", "n_diverged"} <= set(table.columns()):
         return ""
     total = int(np.max(table.column("n_chains").astype(int) + table.column("n_diverged").astype(int)))
     seeds = int(np.max(table.column("n_seeds"))) if "n_seeds" in table.columns() else 1

@@ -151,3 +151,55 @@ def test_list_names_objectives_noise_models_and_experiments():
     assert out.returncode == 0
     for name in ("sharp_flat", "valley_2d", "student_t", "quadratic_rates", "sharp_flat_tradeoff", "basin_selection"):
         assert name in out.stdout
+
+
+def test_two_seeds_are_pooled_in_the_printed_table_and_every_figure_and_per_seed_gives_panels(tmp_path, monkeypatch, capsys):
+    import json
+
+    from analysis import pool
+    from analysis.errors import ErrorTable
+    from asgd import cli, experiment_figures
+
+    titles = {}
+    save = experiment_figures.plots.save
+
+    def keep_titles(fig, path):
+        titles[Path(path).name] = [ax.get_title() for ax in fig.axes]
+        return save(fig, path)
+
+    monkeypatch.setattr(experiment_figures.plots, "save", keep_titles)
+    config = _config(tmp_path, steps="200", seeds="0, 1", figures='"tradeoff", "rates", "chains", "basins"')
+    config.write_text(config.read_text().replace('kind = "smoothed"', 'kind = "minimizer"'))  # one minimizer search, not two
+    assert cli.main(["run", str(config), "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / "small"
+    assert "2 seeds (0, 1) x 128 = 256 chains, pooled" in out
+
+    # By hand: every non-diverged chain of both seeds as one sample.
+    pooled = pool(ErrorTable(r for r in result_folder.read_csv(folder / "results.csv") if r["n_steps"] == 200))
+    with np.load(folder / "arrays.npz") as arrays:
+        for estimator in ("x", "x_avg", "v_avg"):
+            points = np.concatenate([arrays[f"seed{s}_T200/{estimator}"] for s in (0, 1)], axis=1).astype(np.float64)
+            diverged = np.concatenate([arrays[f"seed{s}_T200/diverged"] for s in (0, 1)], axis=1)
+            for s, eta in enumerate(arrays["step_sizes"]):
+                squared = np.sum((points[s][~diverged[s]] - arrays["targets"][s]) ** 2, axis=-1)
+                mse, se = squared.mean(), squared.std(ddof=1) / np.sqrt(squared.size)
+                row = pooled.select(estimator=estimator, step_size=float(eta)).to_records()[0]
+                assert row["n_chains"] + row["n_diverged"] == 256 and row["n_seeds"] == 2
+                np.testing.assert_allclose([row["mse"], row["mse_se"]], [mse, se], rtol=1e-9)
+                assert f"{mse:>11.4g} +- {se:<8.2g}" in out  # the printed table is the pooled one
+
+    assert titles["tradeoff"] == ["small\nT = 200 steps, 256 chains (2 seeds pooled)"]
+    assert titles["rates_eta0.2"] == ["small\n$\\eta$ = 0.2, 256 chains (2 seeds pooled)"]
+    assert " of 256 chains non-diverged, 2 seeds pooled" in titles["chains"][0]
+    assert all(title.startswith("small: 256 chains (2 seeds pooled), T = 200\nbasin: x = ") for title in titles["basins"])
+
+    # per_seed = true: the same folder re-drawn, one panel per seed, each naming its seed.
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["config"]["output"].update(per_seed=True, figures=["tradeoff", "chains", "basins"])
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    titles.clear()
+    experiment_figures.draw_figures(folder)
+    assert titles["tradeoff"] == [f"small, seed {s}\nT = 200 steps, 128 chains" for s in (0, 1)]
+    assert [title.split(";")[0] for title in titles["chains"]] == ["128 of 128 chains non-diverged"] * 2
+    assert len(titles["basins"]) == 4 and titles["basins"][2].startswith("small, seed 1: 128 chains, T = 200")
