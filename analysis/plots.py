@@ -406,7 +406,8 @@ def plot_landscape(f, *, smoothed=(), penalized=(), minimizers=None, bounds=None
 
 
 @_styled
-def plot_chains(f, result, step_size_index: int = -1, *, estimators=("x", "x_avg"), bounds=None, bins: int = 120, ax=None, path=None):
+def plot_chains(f, result, step_size_index: int = -1, *, estimators=("x", "x_avg"), bounds=None, bins: int = 120, title=None, ax=None,
+                path=None):
     """Densities of the final estimators of all non-diverged chains over a 1-D landscape.
 
     **Arguments:**
@@ -418,6 +419,7 @@ def plot_chains(f, result, step_size_index: int = -1, *, estimators=("x", "x_avg
     - `step_size_index`: which step size of the result.
     - `estimators`: the estimators to histogram.
     - `bounds`: the x range (default: the range of the points, padded); `bins`: histogram bins.
+    - `title`: the first line of the title; the second always says the chains, eta and T.
     - `ax`, `path`: as in `plot_tradeoff`.
 
     **Returns:** the new `Figure`, or `ax` when given.
@@ -454,8 +456,8 @@ def plot_chains(f, result, step_size_index: int = -1, *, estimators=("x", "x_avg
     eta = etas.pop()
     kept, ran = sum(int(k.sum()) for k in keeps), sum(r.n_chains for r in results)
     pooled = f", {len(results)} seeds pooled" if len(results) > 1 else ""
-    ax.set(xlim=(lo, hi), ylim=(0, top), xlabel="$x$", ylabel="density of chains",
-           title=rf"{kept} of {ran} chains non-diverged{pooled}; $\eta$ = {eta:g}, T = {results[0].n_steps}")
+    ax.set(xlim=(lo, hi), ylim=(0, top), xlabel="$x$", ylabel="density of chains")
+    _title(ax, title, rf"{kept} of {ran} chains non-diverged{pooled}; $\eta$ = {eta:g}, T = {results[0].n_steps}")
     ax.legend(frameon=False, loc="upper left")
     return _finish(fig, fig if made else ax, path)
 

@@ -134,8 +134,8 @@ def draw_figures(result_dir) -> list[Path]:
             done(fig, "landscape")
         elif figure == "chains":  # 1-D only, as landscape
             fig, axes = _panels(1, len(panels), size=(5.5, 3.6))
-            for ax, (_, _, chosen) in zip(axes[0], panels):
-                plots.plot_chains(f, chosen, -1, estimators=("x", "x_avg"), ax=ax)
+            for ax, (title, _, chosen) in zip(axes[0], panels):
+                plots.plot_chains(f, chosen, -1, estimators=("x", "x_avg"), title=title, ax=ax)
             done(fig, "chains")
         elif figure == "basins":
             wells = minimizers(f).points

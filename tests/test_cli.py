@@ -191,7 +191,7 @@ def test_two_seeds_are_pooled_in_the_printed_table_and_every_figure_and_per_seed
 
     assert titles["tradeoff"] == ["small\nT = 200 steps, 256 chains (2 seeds pooled)"]
     assert titles["rates_eta0.2"] == ["small\n$\\eta$ = 0.2, 256 chains (2 seeds pooled)"]
-    assert " of 256 chains non-diverged, 2 seeds pooled" in titles["chains"][0]
+    assert titles["chains"][0].startswith("small\n") and " of 256 chains non-diverged, 2 seeds pooled" in titles["chains"][0]
     assert all(title.startswith("small: 256 chains (2 seeds pooled), T = 200\nbasin: x = ") for title in titles["basins"])
 
     # per_seed = true: the same folder re-drawn, one panel per seed, each naming its seed.
@@ -201,5 +201,19 @@ def test_two_seeds_are_pooled_in_the_printed_table_and_every_figure_and_per_seed
     titles.clear()
     experiment_figures.draw_figures(folder)
     assert titles["tradeoff"] == [f"small, seed {s}\nT = 200 steps, 128 chains" for s in (0, 1)]
-    assert [title.split(";")[0] for title in titles["chains"]] == ["128 of 128 chains non-diverged"] * 2
+    assert [title.split(";")[0] for title in titles["chains"]] == [f"small, seed {s}\n128 of 128 chains non-diverged" for s in (0, 1)]
     assert len(titles["basins"]) == 4 and titles["basins"][2].startswith("small, seed 1: 128 chains, T = 200")
+
+
+def test_the_critical_step_size_comes_from_the_objectives_closed_form():
+    from asgd.config import parse_config
+    from asgd.experiment_figures import critical_step_size
+
+    base = {"name": "c", "noise": {"family": "gaussian", "scale": 2.0}, "run": {"step_sizes": [0.1], "n_steps": 10, "n_chains": 2, "x0": [0.0]}}
+    quadratic = parse_config({**base, "objective": {"kind": "quadratic", "hessian": [0.5, 4.0]}, "run": {**base["run"], "x0": [0.0, 0.0]}})
+    assert critical_step_size(quadratic)[0] == pytest.approx(2 / 4.0)  # 2 / lambda_max: SGD diverges beyond
+    import objectives
+
+    sharp_flat = parse_config({**base, "objective": {"kind": "sharp_flat"}})
+    assert critical_step_size(sharp_flat)[0] == pytest.approx(objectives.SHARP_FLAT_CRITICAL_STEP_SIZE / 2.0)  # F_eta depends on eta * scale
+    assert critical_step_size(parse_config({**base, "objective": {"kind": "rippled_quadratic"}})) is None
