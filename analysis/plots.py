@@ -115,6 +115,11 @@ def save(fig, path) -> list[Path]:
     return written
 
 
+# The legend sits beside the axes (five estimators leave no empty corner) and the layout keeps
+# it inside the figure, so the figure is wider than the 5 x 3.4 inch axes area it used to crop to.
+_WITH_LEGEND_BESIDE = (7.5, 3.4)
+
+
 def _target(ax, size=(5.0, 3.4)):
     """(figure, axes, made): a new figure in the house style, or the caller's `ax` and its figure."""
     if ax is None:
@@ -266,7 +271,7 @@ def plot_tradeoff(
     **Returns:** the new `Figure`, or `ax` when given.
     """
     table = _as_table(table)
-    fig, ax, made = _target(ax)
+    fig, ax, made = _target(ax, size=_WITH_LEGEND_BESIDE)
     horizon = None
     if len(table):
         horizon = int(max(table.column("n_steps"))) if n_steps is None else int(n_steps)
@@ -324,7 +329,7 @@ def plot_rates(
     **Returns:** the new `Figure`, or `ax` when given.
     """
     table = _as_table(table)
-    fig, ax, made = _target(ax)
+    fig, ax, made = _target(ax, size=_WITH_LEGEND_BESIDE)
     rows_eta = table.select(step_size=float(step_size))
     if not len(rows_eta):
         available = sorted(set(table.column("step_size").tolist())) if len(table) else []

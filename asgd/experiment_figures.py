@@ -107,7 +107,7 @@ def draw_figures(result_dir) -> list[Path]:
 
     for figure in config.figures:
         if figure == "tradeoff":
-            fig, axes = _panels(1, len(panels))
+            fig, axes = _panels(1, len(panels), size=(7.5, 3.4))
             for ax, (title, table, _) in zip(axes[0], panels):
                 plots.plot_tradeoff(
                     table.select(n_steps=horizon), law or None, ylabel=ylabel, title=title, ax=ax,
@@ -116,7 +116,7 @@ def draw_figures(result_dir) -> list[Path]:
             done(fig, "tradeoff")
         elif figure == "rates":
             for eta in sorted({step_sizes[len(step_sizes) // 2], step_sizes[-1]}):
-                fig, axes = _panels(1, len(panels))
+                fig, axes = _panels(1, len(panels), size=(7.5, 3.4))
                 for ax, (title, table, _) in zip(axes[0], panels):
                     plots.plot_rates(table, float(eta), fit_from=max(1, horizon // 100), ylabel=ylabel, title=title, ax=ax)
                 done(fig, f"rates_eta{eta:g}")
