@@ -5,7 +5,7 @@ import importlib
 from analysis import minima, theory, ties
 from analysis.basins import assign_basins, basin_occupancy, sharpness_summary
 from analysis.drift import drift_check
-from analysis.errors import ErrorTable, errors
+from analysis.errors import ErrorTable, errors, pool
 from analysis.minima import TieWarning, global_minimizer, minimizers, penalized_solution, smoothed_solution
 from analysis.rates import RateFit, fit_rate
 from analysis.stationary import QuasiStationary, StationaryLaw, stationary_law
@@ -28,6 +28,7 @@ __all__ = [
     "minimizers",
     "penalized_solution",
     "plots",
+    "pool",
     "sharpness_summary",
     "smoothed_solution",
     "stationary_law",

@@ -12,6 +12,9 @@ Diverged chains are excluded and counted in `n_diverged`; they never turn a row 
 only NaNs are explicit "nothing to average" markers: a row where every chain diverged has
 `n_chains = 0` and `mse = mse_se = mse_lo = mse_hi = nan`, and a row with a single chain has
 `mse_se = nan` (no spread to estimate).
+
+`pool(tables)` combines the tables of several seeds (independent runs of the same sweep) into
+one, treating every non-diverged chain of every seed as one sample (see `pool`).
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ import numpy as np
 from analysis import atomic_files
 from objectives import validation as check
 
-__all__ = ["COLUMNS", "ErrorTable", "errors"]
+__all__ = ["COLUMNS", "ErrorTable", "errors", "pool"]
 
 #: The columns every `errors` table has, in order; `mse_lo`, `mse_hi` follow with `bootstrap`.
 COLUMNS = ("estimator", "step_size", "n_steps", "mse", "mse_se", "n_chains", "n_diverged")
+
+#: The columns `pool` combines over seeds; every other column identifies a row.
+POOLED_COLUMNS = ("mse", "mse_se", "n_chains", "n_diverged", "mse_lo", "mse_hi", "seed", "n_seeds")
 
 # Bootstrap resamples are drawn in blocks of at most this many indices (bounded memory).
 _BOOTSTRAP_BLOCK = 1 << 22
@@ -39,11 +45,17 @@ class ErrorTable:
     - `select(column=value, ...)` keeps the rows that match (floats compared to a relative 1e-9;
       a list, tuple or set of values matches any of them).
     - `column(name)` -> a NumPy array; `columns()` -> the names; `to_records()` -> dicts.
-    - `to_csv(path)` writes CSV with a header, atomically; `to_pandas()` needs pandas.
+    - `to_csv(path)` writes CSV with a header, atomically; `to_pandas()` needs pandas (the
+      `pandas` extra: `pip install 'asgd-smoothing[pandas]'`).
     - `str(table)` is an aligned text table.
+
+    `rows` is an iterable of dicts, or a pandas DataFrame with the same columns (read with
+    `DataFrame.to_dict("records")`), so `ErrorTable(table.to_pandas()) == table`.
     """
 
     def __init__(self, rows: Iterable[Mapping]):
+        if _is_data_frame(rows):  # iterating a DataFrame yields its column names, not its rows
+            rows = rows.to_dict("records")
         self.rows = [dict(row) for row in rows]
 
     def __len__(self) -> int:
@@ -84,10 +96,13 @@ class ErrorTable:
         return cls(atomic_files.read_csv(path))
 
     def to_pandas(self):
+        """The table as a `pandas.DataFrame`, one row per record, columns in table order."""
         try:
             import pandas
         except ImportError:
-            raise ImportError("to_pandas needs pandas, which is not a dependency: pip install pandas") from None
+            raise ImportError(
+                "ErrorTable.to_pandas needs pandas, an optional dependency: pip install 'asgd-smoothing[pandas]'"
+            ) from None
         return pandas.DataFrame.from_records(self.rows, columns=self.columns())
 
     def __str__(self) -> str:
@@ -106,6 +121,11 @@ class ErrorTable:
             return str(self)
         head = ErrorTable(self.rows[:shown])
         return f"{head}\n... ({len(self.rows) - shown} more rows; {len(self.rows)} in all)"
+
+
+def _is_data_frame(value) -> bool:
+    """A pandas DataFrame, recognised without importing pandas (an optional dependency)."""
+    return hasattr(value, "to_dict") and hasattr(value, "columns") and hasattr(value, "iloc")
 
 
 def _matches(value, options) -> bool:
@@ -207,3 +227,78 @@ def errors(
                         row["mse_lo"], row["mse_hi"] = _bootstrap_interval(squared, int(bootstrap), confidence, rng)
                 rows.append(row)
     return ErrorTable(rows)
+
+
+def pool(tables) -> ErrorTable:
+    """One table from the tables of several seeds: every chain of every seed as one sample.
+
+    For each row (the same estimator, step size, checkpoint and any other identifying column in
+    every table), with n_s counted chains, mean m_s and standard error se_s in seed s:
+
+        N      = sum_s n_s
+        mse    = (1/N) sum_s n_s m_s                                   (mean over all N chains)
+        sd^2   = [sum_s (n_s - 1) n_s se_s^2 + sum_s n_s (m_s - mse)^2] / (N - 1)
+        mse_se = sd / sqrt(N)
+
+    since n_s se_s^2 is seed s's sample variance: exactly `errors` over the N chains of all
+    seeds concatenated (the seeds are independent runs, so the chains are i.i.d.). `n_chains`
+    and `n_diverged` are summed; the column `n_seeds` says how many seeds each row pools (a
+    pooled table pooled again adds them up). The bootstrap columns `mse_lo`, `mse_hi` are
+    dropped: an interval needs the chains themselves, and plots then draw mse +- 2 se.
+
+    **Arguments:**
+
+    - `tables`: a sequence of `ErrorTable`s (or DataFrames), one per seed; or one table with a
+      `seed` column (as `results.csv`), split by seed.
+
+    **Returns:** an `ErrorTable`, rows in the first table's order. Every table must have the
+    same rows: a row missing from one seed is an error, never a silent drop.
+    """
+    if isinstance(tables, ErrorTable) or _is_data_frame(tables):
+        table = ErrorTable(tables) if _is_data_frame(tables) else tables
+        if "seed" not in table.columns():
+            raise ValueError(f"pool: a single table needs a 'seed' column to pool over (columns: {table.columns()}); "
+                             "or pass a list of tables, one per seed")
+        seeds = list(dict.fromkeys(table.column("seed").tolist()))
+        parts = [ErrorTable(row for row in table if row["seed"] == seed) for seed in seeds]
+    else:
+        parts = [part if isinstance(part, ErrorTable) else ErrorTable(part) for part in tables]
+    if not parts:
+        raise ValueError("pool: tables must hold at least one table, got none")
+    columns = [c for c in parts[0].columns() if c not in ("mse_lo", "mse_hi", "seed")]
+    keys = [c for c in columns if c not in POOLED_COLUMNS]
+    indexed = []
+    for i, part in enumerate(parts):
+        missing = [c for c in keys + ["mse", "mse_se", "n_chains", "n_diverged"] if c not in part.columns()] if len(part) else []
+        if missing:
+            raise ValueError(f"pool: table {i} lacks the columns {missing} (has {part.columns()})")
+        rows = {}
+        for row in part:
+            key = tuple(row[c] for c in keys)
+            if key in rows:
+                raise ValueError(f"pool: table {i} has two rows with {dict(zip(keys, key))}; pass one table per seed")
+            rows[key] = row
+        indexed.append(rows)
+    for i, by_key in enumerate(indexed[1:], start=1):
+        for key in set(by_key) ^ set(indexed[0]):
+            where = "table 0" if key in by_key else f"table {i}"
+            raise ValueError(f"pool: the row {dict(zip(keys, key))} is missing from {where}; every seed must have the same rows")
+    pooled = []
+    for key, first in indexed[0].items():
+        matched = [by_key[key] for by_key in indexed]
+        n = np.array([row["n_chains"] for row in matched], dtype=np.float64)
+        mean = np.array([row["mse"] if row["n_chains"] else 0.0 for row in matched], dtype=np.float64)
+        se = np.array([row["mse_se"] if row["n_chains"] > 1 else 0.0 for row in matched], dtype=np.float64)
+        total = n.sum()
+        mse = float(np.sum(n * mean) / total) if total else math.nan
+        squares = np.sum((n - 1) * n * se**2) + np.sum(n * (mean - mse) ** 2) if total else math.nan
+        row = {c: first[c] for c in keys}
+        row.update(
+            mse=mse,
+            mse_se=float(math.sqrt(squares / (total - 1) / total)) if total > 1 else math.nan,
+            n_chains=int(total),
+            n_diverged=int(sum(row_s["n_diverged"] for row_s in matched)),
+            n_seeds=int(sum(row_s.get("n_seeds", 1) for row_s in matched)),
+        )
+        pooled.append({c: row[c] for c in columns + (["n_seeds"] if "n_seeds" not in columns else [])})
+    return ErrorTable(pooled)

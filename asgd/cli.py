@@ -29,6 +29,7 @@ import numpy as np
 import objectives
 import simulate
 from analysis import theory
+from analysis.errors import ErrorTable, pool
 from asgd import distributed, interrupts, network, result_folder
 from asgd.config import NOISE_FAMILIES, OBJECTIVE_KINDS, ConfigError, load_config
 from asgd.experiment_figures import draw_figures
@@ -46,12 +47,12 @@ def builtin_experiments() -> dict[str, Path]:
 
 
 def _format_table(rows: list[dict], horizon: int) -> str:
-    """Estimator x step size: mse +- se at the final horizon, first seed (simulated rows only)."""
+    """Estimator x step size: mse +- se at the final horizon (simulated rows only), every seed
+    pooled by `analysis.pool`: all chains of all seeds as one sample."""
     rows = [r for r in rows if r["n_steps"] == horizon and r.get("source", "simulation") == "simulation"]
     if not rows:
         return ""
-    seed = rows[0]["seed"]
-    rows = [r for r in rows if r["seed"] == seed]
+    rows = pool(ErrorTable(rows)).to_records()
     estimators = list(dict.fromkeys(r["estimator"] for r in rows))
     step_sizes = sorted({r["step_size"] for r in rows})
     lookup = {(r["estimator"], r["step_size"]): r for r in rows}
@@ -93,7 +94,11 @@ def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool, cluster=dist
     written = draw_figures(out_dir)
     horizon = max(config.horizons)
     print(f"\n== {config.name}: {config.description}")
-    print(f"   error to the {config.target_kind} target after T = {horizon} steps, {config.n_chains} chains (mse +- se)")
+    seeds = config.seeds
+    chains = f"{config.n_chains} chains" if len(seeds) == 1 else (
+        f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) x {config.n_chains} = {len(seeds) * config.n_chains} chains, "
+        "pooled: mean and se over all chains as one sample")
+    print(f"   error to the {config.target_kind} target after T = {horizon} steps, {chains} (mse +- se)")
     print(_format_table(outcome.rows, horizon))
     law = sorted((r["step_size"], r["law_regime"]) for r in outcome.rows if r.get("source") == "law" and r["estimator"] == "x" and r["n_steps"] == horizon)
     if law:

@@ -31,7 +31,8 @@
 
     [output]
     estimators = ["x", "x_avg", "x_tail", "v", "v_avg"]
-    figures = ["tradeoff", "rates"]
+    figures = ["tradeoff", "rates"]  # landscape and chains: 1-D objectives only
+    per_seed = false              # optional: figures pool the seeds (default) or one panel per seed
 
     [theory]                      # optional: the exact long-run law beside the simulation
     stationary = true             # dim 1 or 2, additive noise (analysis.stationary_law)
@@ -83,6 +84,7 @@ OBJECTIVE_KINDS = {
 
 TARGET_KINDS = ("minimizer", "smoothed", "local", "penalized", "point")
 FIGURES = ("tradeoff", "rates", "landscape", "chains", "basins")
+ONE_D_FIGURES = ("landscape", "chains")  # they draw f(x) over a line
 
 _TOP_KEYS = {"name", "description", "objective", "noise", "run", "target", "output", "theory", "quick"}
 _RUN_KEYS = {
@@ -90,7 +92,7 @@ _RUN_KEYS = {
 }
 _RUN_REQUIRED = {"step_sizes", "n_steps", "n_chains", "x0"}
 _TARGET_KEYS = {"kind", "point"}
-_OUTPUT_KEYS = {"estimators", "figures"}
+_OUTPUT_KEYS = {"estimators", "figures", "per_seed"}
 _THEORY_KEYS = {"stationary", "n_grid", "bounds"}
 _QUICK_KEYS = _RUN_KEYS | {"n_grid"}  # n_grid overrides theory.n_grid
 
@@ -117,6 +119,7 @@ class ExperimentConfig:
     target_point: tuple | None
     estimators: tuple[str, ...]
     figures: tuple[str, ...]
+    per_seed: bool  # [output]: one panel per seed instead of pooling the seeds' chains
     stationary: bool  # [theory]: draw and tabulate the exact long-run law (analysis.stationary_law)
     law_n_grid: int | None
     law_bounds: tuple | None  # (lower, upper), numbers or dim-tuples
@@ -258,6 +261,9 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
         allow_scalar=False,
         nonempty=False,
     )
+    per_seed = output_table.get("per_seed", False)
+    if not isinstance(per_seed, bool):
+        fail("output.per_seed", per_seed, "must be true or false")
 
     # [theory]
     stationary = theory_table.get("stationary", False)
@@ -291,6 +297,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
         target_point=target_point,
         estimators=estimators,
         figures=figures,
+        per_seed=per_seed,
         stationary=stationary,
         law_n_grid=law_n_grid,
         law_bounds=law_bounds,
@@ -351,6 +358,9 @@ def _check_buildable(config: ExperimentConfig) -> None:
     dim = objective.dim
     if noise.fixed_dim is not None and noise.fixed_dim != dim:
         fail("noise.covariance", config.noise_params.get("covariance"), f"must be {dim}x{dim} to match objective dim={dim}")
+    flat = [figure for figure in config.figures if figure in ONE_D_FIGURES]
+    if dim != 1 and flat:
+        fail("output.figures", list(config.figures), f"{flat[0]!r} draws 1-D objectives only, and objective {config.objective_kind!r} has dim {dim}")
     x0 = np.asarray(config.x0, dtype=np.float64)
     if x0.shape[-1] != dim or (x0.ndim == 2 and x0.shape[0] != config.n_chains):
         fail("run.x0", list(config.x0), f"must have {dim} coordinates (objective dim), or be n_chains={config.n_chains} such points")

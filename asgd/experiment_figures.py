@@ -2,6 +2,11 @@
 
 Reads `metadata.json` (the config), `results.csv` and the saved sweep points, and writes the
 figures the config's [output] asks for as `<figure>.png` and `<figure>.pdf` in the folder.
+
+Several seeds are pooled: the tables by `analysis.pool` (every chain of every seed as one
+sample), the chains and basin occupancies by concatenating the seeds' chains, and the titles
+say "k seeds pooled" with the total chain count. With `[output] per_seed = true` each seed gets
+its own panel instead (its title names the seed). No seed is left out.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import numpy as np
 import simulate
 from analysis import plots
 from analysis.basins import basin_occupancy
-from analysis.errors import ErrorTable
+from analysis.errors import ErrorTable, pool
 from analysis.minima import minimizers
-from asgd.config import parse_config
+from asgd.config import ExperimentConfig, parse_config
 from asgd.result_folder import (
     DAMAGED_FILE_ERRORS,
     ResultFolderError,
@@ -26,7 +31,7 @@ from asgd.result_folder import (
     read_results,
 )
 from asgd.sweep import RESULT_COLUMNS, point_path
-from objectives import penalized, smoothed
+from objectives import SHARP_FLAT_CRITICAL_STEP_SIZE, penalized, smoothed
 
 __all__ = ["draw_figures", "law_curves"]
 
@@ -78,6 +83,36 @@ def _saved_point(path: Path, figures: list[str]) -> simulate.SimulationResult:
         raise ResultFolderError(f"{str(path)!r}: damaged sweep point ({type(error).__name__}: {error})") from None
 
 
+def critical_step_size(config: ExperimentConfig) -> tuple[float, str] | None:
+    """A critical eta known in closed form, with its legend label, or None.
+
+    - a quadratic: 2 / lambda_max(H), beyond which SGD diverges;
+    - `sharp_flat` under isotropic Gaussian noise of scale s: SHARP_FLAT_CRITICAL_STEP_SIZE / s,
+      where argmin F_eta jumps from the sharp to the flat well (F_eta depends on eta s only).
+    """
+    f = config.objective
+    if config.objective_kind == "quadratic":
+        curvature = np.max(np.linalg.eigvalsh(np.asarray(f.hessian(np.zeros(f.dim)), np.float64)))
+        return (2.0 / curvature, rf"$2/\lambda_{{\max}}$ = {2.0 / curvature:.3g} (SGD diverges beyond)") if curvature > 0 else None
+    noise = config.noise_params
+    if config.objective_kind == "sharp_flat" and noise["family"] == "gaussian" and np.ndim(noise.get("scale", 1.0)) == 0 and "covariance" not in noise:
+        eta = SHARP_FLAT_CRITICAL_STEP_SIZE / float(noise.get("scale", 1.0))
+        return eta, rf"$\eta_c$ = {eta:.3g} ($v^*(\eta)$ jumps to the flat well)"
+    return None
+
+
+def _panels(n_rows: int, n_columns: int, size=(5.0, 3.4)):
+    """A figure of n_rows x n_columns axes in the house style."""
+    with plots.style():
+        return plt.subplots(n_rows, n_columns, figsize=(size[0] * n_columns, size[1] * n_rows), squeeze=False)
+
+
+def _pooled_chains(results: list, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """One estimator's final points `(S, sum_s C_s, d)` and the divergence mask of every seed, concatenated."""
+    return (np.concatenate([r.estimator(name) for r in results], axis=1),
+            np.concatenate([np.asarray(r.diverged, bool) for r in results], axis=1))
+
+
 def draw_figures(result_dir) -> list[Path]:
     """Draw every figure named in the folder's config; returns the PNG paths written."""
     folder = Path(result_dir)
@@ -89,15 +124,21 @@ def draw_figures(result_dir) -> list[Path]:
     rows = read_results(results_path, RESULT_COLUMNS[:8], numeric=("seed", "step_size", "n_steps", "n_chains", "mse", "mse_se"))
     simulated = [r for r in rows if r.get("source", "simulation") == "simulation"]  # older folders: no column
     _warn_nan(results_path, rows, simulated)
-    seed, horizon = config.seeds[0], max(config.horizons)
-    table = ErrorTable(r for r in simulated if r["seed"] == seed)
-    final = table.select(n_steps=horizon)
+    seeds, horizon = list(config.seeds), max(config.horizons)
+    tables = {seed: ErrorTable(r for r in simulated if r["seed"] == seed) for seed in seeds}
+    pooled = pool(list(tables.values()))
+    per_seed = config.per_seed and len(seeds) > 1
     law = law_curves([r for r in rows if r.get("source") == "law"], horizon)
     f, noise = config.objective, config.noise
     step_sizes = np.asarray(config.step_sizes)
     needs_point = [name for name in config.figures if name in POINT_FIGURES]
-    result = _saved_point(point_path(folder / "points", seed, horizon), needs_point) if needs_point else None
+    results = [_saved_point(point_path(folder / "points", seed, horizon), needs_point) if needs_point else None for seed in seeds]
     target_label = {"smoothed": r"$v^*(\eta)$", "local": r"argmin $F_\eta$ in the chains' basin", "penalized": r"argmin $P_\eta$", "minimizer": r"argmin $f$", "point": "the target"}
+    ylabel = f"mean squared distance to {target_label[config.target_kind]}"
+    critical = critical_step_size(config)
+    # (title, table, results) per panel: one pooled panel, or one per seed.
+    panels = [(f"{config.name}, seed {seed}", tables[seed], [result]) for seed, result in zip(seeds, results)] if per_seed \
+        else [(config.name, pooled, results)]
     written = []
 
     def done(fig, name):
@@ -107,32 +148,47 @@ def draw_figures(result_dir) -> list[Path]:
 
     for figure in config.figures:
         if figure == "tradeoff":
-            fig = plots.plot_tradeoff(
-                final, law or None, ylabel=f"mean squared distance to {target_label[config.target_kind]}",
-                title=f"{config.name}: T = {horizon}, {config.n_chains} chains",
-            )
+            fig, axes = _panels(1, len(panels), size=(7.5, 3.4))
+            for ax, (title, table, _) in zip(axes[0], panels):
+                plots.plot_tradeoff(
+                    table.select(n_steps=horizon), law or None, ylabel=ylabel, title=title, ax=ax,
+                    **(dict(critical_step_size=critical[0], critical_label=critical[1]) if critical else {}),
+                )
             done(fig, "tradeoff")
         elif figure == "rates":
             for eta in sorted({step_sizes[len(step_sizes) // 2], step_sizes[-1]}):
-                done(plots.plot_rates(table, float(eta), fit_from=max(1, horizon // 100)), f"rates_eta{eta:g}")
-        elif figure == "landscape" and f.dim == 1:
+                fig, axes = _panels(1, len(panels), size=(7.5, 3.4))
+                for ax, (title, table, _) in zip(axes[0], panels):
+                    plots.plot_rates(table, float(eta), fit_from=max(1, horizon // 100), ylabel=ylabel, title=title, ax=ax)
+                done(fig, f"rates_eta{eta:g}")
+        elif figure == "landscape":  # 1-D only: the config refuses it for other objectives
             shown = step_sizes[:: max(1, len(step_sizes) // 3)]
-            lo, hi = np.min(result.x) - 0.5, np.max(result.x) + 0.5
+            wells = minimizers(f).points
+            # Scaled to the wells, widened to where most averaged chains ended (1% to 99%): the
+            # last iterates at a large eta would stretch it until the wells look tiny.
+            averaged, diverged = _pooled_chains(results, "x_avg")
             fig = plots.plot_landscape(
                 f, smoothed=[(float(e), smoothed(f, noise, float(e))) for e in shown],
                 penalized=[(float(shown[0]), penalized(f, noise, float(shown[0])))],
-                minimizers=minimizers(f).points, bounds=(max(lo, -5), min(hi, 5)),
+                minimizers=wells, bounds=plots.landscape_bounds(wells, averaged[~diverged]),
             )
             done(fig, "landscape")
-        elif figure == "chains" and f.dim == 1:
-            done(plots.plot_chains(f, result, -1, estimators=("x", "x_avg")), "chains")
+        elif figure == "chains":  # 1-D only, as landscape
+            fig, axes = _panels(1, len(panels), size=(5.5, 3.6))
+            for ax, (title, _, chosen) in zip(axes[0], panels):
+                plots.plot_chains(f, chosen, -1, estimators=("x", "x_avg"), title=title, ax=ax)
+            done(fig, "chains")
         elif figure == "basins":
             wells = minimizers(f).points
             wells = wells[np.argsort(wells[:, 0])]
-            occupancy = {
-                name: basin_occupancy(result.estimator(name), wells, mask=~result.diverged)
-                for name in config.estimators
-            }
-            labels = [f"x = {p[0]:.2f}" if f.dim == 1 else f"{tuple(np.round(p, 2))}" for p in wells]
-            done(plots.plot_basins(step_sizes, occupancy, labels), "basins")
+            fig, axes = _panels(len(panels), len(wells), size=(3.6, 3.2))
+            for row, (title, _, chosen) in zip(axes, panels):
+                occupancy, counted = {}, {}
+                for name in config.estimators:
+                    points, diverged = _pooled_chains(chosen, name)
+                    occupancy[name] = basin_occupancy(points, wells, mask=~diverged)
+                    counted[name] = np.sum(~diverged, axis=1)
+                chains = f"{sum(r.n_chains for r in chosen)} chains" + (f" ({len(chosen)} seeds pooled)" if len(chosen) > 1 else "")
+                plots.plot_basins(step_sizes, occupancy, wells, n_chains=counted, title=f"{title}: {chains}, T = {horizon}", ax=row)
+            done(fig, "basins")
     return written

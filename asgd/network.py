@@ -300,8 +300,7 @@ def plot_network(rows: list[dict], metrics=("test_accuracy", "hessian_trace"), *
             ax.set_ylabel(_METRIC_LABELS[metric])
         axes[0][0].legend(frameon=False)
         if title:
-            fig.suptitle(title)
-        fig.tight_layout()
+            fig.suptitle(title)  # the style's constrained layout fits it, also under a later savefig
     if path is not None:
         plots.save(fig, path)
     return fig

@@ -151,3 +151,69 @@ def test_list_names_objectives_noise_models_and_experiments():
     assert out.returncode == 0
     for name in ("sharp_flat", "valley_2d", "student_t", "quadratic_rates", "sharp_flat_tradeoff", "basin_selection"):
         assert name in out.stdout
+
+
+def test_two_seeds_are_pooled_in_the_printed_table_and_every_figure_and_per_seed_gives_panels(tmp_path, monkeypatch, capsys):
+    import json
+
+    from analysis import pool
+    from analysis.errors import ErrorTable
+    from asgd import cli, experiment_figures
+
+    titles = {}
+    save = experiment_figures.plots.save
+
+    def keep_titles(fig, path):
+        titles[Path(path).name] = [ax.get_title() for ax in fig.axes]
+        return save(fig, path)
+
+    monkeypatch.setattr(experiment_figures.plots, "save", keep_titles)
+    config = _config(tmp_path, steps="200", seeds="0, 1", figures='"tradeoff", "rates", "chains", "basins"')
+    config.write_text(config.read_text().replace('kind = "smoothed"', 'kind = "minimizer"'))  # one minimizer search, not two
+    assert cli.main(["run", str(config), "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / "small"
+    assert "2 seeds (0, 1) x 128 = 256 chains, pooled" in out
+
+    # By hand: every non-diverged chain of both seeds as one sample.
+    pooled = pool(ErrorTable(r for r in result_folder.read_csv(folder / "results.csv") if r["n_steps"] == 200))
+    with np.load(folder / "arrays.npz") as arrays:
+        for estimator in ("x", "x_avg", "v_avg"):
+            points = np.concatenate([arrays[f"seed{s}_T200/{estimator}"] for s in (0, 1)], axis=1).astype(np.float64)
+            diverged = np.concatenate([arrays[f"seed{s}_T200/diverged"] for s in (0, 1)], axis=1)
+            for s, eta in enumerate(arrays["step_sizes"]):
+                squared = np.sum((points[s][~diverged[s]] - arrays["targets"][s]) ** 2, axis=-1)
+                mse, se = squared.mean(), squared.std(ddof=1) / np.sqrt(squared.size)
+                row = pooled.select(estimator=estimator, step_size=float(eta)).to_records()[0]
+                assert row["n_chains"] + row["n_diverged"] == 256 and row["n_seeds"] == 2
+                np.testing.assert_allclose([row["mse"], row["mse_se"]], [mse, se], rtol=1e-9)
+                assert f"{mse:>11.4g} +- {se:<8.2g}" in out  # the printed table is the pooled one
+
+    assert titles["tradeoff"] == ["small\nT = 200 steps, 256 chains (2 seeds pooled)"]
+    assert titles["rates_eta0.2"] == ["small\n$\\eta$ = 0.2, 256 chains (2 seeds pooled)"]
+    assert titles["chains"][0].startswith("small\n") and " of 256 chains non-diverged, 2 seeds pooled" in titles["chains"][0]
+    assert all(title.startswith("small: 256 chains (2 seeds pooled), T = 200\nbasin: x = ") for title in titles["basins"])
+
+    # per_seed = true: the same folder re-drawn, one panel per seed, each naming its seed.
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["config"]["output"].update(per_seed=True, figures=["tradeoff", "chains", "basins"])
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    titles.clear()
+    experiment_figures.draw_figures(folder)
+    assert titles["tradeoff"] == [f"small, seed {s}\nT = 200 steps, 128 chains" for s in (0, 1)]
+    assert [title.split(";")[0] for title in titles["chains"]] == [f"small, seed {s}\n128 of 128 chains non-diverged" for s in (0, 1)]
+    assert len(titles["basins"]) == 4 and titles["basins"][2].startswith("small, seed 1: 128 chains, T = 200")
+
+
+def test_the_critical_step_size_comes_from_the_objectives_closed_form():
+    from asgd.config import parse_config
+    from asgd.experiment_figures import critical_step_size
+
+    base = {"name": "c", "noise": {"family": "gaussian", "scale": 2.0}, "run": {"step_sizes": [0.1], "n_steps": 10, "n_chains": 2, "x0": [0.0]}}
+    quadratic = parse_config({**base, "objective": {"kind": "quadratic", "hessian": [0.5, 4.0]}, "run": {**base["run"], "x0": [0.0, 0.0]}})
+    assert critical_step_size(quadratic)[0] == pytest.approx(2 / 4.0)  # 2 / lambda_max: SGD diverges beyond
+    import objectives
+
+    sharp_flat = parse_config({**base, "objective": {"kind": "sharp_flat"}})
+    assert critical_step_size(sharp_flat)[0] == pytest.approx(objectives.SHARP_FLAT_CRITICAL_STEP_SIZE / 2.0)  # F_eta depends on eta * scale
+    assert critical_step_size(parse_config({**base, "objective": {"kind": "rippled_quadratic"}})) is None

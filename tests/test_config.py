@@ -39,6 +39,7 @@ def test_a_valid_config_builds_its_sweep_and_quick_overrides_apply():
     assert config.sweep_points() == [(0, 50), (0, 100), (1, 50), (1, 100)]
     assert config.objective.dim == 2 and config.noise.family == "gaussian"
     assert parse_config(copy.deepcopy(BASE), quick=True).n_chains == 16
+    assert config.per_seed is False and parse_config(_with("output.per_seed", True)).per_seed is True
 
 
 CASES = [
@@ -66,6 +67,10 @@ CASES = [
     ("target.point", [0.0, 1.0], "target.point = .*allowed only there"),
     ("output.estimators", ["x", "x_median"], r"output.estimators\[1\] = 'x_median': must be one of"),
     ("output.figures", ["heatmap"], r"output.figures\[0\] = 'heatmap': must be one of"),
+    # BASE is a 2-D quadratic: the figures that draw f over a line are refused, by name.
+    ("output.figures", ["tradeoff", "landscape"], r"output.figures = \['tradeoff', 'landscape'\]: 'landscape' draws 1-D objectives only, and objective 'quadratic' has dim 2"),
+    ("output.figures", ["chains"], r"output.figures = \['chains'\]: 'chains' draws 1-D objectives only"),
+    ("output.per_seed", "yes", "output.per_seed = 'yes': must be true or false"),
 ]
 
 

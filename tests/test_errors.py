@@ -164,8 +164,61 @@ def test_error_table_csv_is_written_atomically_and_reads_back(tmp_path):
     np.testing.assert_array_equal(back.column("estimator"), table.column("estimator"))
 
 
-def test_to_pandas_says_pandas_is_optional(monkeypatch):
+def test_to_pandas_names_the_pandas_extra_when_pandas_is_missing(monkeypatch):
     table = ErrorTable([{"estimator": "x", "mse": 1.0}])
     monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
-    with pytest.raises(ImportError, match="pandas, which is not a dependency"):
+    with pytest.raises(ImportError, match=r"pip install 'asgd-smoothing\[pandas\]'"):
         table.to_pandas()
+
+
+def test_to_pandas_and_back_keeps_every_row_column_and_type():
+    pandas = pytest.importorskip("pandas")
+    values = np.arange(2 * 2 * 3 * 1, dtype=float).reshape(2, 2, 3, 1)
+    table = analysis.errors(synthetic_result(values, [[-1, 7, -1], [-1, -1, -1]], [5, 10], [0.1, 0.2]), [0.0], bootstrap=20)
+    frame = table.to_pandas()
+    assert isinstance(frame, pandas.DataFrame) and list(frame.columns) == table.columns() and len(frame) == len(table)
+    back = ErrorTable(frame)
+    assert back == table
+    assert type(back.rows[0]["n_steps"]) is int and type(back.rows[0]["estimator"]) is str
+
+
+def _seed_results():
+    """Three seeds of one synthetic sweep (S = 2, K = 2, d = 1) with 3, 4 and 2 chains, some diverged."""
+    rng = np.random.default_rng(5)
+    chains, diverged_at = (3, 4, 2), ([[-1, 7, -1], [2, 3, -1]], [[-1, -1, -1, 9], [-1, -1, -1, -1]], [[-1, -1], [1, 1]])
+    return [synthetic_result(rng.normal(size=(2, 2, c, 1)), d, [5, 10], [0.1, 0.2]) for c, d in zip(chains, diverged_at)]
+
+
+def test_pool_equals_errors_over_every_chain_of_every_seed_as_one_sample():
+    results = _seed_results()
+    pooled = analysis.pool([analysis.errors(r, [0.5]) for r in results])
+    assert pooled.columns() == [*COLUMNS, "n_seeds"] and set(pooled.column("n_seeds")) == {3}
+    for s, eta in enumerate((0.1, 0.2)):
+        for k, t in enumerate((5, 10)):
+            squared = np.concatenate([
+                (r.checkpoints["x"][k, s, :, 0] - 0.5)[~(r.diverged[s] & (r.diverged_at[s] <= t))] ** 2 for r in results
+            ])
+            row = _row(pooled, estimator="x", step_size=eta, n_steps=t)
+            assert row["n_chains"] == squared.size
+            assert row["n_diverged"] == sum(int(np.sum(r.diverged[s] & (r.diverged_at[s] <= t))) for r in results)
+            assert math.isclose(row["mse"], squared.mean(), rel_tol=1e-12)
+            assert math.isclose(row["mse_se"], squared.std(ddof=1) / math.sqrt(squared.size), rel_tol=1e-12)
+    # At eta = 0.2, t = 10 the third seed has no chain left and the first one a single one:
+    # they still count exactly (a single chain has no se of its own but adds to the spread).
+    assert [_row(analysis.errors(r, [0.5]), estimator="x", step_size=0.2, n_steps=10)["n_chains"] for r in results] == [1, 4, 0]
+
+
+def test_pool_splits_one_table_by_its_seed_column_and_refuses_what_it_cannot_match():
+    tables = [analysis.errors(r, [0.5], bootstrap=10) for r in _seed_results()]
+    with_seed = ErrorTable({**row, "seed": seed} for seed, table in zip((3, 1, 4), tables) for row in table)
+    assert analysis.pool(with_seed) == analysis.pool(tables)
+    assert "mse_lo" not in analysis.pool(tables).columns()  # an interval needs the chains themselves
+    assert set(analysis.pool([analysis.pool(tables[:2]), tables[2]]).column("n_seeds")) == {3}
+    with pytest.raises(ValueError, match="a single table needs a 'seed' column"):
+        analysis.pool(tables[0])
+    with pytest.raises(ValueError, match=r"the row \{'estimator': 'x', 'step_size': 0.2, 'n_steps': 10\} is missing from table 1"):
+        analysis.pool([tables[0], ErrorTable(r for r in tables[1] if not (r["estimator"] == "x" and r["step_size"] == 0.2 and r["n_steps"] == 10))])
+    with pytest.raises(ValueError, match="table 0 has two rows with"):
+        analysis.pool([ErrorTable(tables[0].rows * 2)])
+    with pytest.raises(ValueError, match="at least one table"):
+        analysis.pool([])

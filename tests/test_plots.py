@@ -1,5 +1,6 @@
 """`analysis.plots`: every figure renders under Agg, saves PNG and PDF atomically, in one style."""
 
+import io
 import os
 
 import jax.numpy as jnp
@@ -106,7 +107,10 @@ def test_one_style_everywhere_colour_per_estimator_and_labelled_axes(tmp_path):
     assert "v^*(\\eta)" in figures["tradeoff"].axes[0].get_ylabel()
     for name, fig in figures.items():
         assert fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel(), name
-    assert figures["chains"].axes[1].get_ylabel() == "$f(x)$"  # the landscape's own axis
+    # chains: the landscape on the densities' axis, no second (right) y axis.
+    assert len(figures["chains"].axes) == 1
+    landscape = next(line for line in figures["chains"].axes[0].get_lines() if line.get_gid() == "landscape")
+    assert landscape.get_label() == "$f$ (rescaled)" and np.max(landscape.get_ydata()) <= figures["chains"].axes[0].get_ylim()[1]
     assert set(plots.ESTIMATOR_STYLE[name]["color"] for name in simulate.ESTIMATORS) <= set(plots.OKABE_ITO)
 
 
@@ -114,9 +118,9 @@ def test_tradeoff_draws_the_last_horizon_and_rates_fit_the_tail_of_the_curve(tmp
     fig = plots.plot_tradeoff(_table())
     x_line = next(line for line in fig.axes[0].get_lines() if line.get_label() == plots.ESTIMATOR_STYLE["x_avg"]["label"])
     np.testing.assert_allclose(x_line.get_ydata(), 5.0 / 3000)  # T = 3000 only, not a zigzag over horizons
-    assert fig.axes[0].get_title() == "T = 3000 steps"
+    assert fig.axes[0].get_title() == "T = 3000 steps, 100 chains"  # 100 counted or diverged in every row
     early = plots.plot_tradeoff(_table(), n_steps=10)
-    assert early.axes[0].get_title() == "T = 10 steps"
+    assert early.axes[0].get_title() == "T = 10 steps, 100 chains"
 
     legend = [text.get_text() for text in plots.plot_rates(_table(), 0.1).axes[0].get_legend().get_texts()]
     # x_avg is flat before T = 100 and 1/T after: the tail fit finds -1, the flat x finds 0.
@@ -136,3 +140,117 @@ def test_plots_draw_real_error_tables_from_the_engine(tmp_path):
     plots.plot_tradeoff(table, theory={name: ([0.05, 0.2, 0.8], curves[name][:, -1]) for name in curves}, path=tmp_path / "t")
     plots.plot_rates(table, 0.2, theory={"x_avg": (result.checkpoint_steps, curves["x_avg"][1])}, path=tmp_path / "r")
     assert all((tmp_path / f"{stem}.{suffix}").exists() for stem in "tr" for suffix in ("png", "pdf"))
+
+
+def _two_by_two():
+    with plots.style():
+        return plt.subplots(2, 2, figsize=(8, 6))
+
+
+_GRID = np.linspace(-2.0, 2.0, 101)[:, None]
+_PATHS = np.cumsum(np.random.default_rng(1).normal(0, 0.05, size=(2, 21, 2)), axis=1)
+#: Every public plot function, drawing into the user's `ax` (basins: a row of two axes).
+DRAW_INTO = {
+    "plot_tradeoff": lambda ax: plots.plot_tradeoff(_table(), ax=ax),
+    "plot_rates": lambda ax: plots.plot_rates(_table(), 0.1, ax=ax),
+    "plot_landscape": lambda ax: plots.plot_landscape(DOUBLE_WELL, smoothed=[(0.1, DOUBLE_WELL.value(_GRID))], n_points=101, ax=ax),
+    "plot_chains": lambda ax: plots.plot_chains(DOUBLE_WELL, _result(), 1, ax=ax),
+    "plot_basins": lambda ax: plots.plot_basins(STEP_SIZES, {"x": np.tile([0.7, 0.3], (4, 1))}, ["a", "b"], ax=ax),
+    "plot_valley": lambda ax: plots.plot_valley(objectives.quadratic(np.diag([1.0, 10.0])), _PATHS, levels=8, ax=ax),
+}
+PLOT_FUNCTIONS = sorted(name for name in plots.__all__ if name.startswith("plot_"))
+
+
+def test_the_ax_cases_cover_every_public_plot_function():
+    assert sorted(DRAW_INTO) == PLOT_FUNCTIONS
+
+
+@pytest.mark.parametrize("name", PLOT_FUNCTIONS)
+def test_every_plot_function_draws_into_the_users_subplot_and_returns_it(name):
+    fig, axes = _two_by_two()
+    target = axes[1] if name == "plot_basins" else axes[0, 1]
+    returned = DRAW_INTO[name](target)
+    assert returned is target
+    assert plt.get_fignums() == [fig.number] and len(fig.axes) == 4  # no new figure, no twin axes
+    drawn = set(np.ravel(target).tolist())
+    for ax in fig.axes:
+        assert bool(ax.get_lines() or ax.collections or ax.patches) == (ax in drawn), (name, ax)
+    with pytest.raises(ValueError, match="ax must be"):
+        DRAW_INTO[name]("not an axes")
+
+
+@pytest.mark.parametrize("made_by", ["plot_tradeoff", "the user inside style()"])
+def test_a_figure_made_in_the_style_keeps_it_under_the_users_own_savefig(made_by):
+    with plots.style():
+        if made_by == "plot_tradeoff":
+            fig = plots.plot_tradeoff(_table(), title="a title long enough to be clipped by a careless layout")
+            ax = fig.axes[0]
+        else:
+            fig, ax = plt.subplots(figsize=(5.0, 3.4))
+            plots.plot_tradeoff(_table(), title="a title long enough to be clipped by a careless layout", ax=ax)
+    assert plt.rcParams["figure.constrained_layout.use"] is False  # the user's savefig runs outside the style
+    fig.savefig(io.BytesIO(), format="png", dpi=100)
+    renderer = fig.canvas.get_renderer()
+    canvas = fig.bbox
+    for artist in (ax.title, ax.get_legend(), ax.xaxis.label, ax.yaxis.label):
+        box = artist.get_window_extent(renderer)
+        assert canvas.x0 - 1 <= box.x0 and box.x1 <= canvas.x1 + 1 and canvas.y0 - 1 <= box.y0 and box.y1 <= canvas.y1 + 1, artist
+    assert ax.title.get_fontsize() == plots.RCPARAMS["axes.titlesize"]
+    assert ax.get_legend().get_texts()[0].get_fontsize() == plots.RCPARAMS["legend.fontsize"]
+
+
+def test_a_user_title_keeps_the_horizon_and_chain_count_and_pooled_seeds_are_said():
+    fig = plots.plot_tradeoff(_table(), title="my study")
+    assert fig.axes[0].get_title() == "my study\nT = 3000 steps, 100 chains"
+    pooled = analysis.pool([_table(), _table()])
+    assert plots.plot_tradeoff(pooled, title="my study").axes[0].get_title() == "my study\nT = 3000 steps, 200 chains (2 seeds pooled)"
+    assert plots.plot_rates(pooled, 0.1, title="rates").axes[0].get_title() == "rates\n$\\eta$ = 0.1, 200 chains (2 seeds pooled)"
+    fig = plots.plot_chains(DOUBLE_WELL, [_result(), _result()], 1)
+    assert fig.axes[0].get_title().startswith("590 of 600 chains non-diverged, 2 seeds pooled")
+
+
+def test_tradeoff_marks_the_critical_step_size():
+    ax = plots.plot_tradeoff(_table(), critical_step_size=0.05).axes[0]
+    line = next(line for line in ax.get_lines() if line.get_gid() == "critical_step_size")
+    assert np.all(np.asarray(line.get_xdata()) == 0.05)
+    assert any("critical step size" in text.get_text() and "0.05" in text.get_text() for text in ax.get_legend().get_texts())
+    labelled = plots.plot_tradeoff(_table(), critical_step_size=0.2, critical_label="2/L").axes[0]
+    assert "2/L" in [text.get_text() for text in labelled.get_legend().get_texts()]
+    assert not any(line.get_gid() == "critical_step_size" for line in plots.plot_tradeoff(_table()).axes[0].get_lines())
+    with pytest.raises(ValueError, match="critical_step_size must be a finite number > 0, got -1"):
+        plots.plot_tradeoff(_table(), critical_step_size=-1)
+
+
+def test_basin_panels_have_binomial_error_bars_and_plain_number_labels():
+    p = np.array([[0.7, 0.3], [0.5, 0.5], [0.1, 0.9], [0.0, 1.0]])
+    n = np.array([100, 400, 100, 50])
+    labels = [np.array([-1.0, 0.0]), (np.float64(1.0), np.float64(0.5))]
+    fig = plots.plot_basins(STEP_SIZES, {"x": p}, labels, n_chains={"x": n})
+    for b, ax in enumerate(fig.axes):
+        (container,) = ax.containers
+        segments = container.lines[2][0].get_segments()
+        half_widths = np.array([(segment[1][1] - segment[0][1]) / 2 for segment in segments])
+        np.testing.assert_allclose(half_widths, np.sqrt(p[:, b] * (1 - p[:, b]) / n), rtol=1e-12)
+    assert [ax.get_title() for ax in fig.axes] == ["basin: (-1, 0)", "basin: (1, 0.5)"]
+    one_d = plots.plot_basins(STEP_SIZES, {"x": p}, [np.float64(-0.997), [0.961]], n_chains=100)
+    assert [ax.get_title() for ax in one_d.axes] == ["basin: x = -0.997", "basin: x = 0.961"]
+    with pytest.raises(ValueError, match=r"n_chains for 'x' must be a count >= 1 or 4 of them"):
+        plots.plot_basins(STEP_SIZES, {"x": p}, labels, n_chains=[1, 2])
+
+
+def test_landscape_is_scaled_to_the_wells_and_refuses_a_2d_objective():
+    ax = plots.plot_landscape(DOUBLE_WELL, minimizers=[[-1.03], [0.96]]).axes[0]
+    np.testing.assert_allclose(ax.get_xlim(), (-2.03, 1.96))  # the wells, 1 (>= half their spread) beyond
+    np.testing.assert_allclose(plots.landscape_bounds([[-1.0], [3.0]]), (-3.0, 5.0))
+    np.testing.assert_allclose(plots.landscape_bounds([[0.0]], np.linspace(-4, 2, 601)), (-3.94, 1.94))
+    with pytest.raises(ValueError, match="plot_landscape draws 1-D objectives, got f of dim=2"):
+        plots.plot_landscape(objectives.quadratic(np.eye(2)))
+
+
+def test_plots_accept_a_data_frame_with_the_tables_columns():
+    pytest.importorskip("pandas")
+    for plot, args in ((plots.plot_tradeoff, ()), (plots.plot_rates, (0.1,))):
+        from_table, from_frame = plot(_table(), *args).axes[0], plot(_table().to_pandas(), *args).axes[0]
+        assert [line.get_label() for line in from_frame.get_lines()] == [line.get_label() for line in from_table.get_lines()]
+        for a, b in zip(from_table.get_lines(), from_frame.get_lines()):
+            np.testing.assert_array_equal(a.get_xydata(), b.get_xydata())
