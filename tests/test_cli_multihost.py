@@ -96,7 +96,7 @@ def test_two_processes_write_the_folder_of_one_process_byte_for_byte(tmp_path):
     assert two.keys() == reference.keys()
     for name in reference:
         assert two[name] == reference[name], name
-    assert "after T = 200 steps, 13 chains" in out0 and "== hosts" not in out1  # process 0 alone reports
+    assert "== hosts" in out0 and "== hosts" not in out1  # process 0 alone reports
     assert '"processes": 2' in (tmp_path / "two" / "hosts" / "metadata.json").read_text()
 
 
