@@ -37,6 +37,10 @@ __all__ = ["main"]
 EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
 
 
+#: Names that stand for several built-in experiments (`asgd reproduce mnist1d` runs both models).
+GROUPS = {"mnist1d": ["mnist1d_cnn", "mnist1d_mlp"]}
+
+
 def builtin_experiments() -> dict[str, Path]:
     """The shipped reproductions: name -> config path."""
     return {path.stem: path for path in sorted(EXPERIMENTS_DIR.glob("*.toml"))}
@@ -71,6 +75,11 @@ def _run_network(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
     for metric in ("test_accuracy", "hessian_trace"):
         print(f"   {metric}:")
         print(network.format_table(outcome.rows, metric))
+    if outcome.paired:
+        baseline = outcome.paired[0]
+        print(f"   test_accuracy minus the tuned baseline ({baseline['baseline']} at eta = {baseline['baseline_step_size']:g}),"
+              " paired over seeds, mean [95% CI]:")
+        print(network.format_paired_table(outcome.paired, "test_accuracy"))
     resumed = f", {outcome.resumed} training run(s) resumed from disk" if outcome.resumed else ""
     print(f"   {outcome.wall_time:.1f} s{resumed}; results in {out_dir}/ (results.csv, arrays.npz, metadata.json"
           + "".join(f", {p.name}" for p in written) + ")")
@@ -97,10 +106,10 @@ def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
 
 def cmd_reproduce(args) -> int:
     available = builtin_experiments()
-    names = args.names or list(available)
+    names = [member for name in (args.names or list(available)) for member in GROUPS.get(name, [name])]
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise ConfigError(f"experiment {unknown[0]!r}: unknown; built-in experiments: {sorted(available)}")
+        raise ConfigError(f"experiment {unknown[0]!r}: unknown; built-in experiments: {sorted(available)}, groups: {sorted(GROUPS)}")
     configs = [load_config(available[name], quick=args.quick) for name in names]  # validate all first
     out_root = Path(args.out)
     for config in configs:
