@@ -53,6 +53,7 @@ from asgd.network_config import NetworkConfig
 from asgd.progress import Progress
 
 __all__ = [
+    "ALL_METHODS",
     "METHODS",
     "METRICS",
     "NetworkOutcome",
@@ -64,16 +65,16 @@ __all__ = [
     "run_network",
 ]
 
-#: Method name -> (training run, estimator of `simulate.run`).
+#: Method name -> (training run, estimator of `simulate.run`): the default methods of a config.
 METHODS = {
     "sgd": ("sgd", "x"),
     "uniform_average": ("sgd", "x_avg"),
     "tail_average": ("sgd", "x_tail"),
     "ema": ("sgd", "x_ema"),
     "sam": ("sam", "x"),
-    "cosine": ("cosine", "x"),
-    "swa": ("swa", "x_tail"),
 }
+#: Every method a config may list (`train.methods`): the default five and issue 17's two.
+ALL_METHODS = {**METHODS, "cosine": ("cosine", "x"), "swa": ("swa", "x_tail")}
 METHOD_LABELS = {
     "sgd": r"SGD, last iterate",
     "uniform_average": r"uniform average",
@@ -201,7 +202,7 @@ def _train(config: NetworkConfig, train, x0, which: str, progress) -> simulate.S
 
 def _runs(config: NetworkConfig) -> list[str]:
     """The training runs the config's methods need, in order ("sgd" serves four methods)."""
-    return list(dict.fromkeys(METHODS[method][0] for method in config.methods))
+    return list(dict.fromkeys(ALL_METHODS[method][0] for method in config.methods))
 
 
 def paired_differences(config: NetworkConfig, metrics: dict, diverged: dict, baseline: str = "cosine") -> list[dict]:
@@ -209,14 +210,14 @@ def paired_differences(config: NetworkConfig, metrics: dict, diverged: dict, bas
     best step size) for `PAIRED_METRICS`: mean, standard error and the 95% t-interval over the
     seeds where neither diverged. The baseline's best step size maximises its mean test accuracy
     (the tuned baseline)."""
-    which = METHODS[baseline][0]
+    which = ALL_METHODS[baseline][0]
     accuracy = metrics[baseline]["test_accuracy"]
     means = [accuracy[s][~diverged[which][s]].mean() if (~diverged[which][s]).any() else -np.inf for s in range(len(config.step_sizes))]
     best = int(np.argmax(means))
     rows = []
     for method in config.methods:
         for s, eta in enumerate(config.step_sizes):
-            good = ~diverged[METHODS[method][0]][s] & ~diverged[which][best]
+            good = ~diverged[ALL_METHODS[method][0]][s] & ~diverged[which][best]
             for metric in PAIRED_METRICS:
                 differences = (metrics[method][metric][s] - metrics[baseline][metric][best])[good].astype(np.float64)
                 n = differences.size
@@ -234,7 +235,7 @@ def paired_differences(config: NetworkConfig, metrics: dict, diverged: dict, bas
 def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dict]:
     rows = []
     for method in config.methods:
-        which = METHODS[method][0]
+        which = ALL_METHODS[method][0]
         for s, eta in enumerate(config.step_sizes):
             good = ~diverged[which][s]
             for metric in METRICS:
@@ -266,7 +267,7 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
         path = points / f"{which}.npz"
         if path.exists():
             saved = np.load(path)
-            estimates.update({m: saved[m] for m in config.methods if METHODS[m][0] == which})
+            estimates.update({m: saved[m] for m in config.methods if ALL_METHODS[m][0] == which})
             diverged[which] = saved["diverged"]
             resumed += 1
         else:
@@ -274,7 +275,7 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
             if bar.enabled:
                 within = lambda done, total, base=index * config.n_steps: bar.update(base + config.n_steps * done / total)  # noqa: E731
             result = _train(config, train, x0, which, within)
-            mine = {m: getattr(result, METHODS[m][1]) for m in config.methods if METHODS[m][0] == which}
+            mine = {m: getattr(result, ALL_METHODS[m][1]) for m in config.methods if ALL_METHODS[m][0] == which}
             result_folder.write_npz(path, diverged=result.diverged, **mine)
             estimates.update(mine)
             diverged[which] = result.diverged
@@ -285,7 +286,7 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
     key = jax.random.key(config.seed)
     for method in config.methods:
         metrics[method] = evaluate(
-            train, test, estimates[method], key=jax.random.fold_in(key, list(METHODS).index(method)),
+            train, test, estimates[method], key=jax.random.fold_in(key, list(ALL_METHODS).index(method)),
             hutchinson_probes=config.hutchinson_probes, power_iterations=config.power_iterations,
             sharpness_examples=config.sharpness_examples,
         )
@@ -319,7 +320,7 @@ def format_paired_table(paired: list[dict], metric: str = "test_accuracy") -> st
     if not paired:
         return ""
     step_sizes = sorted({float(r["step_size"]) for r in paired})
-    methods = [m for m in METHODS if any(r["method"] == m for r in paired)]
+    methods = [m for m in ALL_METHODS if any(r["method"] == m for r in paired)]
     lookup = {(r["method"], float(r["step_size"])): r for r in paired}
     lines = [f"{'step_size':>10} " + " ".join(f"{m:>26}" for m in methods)]
     for eta in step_sizes:
@@ -337,7 +338,7 @@ def format_table(rows: list[dict], metric: str = "test_accuracy") -> str:
     rows = [r for r in rows if r["metric"] == metric]
     step_sizes = sorted({float(r["step_size"]) for r in rows})
     lookup = {(r["method"], float(r["step_size"])): r for r in rows}
-    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    methods = [m for m in ALL_METHODS if any(r["method"] == m for r in rows)]
     lines = [f"{'step_size':>10} " + " ".join(f"{m:>20}" for m in methods)]
     for eta in step_sizes:
         cells = []
@@ -363,7 +364,7 @@ def plot_network(rows: list[dict], metrics=("test_accuracy", "hessian_trace"), *
     with plots.house_style():
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
-            for method in METHODS:
+            for method in ALL_METHODS:
                 mine = sorted((r for r in rows if r["method"] == method and r["metric"] == metric and r["n_seeds"]), key=lambda r: float(r["step_size"]))
                 if not mine:
                     continue

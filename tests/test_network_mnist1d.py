@@ -61,7 +61,7 @@ def test_every_method_writes_a_tidy_row_per_step_size_and_metric_and_the_cli_pri
     result, stdout = tiny_run
     rows = result_folder.read_csv(result / "results.csv")
     assert len(rows) == 7 * 2 * len(network.METRICS)
-    assert {r["method"] for r in rows} == set(network.METHODS) and {r["n_seeds"] + r["n_diverged"] for r in rows} == {3}
+    assert {r["method"] for r in rows} == set(network.ALL_METHODS) and {r["n_seeds"] + r["n_diverged"] for r in rows} == {3}
     for name in ("points/sgd.npz", "points/sam.npz", "points/cosine.npz", "points/swa.npz", "accuracy_sharpness.png"):
         assert (result / name).exists(), name
     paired = result_folder.read_csv(result / "paired.csv")
@@ -91,7 +91,7 @@ def test_mnist1d_names_both_models_and_their_configs_parse_in_full_and_quick_mod
     for name in GROUPS["mnist1d"]:
         for quick in (False, True):
             config = load_config(builtin_experiments()[name], quick=quick)
-            assert config.data["dataset"] == "mnist1d" and set(config.methods) == set(network.METHODS)
+            assert config.data["dataset"] == "mnist1d" and set(config.methods) == set(network.ALL_METHODS)
             assert config.n_seeds >= (4 if quick else 8)
     assert load_config(builtin_experiments()["mnist1d_cnn"]).model["kind"] == "cnn1d"
 
