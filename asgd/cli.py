@@ -41,6 +41,12 @@ __all__ = ["main"]
 EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
 
 
+#: Names that stand for several built-in experiments (`asgd reproduce mnist1d` runs both models).
+GROUPS = {"mnist1d": ["mnist1d_cnn", "mnist1d_mlp"]}
+#: Run only when named (alone or by their group): `asgd reproduce` (and `make demo`) stays minutes long.
+ON_REQUEST = {member for members in GROUPS.values() for member in members}
+
+
 def builtin_experiments() -> dict[str, Path]:
     """The shipped reproductions: name -> config path."""
     return {path.stem: path for path in sorted(EXPERIMENTS_DIR.glob("*.toml"))}
@@ -75,6 +81,11 @@ def _run_network(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
     for metric in ("test_accuracy", "hessian_trace"):
         print(f"   {metric}:")
         print(network.format_table(outcome.rows, metric))
+    if outcome.paired:
+        baseline = outcome.paired[0]
+        print(f"   test_accuracy minus the tuned baseline ({baseline['baseline']} at eta = {baseline['baseline_step_size']:g}),"
+              " paired over seeds, mean [95% CI]:")
+        print(network.format_paired_table(outcome.paired, "test_accuracy"))
     resumed = f", {outcome.resumed} training run(s) resumed from disk" if outcome.resumed else ""
     print(f"   {outcome.wall_time:.1f} s{resumed}; results in {out_dir}/ (results.csv, arrays.npz, metadata.json"
           + "".join(f", {p.name}" for p in written) + ")")
@@ -111,10 +122,11 @@ def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool, cluster=dist
 
 def cmd_reproduce(args) -> int:
     available = builtin_experiments()
-    names = args.names or list(available)
+    requested = args.names or [name for name in available if name not in ON_REQUEST]
+    names = [member for name in requested for member in GROUPS.get(name, [name])]
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise ConfigError(f"experiment {unknown[0]!r}: unknown; built-in experiments: {sorted(available)}")
+        raise ConfigError(f"experiment {unknown[0]!r}: unknown; built-in experiments: {sorted(available)}, groups: {sorted(GROUPS)}")
     cluster = _cluster(args)
     configs = [load_config(available[name], quick=args.quick) for name in names]  # validate all first
     out_root = Path(args.out)
@@ -214,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
         hosts.add_argument("--process-id", type=int, metavar="I", help="this process's rank, 0 .. N-1")
 
     reproduce = commands.add_parser("reproduce", help="run the built-in reproductions")
-    reproduce.add_argument("names", nargs="*", help="experiments to run (default: all; see asgd list)")
+    reproduce.add_argument("names", nargs="*", help="experiments or groups to run (default: all but the mnist1d group, which runs when named; see asgd list)")
     sweep_options(reproduce, "results")
     reproduce.set_defaults(handler=cmd_reproduce)
 

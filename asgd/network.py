@@ -11,7 +11,18 @@ Methods compared at every step size:
 - `tail_average`: the average of the last `tail_fraction` T iterates (SWA-style, from a burn-in);
 - `ema`: the debiased exponential moving average of the iterates (decay `ema_decay`);
 - `sam`: the last iterate of sharpness-aware minimisation (Foret et al. 2021) with radius
-  `sam_radius`, the explicit flatness-seeking baseline; same minibatches as SGD.
+  `sam_radius`, the explicit flatness-seeking baseline; same minibatches as SGD;
+- `cosine` (issue 17): the last iterate of SGD under a cosine-decaying step size (peak eta, the
+  grid's step size, down to `cosine_final` eta), the usual tuned baseline;
+- `swa` (issue 17): SWA (Izmailov et al. 2018): the step size decays linearly from eta to
+  `swa_final` eta over the first `swa_start` of the run, then stays constant, and the iterates of
+  that constant phase are averaged.
+
+The methods run are `config.methods` (default the first five). With `cosine` among them, the
+result folder also holds `paired.csv`: per method and step size, the per-seed difference of test
+accuracy and test loss from the cosine baseline at its best step size (by mean test accuracy:
+the tuned baseline), mean, standard error and 95% t-interval (the seeds share initialisation and
+minibatches across methods, so the differences are paired).
 
 Metrics at the returned parameters, per seed, then mean and standard error across seeds
 (diverged seeds excluded and counted): train loss, test loss, test accuracy, train accuracy,
@@ -33,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy import stats
 
 import objectives
 import simulate
@@ -42,17 +54,19 @@ from asgd.network_config import NetworkConfig
 from simulate.progress import StepBar
 
 __all__ = [
+    "ALL_METHODS",
     "METHODS",
     "METRICS",
     "NetworkOutcome",
     "draw_network_figures",
     "evaluate",
     "format_table",
+    "paired_differences",
     "plot_network",
     "run_network",
 ]
 
-#: Method name -> (training run, estimator of `simulate.run`).
+#: Method name -> (training run, estimator of `simulate.run`): the default methods of a config.
 METHODS = {
     "sgd": ("sgd", "x"),
     "uniform_average": ("sgd", "x_avg"),
@@ -60,12 +74,16 @@ METHODS = {
     "ema": ("sgd", "x_ema"),
     "sam": ("sam", "x"),
 }
+#: Every method a config may list (`train.methods`): the default five and issue 17's two.
+ALL_METHODS = {**METHODS, "cosine": ("cosine", "x"), "swa": ("swa", "x_tail")}
 METHOD_LABELS = {
     "sgd": r"SGD, last iterate",
     "uniform_average": r"uniform average",
     "tail_average": r"tail average (SWA)",
     "ema": r"EMA",
     "sam": r"SAM, last iterate",
+    "cosine": r"SGD, cosine decay",
+    "swa": r"SWA (decay, then average)",
 }
 METHOD_STYLE = {
     "sgd": dict(color=plots.OKABE_ITO[6], marker="o"),
@@ -73,9 +91,13 @@ METHOD_STYLE = {
     "tail_average": dict(color=plots.OKABE_ITO[3], marker="^"),
     "ema": dict(color=plots.OKABE_ITO[2], marker="D"),
     "sam": dict(color=plots.OKABE_ITO[7], marker="v"),
+    "cosine": dict(color=plots.OKABE_ITO[1], marker="x"),
+    "swa": dict(color=plots.OKABE_ITO[4], marker="P"),
 }
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "hessian_trace", "top_eigenvalue")
 RESULT_COLUMNS = ["experiment", "method", "step_size", "metric", "mean", "se", "n_seeds", "n_diverged"]
+PAIRED_COLUMNS = ["experiment", "method", "step_size", "metric", "baseline", "baseline_step_size", "mean_difference", "se", "ci_low", "ci_high", "n_seeds"]
+PAIRED_METRICS = ("test_accuracy", "test_loss")
 
 # ---- data and model ----------------------------------------------------------------------------
 
@@ -85,6 +107,8 @@ def load_dataset(config: NetworkConfig):
     options = {k: v for k, v in config.data.items() if k != "dataset"}
     if config.data["dataset"] == "digits":
         return objectives.datasets.digits(**options)
+    if config.data["dataset"] == "mnist1d":
+        return objectives.datasets.mnist1d(**options)
     return objectives.datasets.teacher_student(**options)
 
 
@@ -93,7 +117,12 @@ def build_model(config: NetworkConfig, dataset):
     model's initialisation with seed i."""
     inputs, labels = dataset.train
     kind, l2 = config.model["kind"], config.model["l2"]
-    if kind == "mlp":
+    if kind == "cnn1d":
+        train = objectives.cnn1d(
+            inputs, labels, channels=config.model["channels"], kernel_size=config.model["kernel_size"],
+            stride=config.model["stride"], n_classes=dataset.n_classes, l2=l2,
+        )
+    elif kind == "mlp":
         train = objectives.mlp(
             inputs, labels, hidden=config.model["hidden"], n_classes=dataset.n_classes,
             activation=config.model["activation"], l2=l2,
@@ -108,12 +137,16 @@ def build_model(config: NetworkConfig, dataset):
 # ---- metrics ------------------------------------------------------------------------------------
 
 
-def evaluate(train, test, points, *, key, hutchinson_probes: int, power_iterations: int) -> dict[str, np.ndarray]:
+def evaluate(train, test, points, *, key, hutchinson_probes: int, power_iterations: int, sharpness_examples: int | None = None) -> dict[str, np.ndarray]:
     """Every metric at `points` `(..., dim)`: a dict metric -> array `(...)`.
 
-    The Hessian is that of the training objective (the full-data mean loss). Each point gets its
-    own probes (keys split from `key`).
+    The Hessian is that of the training objective (the full-data mean loss), or with
+    `sharpness_examples` = m that of the mean loss on the first m training examples (a cheaper
+    estimate of the same curvature). Each point gets its own probes (keys split from `key`).
     """
+    curved = train
+    if sharpness_examples is not None and sharpness_examples < train.n_examples:
+        curved = train.with_data(jax.tree.map(lambda leaf: leaf[:sharpness_examples], train.params))
     points = jnp.asarray(points)
     shape = points.shape[:-1]
     flat = points.reshape(-1, points.shape[-1])
@@ -121,8 +154,8 @@ def evaluate(train, test, points, *, key, hutchinson_probes: int, power_iteratio
 
     @jax.jit
     def one(x, keys):
-        trace, _ = objectives.hutchinson_trace(train, x, keys[0], n_probes=hutchinson_probes)
-        top = objectives.top_eigenvalue(train, x, keys[1], n_iterations=power_iterations)
+        trace, _ = objectives.hutchinson_trace(curved, x, keys[0], n_probes=hutchinson_probes)
+        top = objectives.top_eigenvalue(curved, x, keys[1], n_iterations=power_iterations)
         return {
             "train_loss": train.point_value(x),
             "test_loss": test.point_value(x),
@@ -147,6 +180,7 @@ class NetworkOutcome:
     diverged: dict  # run -> (S, C)
     resumed: int
     wall_time: float
+    paired: list = dataclasses.field(default_factory=list)  # `paired_differences` rows (with cosine)
 
 
 def _train(config: NetworkConfig, train, x0, which: str, progress) -> simulate.SimulationResult:
@@ -158,12 +192,51 @@ def _train(config: NetworkConfig, train, x0, which: str, progress) -> simulate.S
     )
     if which == "sgd":
         return simulate.run(train, ema_decay=config.ema_decay, **kwargs)
+    if which == "cosine":
+        return simulate.run(train, schedule=simulate.cosine_decay(config.n_steps, config.cosine_final), **kwargs)
+    if which == "swa":
+        decay_end = max(1, min(config.n_steps - 1, round(config.swa_start * config.n_steps)))
+        kwargs["tail_fraction"] = (config.n_steps - decay_end) / config.n_steps  # the constant phase
+        return simulate.run(train, schedule=simulate.swa(0, decay_end, config.swa_final), **kwargs)
     return simulate.run(train, algorithm=simulate.sam(config.sam_radius), **kwargs)
+
+
+def _runs(config: NetworkConfig) -> list[str]:
+    """The training runs the config's methods need, in order ("sgd" serves four methods)."""
+    return list(dict.fromkeys(ALL_METHODS[method][0] for method in config.methods))
+
+
+def paired_differences(config: NetworkConfig, metrics: dict, diverged: dict, baseline: str = "cosine") -> list[dict]:
+    """Per method and step size, the per-seed differences metric(method) - metric(baseline at its
+    best step size) for `PAIRED_METRICS`: mean, standard error and the 95% t-interval over the
+    seeds where neither diverged. The baseline's best step size maximises its mean test accuracy
+    (the tuned baseline)."""
+    which = ALL_METHODS[baseline][0]
+    accuracy = metrics[baseline]["test_accuracy"]
+    means = [accuracy[s][~diverged[which][s]].mean() if (~diverged[which][s]).any() else -np.inf for s in range(len(config.step_sizes))]
+    best = int(np.argmax(means))
+    rows = []
+    for method in config.methods:
+        for s, eta in enumerate(config.step_sizes):
+            good = ~diverged[ALL_METHODS[method][0]][s] & ~diverged[which][best]
+            for metric in PAIRED_METRICS:
+                differences = (metrics[method][metric][s] - metrics[baseline][metric][best])[good].astype(np.float64)
+                n = differences.size
+                mean = float(differences.mean()) if n else math.nan
+                se = float(differences.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+                half = float(stats.t.ppf(0.975, n - 1)) * se if n > 1 else math.nan
+                rows.append({
+                    "experiment": config.name, "method": method, "step_size": eta, "metric": metric, "baseline": baseline,
+                    "baseline_step_size": config.step_sizes[best], "mean_difference": mean, "se": se,
+                    "ci_low": mean - half, "ci_high": mean + half, "n_seeds": int(n),
+                })
+    return rows
 
 
 def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dict]:
     rows = []
-    for method, (which, _) in METHODS.items():
+    for method in config.methods:
+        which = ALL_METHODS[method][0]
         for s, eta in enumerate(config.step_sizes):
             good = ~diverged[which][s]
             for metric in METRICS:
@@ -180,12 +253,12 @@ def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dic
     return rows
 
 
-def _load_training_run(path: Path, which: str) -> dict | None:
+def _load_training_run(path: Path, which: str, methods) -> dict | None:
     """The arrays of a saved training run, or `None` with a warning naming the file when it is
     damaged (the run is then trained again)."""
     try:
         with np.load(path, allow_pickle=False) as saved:
-            return {name: saved[name] for name in ["diverged", *(m for m, (run, _) in METHODS.items() if run == which)]}
+            return {name: saved[name] for name in ["diverged", *(m for m in methods if ALL_METHODS[m][0] == which)]}
     except result_folder.DAMAGED_FILE_ERRORS as error:
         warnings.warn(
             f"{str(path)!r}: damaged training run ({type(error).__name__}: {error}); training it again",
@@ -203,14 +276,15 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
     train, test, x0 = build_model(config, dataset)  # errors here come before anything is written
     points = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
 
-    bar = StepBar(total=2 * config.n_steps, label=config.name, enabled=False if quiet else None)
+    runs = _runs(config)
+    bar = StepBar(total=len(runs) * config.n_steps, label=config.name, enabled=False if quiet else None)
     estimates, diverged, resumed = {}, {}, 0
-    for index, which in enumerate(("sgd", "sam")):
+    for index, which in enumerate(runs):
         interrupts.check()
         path = points / f"{which}.npz"
-        saved = _load_training_run(path, which) if path.exists() else None
+        saved = _load_training_run(path, which, config.methods) if path.exists() else None
         if saved is not None:
-            estimates.update({m: saved[m] for m, (run, _) in METHODS.items() if run == which})
+            estimates.update({m: saved[m] for m in config.methods if ALL_METHODS[m][0] == which})
             diverged[which] = saved["diverged"]
             resumed += 1
         else:
@@ -218,7 +292,7 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
             if bar.enabled:
                 within = lambda done, total, base=index * config.n_steps: bar.update_to(base + config.n_steps * done // total)  # noqa: E731
             result = _train(config, train, x0, which, within)
-            mine = {m: getattr(result, estimator) for m, (run, estimator) in METHODS.items() if run == which}
+            mine = {m: getattr(result, ALL_METHODS[m][1]) for m in config.methods if ALL_METHODS[m][0] == which}
             result_folder.write_npz(path, diverged=result.diverged, **mine)
             estimates.update(mine)
             diverged[which] = result.diverged
@@ -227,19 +301,23 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
 
     metrics = {}
     key = jax.random.key(config.seed)
-    for method in METHODS:
+    for method in config.methods:
         metrics[method] = evaluate(
-            train, test, estimates[method], key=jax.random.fold_in(key, list(METHODS).index(method)),
+            train, test, estimates[method], key=jax.random.fold_in(key, list(ALL_METHODS).index(method)),
             hutchinson_probes=config.hutchinson_probes, power_iterations=config.power_iterations,
+            sharpness_examples=config.sharpness_examples,
         )
     rows = _summarise(config, metrics, diverged)
+    paired = paired_differences(config, metrics, diverged) if "cosine" in config.methods else []
+    if paired:
+        result_folder.write_csv(out / "paired.csv", paired, PAIRED_COLUMNS)
     wall_time = time.perf_counter() - start
     result_folder.write_results(
         out, rows, RESULT_COLUMNS,
         {
             "step_sizes": np.asarray(config.step_sizes), "x0": x0,
-            **{f"{method}/params": estimates[method] for method in METHODS},
-            **{f"{method}/{metric}": metrics[method][metric] for method in METHODS for metric in METRICS},
+            **{f"{method}/params": estimates[method] for method in config.methods},
+            **{f"{method}/{metric}": metrics[method][metric] for method in config.methods for metric in METRICS},
         },
         {
             "experiment": config.name, "kind": "network", "description": config.description, "config": config.raw,
@@ -247,10 +325,29 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
             "resumed_points": resumed, "wall_time_s": wall_time,
         },
     )
-    return NetworkOutcome(out, rows, metrics, diverged, resumed, wall_time)
+    return NetworkOutcome(out, rows, metrics, diverged, resumed, wall_time, paired)
 
 
 # ---- tables and figures ------------------------------------------------------------------------
+
+
+def format_paired_table(paired: list[dict], metric: str = "test_accuracy") -> str:
+    """Method x step size: the mean paired difference from the tuned baseline [95% CI]."""
+    paired = [r for r in paired if r["metric"] == metric]
+    if not paired:
+        return ""
+    step_sizes = sorted({float(r["step_size"]) for r in paired})
+    methods = [m for m in ALL_METHODS if any(r["method"] == m for r in paired)]
+    lookup = {(r["method"], float(r["step_size"])): r for r in paired}
+    lines = [f"{'step_size':>10} " + " ".join(f"{m:>26}" for m in methods)]
+    for eta in step_sizes:
+        cells = []
+        for method in methods:
+            r = lookup.get((method, eta))
+            ok = r and r["n_seeds"] > 1
+            cells.append(f"{r['mean_difference']:>+8.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if ok else f"{'-':>26}")
+        lines.append(f"{eta:>10.4g} " + " ".join(cells))
+    return "\n".join(lines)
 
 
 def format_table(rows: list[dict], metric: str = "test_accuracy") -> str:
@@ -258,10 +355,11 @@ def format_table(rows: list[dict], metric: str = "test_accuracy") -> str:
     rows = [r for r in rows if r["metric"] == metric]
     step_sizes = sorted({float(r["step_size"]) for r in rows})
     lookup = {(r["method"], float(r["step_size"])): r for r in rows}
-    lines = [f"{'step_size':>10} " + " ".join(f"{m:>20}" for m in METHODS)]
+    methods = [m for m in ALL_METHODS if any(r["method"] == m for r in rows)]
+    lines = [f"{'step_size':>10} " + " ".join(f"{m:>20}" for m in methods)]
     for eta in step_sizes:
         cells = []
-        for method in METHODS:
+        for method in methods:
             r = lookup.get((method, eta))
             cells.append(f"{r['mean']:>9.4f} +- {r['se']:<7.2g}" if r and r["n_seeds"] else f"{'diverged':>20}")
         lines.append(f"{eta:>10.4g} " + " ".join(cells))
@@ -283,7 +381,7 @@ def plot_network(rows: list[dict], metrics=("test_accuracy", "hessian_trace"), *
     with plots.house_style():
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
-            for method in METHODS:
+            for method in ALL_METHODS:
                 mine = sorted((r for r in rows if r["method"] == method and r["metric"] == metric and r["n_seeds"]), key=lambda r: float(r["step_size"]))
                 if not mine:
                     continue

@@ -2,11 +2,16 @@
 
     kind = "network"
     name = "nn"
-    [data]      dataset = "digits" | "teacher_student", and its options (`objectives.datasets`)
-    [model]     kind = "mlp" | "logistic_regression", hidden = [32], activation, l2
+    [data]      dataset = "digits" | "teacher_student" | "mnist1d", and its options (`objectives.datasets`)
+    [model]     kind = "mlp" | "logistic_regression" | "cnn1d", hidden = [32], activation, l2;
+                for cnn1d channels = [16, 32, 32], kernel_size, stride
     [train]     step_sizes (increasing), n_steps, n_seeds (>= 2), batch_size, replace,
-                tail_fraction, ema_decay, sam_radius, seed
-    [metrics]   hutchinson_probes, power_iterations
+                tail_fraction, ema_decay, sam_radius, seed; methods (default the five of
+                `nn`: sgd, uniform_average, tail_average, ema, sam; also cosine, swa),
+                cosine_final (the cosine schedule's last multiplier), swa_start (the fraction of
+                the run SWA's step size decays over), swa_final (its constant multiplier)
+    [metrics]   hutchinson_probes, power_iterations, sharpness_examples (the Hessian of the loss
+                on the first m training examples; default all)
     [quick]     overrides of [data], [train] and [metrics] keys for --quick
 
 Validated with the same rules as the sweeps (`asgd.schema`); every error names the key, the
@@ -22,14 +27,19 @@ from asgd.schema import check_keys, choice, fail, integer, list_of, real, table
 
 __all__ = ["NetworkConfig", "parse_network_config"]
 
-_DATASETS = ("digits", "teacher_student")
-_MODELS = ("mlp", "logistic_regression")
+_DATASETS = ("digits", "teacher_student", "mnist1d")
+_MODELS = ("mlp", "logistic_regression", "cnn1d")
+#: Every method a network experiment can compare (`asgd.network.METHODS`), and the default five.
+_METHODS = ("sgd", "uniform_average", "tail_average", "ema", "sam", "cosine", "swa")
+_DEFAULT_METHODS = ("sgd", "uniform_average", "tail_average", "ema", "sam")
 _ACTIVATIONS = ("tanh", "relu")
 _TOP_KEYS = {"kind", "name", "description", "data", "model", "train", "metrics", "quick"}
-_DATA_KEYS = {"dataset", "n_train", "n_test", "n_features", "n_classes", "teacher_hidden", "label_noise", "test_fraction", "seed"}
-_MODEL_KEYS = {"kind", "hidden", "activation", "l2"}
-_TRAIN_KEYS = {"step_sizes", "n_steps", "n_seeds", "batch_size", "replace", "tail_fraction", "ema_decay", "sam_radius", "seed"}
-_METRIC_KEYS = {"hutchinson_probes", "power_iterations"}
+_DATA_KEYS = {"dataset", "n_train", "n_test", "n_features", "n_classes", "teacher_hidden", "label_noise", "test_fraction", "seed",
+              "n_samples", "train_fraction"}
+_MODEL_KEYS = {"kind", "hidden", "activation", "l2", "channels", "kernel_size", "stride"}
+_TRAIN_KEYS = {"step_sizes", "n_steps", "n_seeds", "batch_size", "replace", "tail_fraction", "ema_decay", "sam_radius", "seed",
+               "methods", "cosine_final", "swa_start", "swa_final"}
+_METRIC_KEYS = {"hutchinson_probes", "power_iterations", "sharpness_examples"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +62,11 @@ class NetworkConfig:
     hutchinson_probes: int
     power_iterations: int
     raw: dict
+    methods: tuple[str, ...] = _DEFAULT_METHODS
+    cosine_final: float = 0.0
+    swa_start: float = 0.75
+    swa_final: float = 0.5
+    sharpness_examples: int | None = None
 
 
 def parse_network_config(data: dict, *, quick: bool = False, source: str = "config") -> NetworkConfig:
@@ -82,6 +97,16 @@ def parse_network_config(data: dict, *, quick: bool = False, source: str = "conf
         fail("model.hidden", hidden, "must be a list of positive integers (layer widths)")
     hidden = list_of("model.hidden", hidden, integer, allow_scalar=False)
     activation = choice("model.activation", model.get("activation", "tanh"), _ACTIVATIONS)
+    channels = model.get("channels", [16, 32, 32])
+    if not isinstance(channels, list) or not channels:
+        fail("model.channels", channels, "must be a list of positive integers (channels per convolution)")
+    channels = list_of("model.channels", channels, integer, allow_scalar=False)
+    methods = train.get("methods", list(_DEFAULT_METHODS))
+    if not isinstance(methods, list) or not methods:
+        fail("train.methods", methods, f"must be a non-empty list of methods from {list(_METHODS)}")
+    methods = tuple(choice("train.methods", method, _METHODS) for method in methods)
+    if len(set(methods)) != len(methods):
+        fail("train.methods", list(methods), "must not repeat a method")
     l2 = real("model.l2", model.get("l2", 0.0), lo=0)
 
     step_sizes = train.get("step_sizes")
@@ -100,7 +125,9 @@ def parse_network_config(data: dict, *, quick: bool = False, source: str = "conf
         name=name,
         description=str(data.get("description", "")),
         data=data_table,
-        model={"kind": kind, "hidden": hidden, "activation": activation, "l2": l2},
+        model={"kind": kind, "hidden": hidden, "activation": activation, "l2": l2, "channels": channels,
+               "kernel_size": integer("model.kernel_size", model.get("kernel_size", 5)),
+               "stride": integer("model.stride", model.get("stride", 2))},
         step_sizes=step_sizes,
         n_steps=integer("train.n_steps", train.get("n_steps")),
         n_seeds=n_seeds,
@@ -113,4 +140,9 @@ def parse_network_config(data: dict, *, quick: bool = False, source: str = "conf
         hutchinson_probes=integer("metrics.hutchinson_probes", metrics.get("hutchinson_probes", 32)),
         power_iterations=integer("metrics.power_iterations", metrics.get("power_iterations", 50)),
         raw=data,
+        methods=methods,
+        cosine_final=real("train.cosine_final", train.get("cosine_final", 0.0), lo=0, hi=1),
+        swa_start=real("train.swa_start", train.get("swa_start", 0.75), lo=0, hi=1, open_lo=True, open_hi=True),
+        swa_final=real("train.swa_final", train.get("swa_final", 0.5), lo=0, hi=1, open_lo=True),
+        sharpness_examples=None if "sharpness_examples" not in metrics else integer("metrics.sharpness_examples", metrics["sharpness_examples"]),
     )

@@ -6,7 +6,7 @@ This package imports nothing else of ours (`simulate` and `analysis` build on it
 from objectives import datasets, smoothing
 from objectives.base import Objective, from_function
 from objectives.finite_sum import FiniteSum, accuracy, example_gradient_covariance, finite_sum
-from objectives.models import least_squares, logistic_regression, mlp
+from objectives.models import cnn1d, least_squares, logistic_regression, mlp
 from objectives.sharpness import hessian_vector_product, hutchinson_trace, top_eigenvalue
 from objectives.landscapes import rippled_quadratic, valley_2d
 from objectives.quadratic import quadratic
@@ -37,6 +37,7 @@ __all__ = [
     "least_squares",
     "logistic_regression",
     "mlp",
+    "cnn1d",
     "datasets",
     "hessian_vector_product",
     "hutchinson_trace",

@@ -1,4 +1,5 @@
-"""Ready-made finite sums: least squares, logistic regression and a small MLP, in plain JAX.
+"""Ready-made finite sums: least squares, logistic regression, a small MLP and a small 1-D CNN,
+in plain JAX.
 
 Each returns an `objectives.FiniteSum` over `(features, labels)` (float32 `(n, d)`, labels
 `(n,)`); the classifiers carry `predict` (logits) for `objectives.accuracy`, and
@@ -15,7 +16,7 @@ import numpy as np
 from objectives import validation as check
 from objectives.finite_sum import FiniteSum, finite_sum
 
-__all__ = ["least_squares", "logistic_regression", "mlp"]
+__all__ = ["cnn1d", "least_squares", "logistic_regression", "mlp"]
 
 
 def _features(features, name="features") -> np.ndarray:
@@ -151,3 +152,92 @@ def mlp(
 
     objective = finite_sum(loss, init(int(seed)), (a, y), l2=l2, name=name, predict=predict, init=init)
     return objective.replace(info=objective.info + (("n_classes", k), ("hidden", hidden), ("activation", activation)))
+
+
+def _conv1d(h, kernel, bias, stride: int):
+    """y[w, o] = sum_{k, c} h_pad[w stride + k, c] kernel[k, c, o] + bias[o], 'SAME' padding
+    (ceil(W / stride) outputs, the padding split as in `lax.conv_general_dilated`).
+
+    `h` `(W, C_in)`, `kernel` `(K, C_in, C_out)`, `bias` `(C_out,)`. Written as a gather of the
+    windows and one einsum rather than `lax.conv_general_dilated` because `simulate.run` vmaps
+    the model over chains and step sizes, which turns a convolution into a grouped one: the
+    einsum form (a batched matmul) ran a minibatch gradient 1.8x faster on CPU (measured on
+    48 chains, batch 32). Same numbers (tested against `lax.conv_general_dilated`).
+    """
+    width, size = h.shape[0], kernel.shape[0]
+    n_out = -(-width // stride)
+    pad = max((n_out - 1) * stride + size - width, 0)
+    padded = jnp.pad(h, ((pad // 2, pad - pad // 2), (0, 0)))
+    windows = np.arange(n_out)[:, None] * stride + np.arange(size)[None, :]  # (W_out, K), static
+    return jnp.einsum("wkc,kco->wo", padded[windows], kernel) + bias[None, :]
+
+
+def cnn1d(
+    features,
+    labels,
+    *,
+    channels=(16, 32, 32),
+    kernel_size: int = 5,
+    stride: int = 2,
+    n_classes: int | None = None,
+    l2: float = 0.0,
+    seed: int = 0,
+    name: str = "cnn1d",
+) -> FiniteSum:
+    """A 1-D convolutional classifier with softmax cross-entropy, for signals such as MNIST-1D.
+
+    Each input a `(L,)` is one channel, h_0 `(L, 1)`; layer l is a convolution with kernel size
+    K, stride s and 'SAME' padding, h_{l+1} = relu(conv(h_l, W_l) + b_l) `(ceil(L_l / s), C_l)`;
+    the logits are flatten(h_last) V + c. Weights from He's normal N(0, 2/fan_in) (fan_in K C_in
+    for a convolution; LeCun's 1/fan_in for the linear layer), biases zero, keys
+    `jax.random.key(seed)` split per layer; `objective.init(s)` is the draw of seed s. On
+    MNIST-1D (L = 40) the default 16-32-32 channels, K = 5, s = 2 give lengths 20, 10, 5 and
+    9,450 parameters. The parameter pytree is a list of `{"W", "b"}`: `(K, C_in, C_out)` for
+    convolutions, `(5 C_last, n_classes)` for the linear layer.
+
+    **Arguments:** `features` `(n, L)`; `labels` integers `(n,)` in 0..K-1; `channels` the
+    widths of the convolutions (non-empty); `kernel_size` >= 1; `stride` >= 1; `n_classes`
+    (default max label + 1); `l2` >= 0; `seed` >= 0; `name`.
+    """
+    a = _features(features)
+    y, k = _labels(labels, a.shape[0], n_classes)
+    try:
+        channels = tuple(channels)
+    except TypeError:
+        raise ValueError(f"channels must be a non-empty sequence of positive integers, got {channels!r}") from None
+    if not channels:
+        raise ValueError(f"channels must be a non-empty sequence of positive integers, got {channels!r}")
+    channels = tuple(check.positive_int(f"channels[{i}]", c, note="a layer's channels") for i, c in enumerate(channels))
+    kernel_size = check.positive_int("kernel_size", kernel_size)
+    stride = check.positive_int("stride", stride)
+    seed = check.seed("seed", seed)
+    length = a.shape[1]
+    for _ in channels:
+        length = -(-length // stride)
+    widths = (1,) + channels
+
+    def init(s: int):
+        keys = jax.random.split(jax.random.key(s), len(channels) + 1)
+        layers = [
+            {
+                "W": jax.random.normal(key, (kernel_size, c_in, c_out), jnp.float32) * np.float32(np.sqrt(2.0 / (kernel_size * c_in))),
+                "b": jnp.zeros((c_out,), jnp.float32),
+            }
+            for key, c_in, c_out in zip(keys[:-1], widths[:-1], widths[1:])
+        ]
+        fan_in = length * channels[-1]
+        head = jax.random.normal(keys[-1], (fan_in, k), jnp.float32) / np.float32(np.sqrt(fan_in))
+        return layers + [{"W": head, "b": jnp.zeros((k,), jnp.float32)}]
+
+    def predict(layers, inputs):
+        h = inputs[:, None]
+        for layer in layers[:-1]:
+            h = jax.nn.relu(_conv1d(h, layer["W"], layer["b"], stride))
+        return h.reshape(-1) @ layers[-1]["W"] + layers[-1]["b"]
+
+    def loss(layers, example):
+        return _cross_entropy(predict(layers, example[0]), example[1])
+
+    objective = finite_sum(loss, init(int(seed)), (a, y), l2=l2, name=name, predict=predict, init=init)
+    info = (("n_classes", k), ("channels", channels), ("kernel_size", kernel_size), ("stride", stride))
+    return objective.replace(info=objective.info + info)

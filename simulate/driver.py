@@ -29,12 +29,19 @@ The driver owns what all update rules share; a kernel (`simulate.kernels`) owns 
 - **Records.** The state (x, v, sums, EMA) is recorded at a few `record_steps` (a traced, sorted
   int vector padded with a sentinel larger than n_steps); averages at a checkpoint come from the
   recorded prefix sums (`trackers.estimators_at_checkpoints`).
+- **Step-size schedules** (`simulate.schedules`): step k runs at eta * s(k) (`step_sizes_at`),
+  for every kernel. v_k is then x_k - eta_{k+1} grad f(x_k), so x_{k+1} = v_k - eta_{k+1}
+  eps_{k+1} still holds; but SGD's v-carry (one gradient a step, the sum of x from that of v)
+  assumes one eta, so under a schedule the gradient source is seen as non-additive
+  (`_NotAdditive`) and SGD takes its plain form. Without a schedule (`None`, what
+  `simulate.constant()` becomes) the code is exactly that of a constant step size.
 - **Sharding** (`shard_map` over a one-axis mesh of devices, no communication) and **progress**
   (`simulate.progress`) for every kernel.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -100,6 +107,24 @@ COMPILER_OPTIONS = _compiler_options()
 REPLAY_BATCH = 1024
 
 
+@dataclasses.dataclass(frozen=True)
+class _NotAdditive:
+    """A gradient source with the same draws and gradients, seen as non-additive: kernels take
+    their plain form (SGD: x' = x - eta g(x, draw)), as they must when eta changes every step."""
+
+    source: Any
+    additive = False
+
+    def draw_block(self, seed, chain_indices, block_index, objective, dtype):
+        return self.source.draw_block(seed, chain_indices, block_index, objective, dtype)
+
+    def grad(self, objective, x, draw):
+        return self.source.grad(objective, x, draw)
+
+
+jax.tree_util.register_dataclass(_NotAdditive, data_fields=["source"], meta_fields=[])
+
+
 @partial(jax.jit, static_argnames=("n_steps", "dtype", "trajectory", "progress", "mesh"), compiler_options=COMPILER_OPTIONS)
 def simulate_chains(
     kernel: Kernel,
@@ -112,6 +137,7 @@ def simulate_chains(
     seed: jax.Array,
     record_steps: jax.Array,
     divergence_radius: jax.Array,
+    schedule=None,
     *,
     n_steps: int,
     dtype,
@@ -133,6 +159,8 @@ def simulate_chains(
     - `seed`: an integer scalar.
     - `record_steps`: `(n_records + 1,)` sorted steps at which to record, padded with n_steps + 1.
     - `divergence_radius`: a scalar.
+    - `schedule`: a `simulate.schedules.Schedule` (step k runs at step_sizes * s(k); its numbers
+      traced), or None for constant step sizes.
     - `progress`: report finished steps to the host (see `simulate.progress`); results are the
       same either way.
     - `mesh`: a one-axis `Mesh` to split the chains over (`shard_map`: every device runs its
@@ -149,18 +177,20 @@ def simulate_chains(
         run = jax.shard_map(
             run,
             mesh=mesh,
-            in_specs=(PartitionSpec(),) * 5 + (by_chain(), by_chain()) + (PartitionSpec(),) * 3,
+            in_specs=(PartitionSpec(),) * 5 + (by_chain(), by_chain()) + (PartitionSpec(),) * 4,
             out_specs=(by_chain(None, None), by_chain(None), by_chain(None, None) if trajectory else None),
             check_vma=False,
         )
-    return run(kernel, gradient, trackers, objective, step_sizes, x0, chain_indices, seed, record_steps, divergence_radius)
+    return run(kernel, gradient, trackers, objective, step_sizes, x0, chain_indices, seed, record_steps, divergence_radius, schedule)
 
 
 def _simulate_chains(
-    kernel, gradient, trackers, objective, step_sizes, x0, chain_indices, seed, record_steps, divergence_radius, *, n_steps, dtype, trajectory, progress
+    kernel, gradient, trackers, objective, step_sizes, x0, chain_indices, seed, record_steps, divergence_radius, schedule, *, n_steps, dtype, trajectory, progress
 ):
     """`simulate_chains` on one device."""
-    kernel, gradient, trackers, objective = _cast_floating((kernel, gradient, trackers, objective), dtype)
+    kernel, gradient, trackers, objective, schedule = _cast_floating((kernel, gradient, trackers, objective, schedule), dtype)
+    if schedule is not None and gradient.additive:
+        gradient = _NotAdditive(gradient)
     step_sizes = step_sizes.astype(dtype)
     x0 = x0.astype(dtype)
     divergence_radius = divergence_radius.astype(dtype)
@@ -171,6 +201,10 @@ def _simulate_chains(
     eta = step_sizes[:, None, None]
     v_carry = kernel.v_carry and gradient.additive  # sum x from sum v and the noise (SGD)
     assert NOISE_BLOCK_STEPS < 127, "the int8 `taken` counter holds at most 127 steps"
+
+    def scaled(step_size, k):
+        """The step size(s) `step_size` (eta) at step k (int32): eta * s(k); eta itself without a schedule."""
+        return step_size if schedule is None else step_size * schedule(k).astype(dtype)
 
     def computed_v(state, step_size):
         """v = x - eta grad f(x) of one pair when tracked, unless the state carries it (SGD), else None."""
@@ -183,15 +217,16 @@ def _simulate_chains(
     def recorded(x, v, averages) -> Records:
         return Records(x=x, v=v if trackers.track_v else None, x_sum=averages.x_sum, v_sum=averages.v_sum, x_ema=averages.x_ema)
 
-    def fast_pair(state, draw, step_size):
+    def fast_pair(state, draw, step_size, next_step_size):
+        """One step at `step_size`; v of the new x with the next step's size (the same without a schedule)."""
         state = poisoned_step(kernel, gradient, objective, state, draw, step_size, radius_squared)
-        return state, computed_v(state, step_size)
+        return state, computed_v(state, next_step_size)
 
-    def checked_pair(state, v, running, taken, draw, step_size, step_in_block):
+    def checked_pair(state, v, running, taken, draw, step_size, next_step_size, step_in_block):
         """One step of one pair, taken only if it took every earlier step of the block
         (`taken == step_in_block`) and the new state is good; a refused step changes nothing."""
         new = kernel.step(gradient, objective, state, draw, step_size, kernel.params)
-        new_v = computed_v(new, step_size)
+        new_v = computed_v(new, next_step_size)
         take = (taken == step_in_block) & is_good(new, divergence_radius, new_v)
         keep = lambda old, new: jnp.where(take, new, old)  # select, never blend: NaN cannot leak
         new_running = add_step(running, new.x, v_of(new, new_v), trackers)
@@ -205,14 +240,15 @@ def _simulate_chains(
     init_pair = lambda x, step_size: kernel.init(gradient, objective, x, step_size, kernel.params)  # noqa: E731
     # Chains inside, step sizes outside: what does not depend on eta (grad f(x0)) is computed once.
     by_pair = lambda fn, chain_axes, step_size_axes: jax.vmap(jax.vmap(fn, chain_axes), step_size_axes)  # noqa: E731
-    state = by_pair(init_pair, (0, None), (None, 0))(x0, step_sizes)
+    first_step_sizes = scaled(step_sizes, jnp.asarray(1, jnp.int32))
+    state = by_pair(init_pair, (0, None), (None, 0))(x0, first_step_sizes)
     x = jnp.broadcast_to(x0, (n_step_sizes, n_chains, dim))
-    v = by_pair(computed_v, (0, None), (0, 0))(state, step_sizes)
+    v = by_pair(computed_v, (0, None), (0, 0))(state, first_step_sizes)
     chains = Chains(state=state, v=v, averages=initial_averages(x, trackers), diverged_at=jnp.full((n_step_sizes, n_chains), -1, jnp.int32))
     buffer = jnp.zeros((record_steps.shape[0], n_step_sizes, n_chains, dim), dtype)
     records = jax.tree.map(lambda _: buffer, recorded(x, x, chains.averages))
-    fast_step = by_pair(fast_pair, (0, 0, None), (0, None, 0))
-    pair_step = jax.vmap(checked_pair, in_axes=(0, 0, 0, 0, 0, 0, None))  # one step size per pair
+    fast_step = by_pair(fast_pair, (0, 0, None, None), (0, None, 0, 0))
+    pair_step = jax.vmap(checked_pair, in_axes=(0, 0, 0, 0, 0, 0, 0, None))  # one step size per pair
 
     def record_if_due(records, slot, step_index, write):
         """`write(records)` if `step_index` is the next record step, and move to the next slot."""
@@ -238,7 +274,8 @@ def _simulate_chains(
 
         def step(j, carry):
             state, v, running, noise_sums, records, slot, path = carry
-            state, v = fast_step(state, draws[j], step_sizes)
+            k = first_step + j + 1
+            state, v = fast_step(state, draws[j], scaled(step_sizes, k), scaled(step_sizes, k + 1))
             running = add_step(running, state.x, v_of(state, v), trackers)
             if v_carry:  # the noise's prefix sums, shared by the step sizes (entries past j + 1: stale, unread)
                 noise_sums = noise_sums.at[j + 1].set(noise_sums[j] + draws[j])
@@ -297,7 +334,10 @@ def _simulate_chains(
 
             def step(j, carry):
                 state, v, running, taken, noise_sum, records, slot, pair_path = carry
-                state, v, running, taken = pair_step(state, v, running, taken, draws[j, c], eta_k[:, 0], j.astype(jnp.int8))
+                k = first_step + j + 1
+                state, v, running, taken = pair_step(
+                    state, v, running, taken, draws[j, c], scaled(eta_k[:, 0], k), scaled(eta_k[:, 0], k + 1), j.astype(jnp.int8)
+                )
                 if v_carry:  # the noise over the steps taken, summed in the order of the fast block's prefix sums
                     noise_sum = jnp.where((taken.astype(jnp.int32) > j)[:, None], noise_sum + draws[j, c], noise_sum)
 

@@ -41,6 +41,8 @@ class SimulationResult:
       with `ema_decay` (the debiased exponential moving average of the iterates).
     - `algorithm`: the update rule, as written (`"sgd()"`, `"sam(radius=0.05)"`, `"momentum(beta=0.9)"`);
       `sam_radius`: SAM's radius (`None` for other rules); `ema_decay`: as passed (`None`: no EMA).
+    - `schedule`: the step-size schedule, as written (`"constant()"`, `"cosine_decay(decay_steps=1000, final=0)"`):
+      step k ran at step_sizes * s(k) (`simulate.schedules`).
     - the inputs: `step_sizes` `(S,)`, `n_steps`, `n_chains`, `seed`, `tail_fraction`, `noise`,
       `objective_name`, `dim`, `dtype`, `divergence_radius`, `method`.
     """
@@ -71,6 +73,7 @@ class SimulationResult:
     sam_radius: float | None = None
     ema_decay: float | None = None
     algorithm: str = "sgd()"
+    schedule: str = "constant()"
 
     def estimator(self, name: str, checkpoint: int | None = None) -> np.ndarray:
         """Estimator `name` at the end (`checkpoint=None`) or at checkpoint step `checkpoint`."""
@@ -109,6 +112,7 @@ class SimulationResult:
             "algorithm": self.algorithm,
             "sam_radius": self.sam_radius,
             "ema_decay": self.ema_decay,
+            "schedule": self.schedule,
         }
 
     def save(self, path: str | Path) -> Path:

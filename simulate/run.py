@@ -25,6 +25,7 @@ from simulate.gradients import gradient_source
 from simulate.kernels import Kernel, sgd
 from simulate.progress import StepBar, report_progress_to
 from simulate.result import ESTIMATORS, SimulationResult
+from simulate.schedules import Schedule, multipliers
 from simulate.trackers import Records, Trackers, estimators_at_checkpoints
 
 __all__ = ["DivergenceWarning", "run", "checkpoint_schedule", "tail_length"]
@@ -92,8 +93,8 @@ def _check_method(method: str, exact_sampler_applies: bool, trajectory: bool) ->
     validation.one_of("method", method, ("sgd", "exact"))
     if method == "exact" and not exact_sampler_applies:
         raise ValueError(
-            "method='exact' covers SGD with additive Gaussian noise only; minibatch noise, another algorithm, "
-            "ema_decay and track_v=False need method='sgd'"
+            "method='exact' covers SGD with additive Gaussian noise only, at constant step sizes; minibatch noise, "
+            "another algorithm, a schedule, ema_decay and track_v=False need method='sgd'"
         )
     if method == "exact" and trajectory:
         raise ValueError("trajectory=True needs method='sgd': the exact sampler does not visit every step")
@@ -106,6 +107,28 @@ def _check_trajectory_size(trajectory: bool, n_numbers: int) -> None:
             f"trajectory=True would keep n_steps*n_step_sizes*n_chains*dim = {n_numbers:,} numbers; the limit "
             f"is {MAX_TRAJECTORY_NUMBERS:,}. Use fewer steps or chains, or rely on the streamed averages and checkpoints."
         )
+
+
+def _check_schedule(schedule, n_steps: int) -> Schedule | None:
+    """The schedule, or None for constant step sizes; its multipliers s(1..n_steps) must be
+    finite and positive (checked once, on the host)."""
+    if schedule is None:
+        return None
+    if not isinstance(schedule, Schedule):
+        raise ValueError(
+            "schedule must be a step-size schedule from simulate.schedules (constant(), cosine_decay(...), "
+            f"step_decay(...), swa(...), custom(fn)) or None, got {schedule!r}"
+        )
+    if schedule.name == "constant":
+        return None
+    values = multipliers(schedule, n_steps)
+    bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+    if bad.size:
+        raise ValueError(
+            f"schedule {schedule!r} gives step-size multiplier s({bad[0] + 1}) = {values[bad[0]]:g}; "
+            f"every s(k), k = 1..n_steps={n_steps}, must be finite and > 0"
+        )
+    return schedule
 
 
 def _chain_mesh(shard: bool | None) -> Mesh | None:
@@ -130,7 +153,7 @@ def _monotone(progress, offset: int, total: int):
     return listener
 
 
-def _driven_records(kernel, gradient, trackers, objective, eta, points, first_chain, seed, record_steps, divergence_radius, *, n_steps, chunk_size, mesh, dtype, trajectory, progress):
+def _driven_records(kernel, gradient, trackers, objective, eta, points, first_chain, seed, record_steps, divergence_radius, schedule, *, n_steps, chunk_size, mesh, dtype, trajectory, progress):
     """Run the driver chunk by chunk; returns NumPy (records, diverged_at, path).
 
     `progress(steps_done, total_steps)`, if given, hears of finished steps, over all chunks.
@@ -153,7 +176,7 @@ def _driven_records(kernel, gradient, trackers, objective, eta, points, first_ch
             records, chains, path = simulate_chains(
                 kernel, gradient, trackers, objective, jnp.asarray(eta, dtype), chunk_points, chain_indices,
                 jnp.asarray(seed, jnp.uint32), jnp.asarray(record_steps, jnp.int32), jnp.asarray(divergence_radius, dtype),
-                n_steps=n_steps, dtype=dtype, trajectory=bool(trajectory), progress=progress is not None, mesh=mesh,
+                schedule, n_steps=n_steps, dtype=dtype, trajectory=bool(trajectory), progress=progress is not None, mesh=mesh,
             )
             # Read back inside the `with`: the driver runs asynchronously and reports while it runs.
             outputs.append((
@@ -194,6 +217,7 @@ def run(
     x0,
     noise: NoiseModel | Minibatch = gaussian(1.0),
     algorithm: Kernel | None = None,
+    schedule: Schedule | None = None,
     seed: int = 0,
     tail_fraction: float = 0.5,
     checkpoints: int | Sequence[int] = 8,
@@ -236,6 +260,11 @@ def run(
       `simulate.noise.minibatch(b)` for a finite-sum objective (the mean gradient over b examples).
     - `algorithm`: the update rule, a kernel from `simulate.kernels` (re-exported as
       `simulate.sgd()`, the default; `simulate.sam(radius)`; `simulate.momentum(beta)`).
+    - `schedule`: a step-size schedule from `simulate.schedules` (`constant()`, the default;
+      `cosine_decay`, `step_decay`, `swa`, `custom`): step k runs at eta_k = eta * s(k) for every
+      eta of `step_sizes` (still one compiled call for the grid). Under a non-constant schedule
+      SGD with additive noise takes its plain form (one more gradient a step when v is tracked),
+      and v_k = x_k - eta_{k+1} grad f(x_k).
     - `seed`: an integer in [0, 2**32).
     - `tail_fraction`: the fraction of the last iterates in the tail average, in (0, 1].
     - `checkpoints`: the number of log-spaced steps at which to record the estimators as well,
@@ -274,6 +303,8 @@ def run(
     track_v = not isinstance(noise, Minibatch) if track_v is None else track_v
     eta = validation.step_sizes("step_sizes", step_sizes)
     n_steps, n_chains = validation.positive_int("n_steps", n_steps), validation.positive_int("n_chains", n_chains)
+    schedule_name = repr(schedule) if isinstance(schedule, Schedule) else "constant()"
+    schedule = _check_schedule(schedule, n_steps)
     points = validation.points("x0", x0, n_chains, objective.dim, rows="n_chains")
     seed = validation.seed("seed", seed)
     tail_fraction = validation.real("tail_fraction", tail_fraction, lo=0.0, hi=1.0, open_lo=True)
@@ -288,7 +319,7 @@ def run(
         raise ValueError(f"progress must be True, False or a function progress(steps_done, total_steps), got {progress!r}")
     bar = StepBar(label="simulate.run") if progress is True else None
     progress = bar if progress is True else None if progress is None or progress is False else progress
-    plain_sgd = algorithm.name == "sgd" and isinstance(noise, NoiseModel) and ema_decay is None and track_v
+    plain_sgd = algorithm.name == "sgd" and isinstance(noise, NoiseModel) and ema_decay is None and track_v and schedule is None
     method = _check_method(method, plain_sgd, trajectory)
     _check_trajectory_size(trajectory, n_steps * eta.size * n_chains * objective.dim)
     names = ("x", "x_avg", "x_tail") + (("v", "v_avg") if track_v else ()) + (("x_ema",) if ema_decay is not None else ())
@@ -307,7 +338,7 @@ def run(
         try:
             records, diverged_at, path = _driven_records(
                 algorithm, gradient_source(noise), Trackers(track_v, ema_decay), objective, eta, points, first_chain, seed,
-                record_steps, divergence_radius, n_steps=n_steps, chunk_size=chunk_size, mesh=mesh, dtype=dtype,
+                record_steps, divergence_radius, schedule, n_steps=n_steps, chunk_size=chunk_size, mesh=mesh, dtype=dtype,
                 trajectory=trajectory, progress=progress,
             )
         finally:
@@ -327,5 +358,5 @@ def run(
         n_chains=n_chains, seed=seed, tail_fraction=tail_fraction, noise=noise, objective_name=objective.name,
         dim=objective.dim, dtype=numpy_dtype.name, divergence_radius=divergence_radius, method=method,
         trajectory=path, algorithm=repr(algorithm), ema_decay=ema_decay,
-        sam_radius=float(algorithm.params) if algorithm.name == "sam" else None,
+        sam_radius=float(algorithm.params) if algorithm.name == "sam" else None, schedule=schedule_name,
     )

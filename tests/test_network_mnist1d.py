@@ -1,0 +1,112 @@
+"""The MNIST-1D experiment's machinery end to end on a tiny config (issue 17): every method
+(cosine-decay baseline, constant-step SGD and its averages, EMA, SWA, SAM) on the CNN, the tidy
+results.csv and paired.csv, the paired differences against the arrays they come from, and the
+config's errors. The built-in configs (asgd reproduce mnist1d) are parsed, not run."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from asgd import network, result_folder
+from asgd.cli import GROUPS, builtin_experiments
+from asgd.config import ConfigError, load_config
+
+pytest.importorskip("mnist1d")
+
+TINY = """
+kind = "network"
+name = "tiny_mnist1d"
+description = "a tiny MNIST-1D run for the tests"
+
+[data]
+dataset = "mnist1d"
+n_samples = 200
+
+[model]
+kind = "mlp"              # the CNN itself: tests/test_mnist1d.py (an MLP compiles faster)
+hidden = [8]
+channels = [4, 8]
+
+[train]
+methods = ["cosine", "sgd", "uniform_average", "tail_average", "ema", "swa", "sam"]
+step_sizes = [0.05, 0.5]
+n_steps = 64
+n_seeds = 3
+batch_size = 8
+ema_decay = 0.9
+swa_start = 0.5
+
+[metrics]
+hutchinson_probes = 2
+power_iterations = 3
+sharpness_examples = 32
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mnist1d")
+    (folder / "tiny.toml").write_text(TINY)
+    out = subprocess.run([sys.executable, "-m", "asgd", "run", "tiny.toml", "--out", "results", "--quiet"],
+                         cwd=folder, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return folder / "results" / "tiny_mnist1d", out.stdout
+
+
+def test_every_method_writes_a_tidy_row_per_step_size_and_metric_and_the_cli_prints_the_paired_table(tiny_run):
+    result, stdout = tiny_run
+    rows = result_folder.read_csv(result / "results.csv")
+    assert len(rows) == 7 * 2 * len(network.METRICS)
+    assert {r["method"] for r in rows} == set(network.ALL_METHODS) and {r["n_seeds"] + r["n_diverged"] for r in rows} == {3}
+    for name in ("points/sgd.npz", "points/sam.npz", "points/cosine.npz", "points/swa.npz", "accuracy_sharpness.png"):
+        assert (result / name).exists(), name
+    paired = result_folder.read_csv(result / "paired.csv")
+    assert list(paired[0]) == network.PAIRED_COLUMNS and len(paired) == 7 * 2 * 2
+    assert "minus the tuned baseline (cosine at eta = " in stdout and "swa" in stdout
+
+
+def test_paired_differences_are_those_of_the_saved_per_seed_metrics_against_the_best_cosine_step(tiny_run):
+    result, _ = tiny_run
+    arrays = np.load(result / "arrays.npz")
+    paired = result_folder.read_csv(result / "paired.csv")
+    cosine = arrays["cosine/test_accuracy"]  # (S, seeds); nothing diverges at these step sizes
+    best = int(np.argmax(cosine.mean(axis=1)))
+    assert {r["baseline_step_size"] for r in paired} == {[0.05, 0.5][best]}
+    row = next(r for r in paired if r["method"] == "swa" and r["step_size"] == 0.5 and r["metric"] == "test_loss")
+    differences = arrays["swa/test_loss"][1].astype(float) - arrays["cosine/test_loss"][best]
+    se = differences.std(ddof=1) / math.sqrt(3)
+    assert row["mean_difference"] == pytest.approx(differences.mean(), rel=1e-5, abs=1e-7)
+    assert row["se"] == pytest.approx(se, rel=1e-5)
+    assert row["ci_high"] - row["mean_difference"] == pytest.approx(stats.t.ppf(0.975, 2) * se, rel=1e-5)
+    own = next(r for r in paired if r["method"] == "cosine" and r["step_size"] == [0.05, 0.5][best] and r["metric"] == "test_accuracy")
+    assert own["mean_difference"] == 0 and own["ci_low"] == own["ci_high"] == 0
+
+
+def test_mnist1d_names_both_models_and_their_configs_parse_in_full_and_quick_mode():
+    assert GROUPS["mnist1d"] == ["mnist1d_cnn", "mnist1d_mlp"]
+    for name in GROUPS["mnist1d"]:
+        for quick in (False, True):
+            config = load_config(builtin_experiments()[name], quick=quick)
+            assert config.data["dataset"] == "mnist1d" and set(config.methods) == set(network.ALL_METHODS)
+            assert config.n_seeds >= (4 if quick else 8)
+    assert load_config(builtin_experiments()["mnist1d_cnn"]).model["kind"] == "cnn1d"
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ('methods = ["cosine",', 'methods = ["adam", "cosine",', "train.methods = 'adam'"),
+        ('methods = ["cosine",', 'methods = ["sgd", "cosine",', "train.methods = .*must not repeat a method"),
+        ("swa_start = 0.5", "swa_start = 1.0", "train.swa_start = 1.0"),
+        ("channels = [4, 8]", "channels = []", "model.channels = \\[\\]"),
+    ],
+)
+def test_bad_mnist1d_configs_name_the_key(tmp_path, old, new, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.replace(old, new))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
