@@ -29,6 +29,10 @@ from simulate.trackers import Records, Trackers, estimators_at_checkpoints
 
 __all__ = ["DivergenceWarning", "run", "checkpoint_schedule", "tail_length"]
 
+#: The most steps `method="sgd"` runs: the driver counts steps in int32, up to the sentinel
+#: n_steps + 1 that pads its record steps (`method="exact"` samples and has no such limit).
+MAX_STEPS = 2**31 - 2
+
 #: The largest trajectory (n_steps * n_step_sizes * n_chains * dim numbers) kept in memory.
 MAX_TRAJECTORY_NUMBERS = 50_000_000
 
@@ -242,7 +246,7 @@ def run(
 
     - `objective`: an `objectives.Objective`.
     - `step_sizes`: eta, a positive number or a 1-D sequence of them (S values).
-    - `n_steps`: T >= 1.
+    - `n_steps`: T >= 1, at most `MAX_STEPS` = 2**31 - 2 with `method="sgd"`.
     - `n_chains`: C >= 1 independent chains per step size.
     - `x0`: the start, shape `(dim,)` for all chains or `(n_chains, dim)`.
     - `noise`: a model from `simulate.noise` (default: standard Gaussian), or
@@ -299,6 +303,11 @@ def run(
         raise ValueError(f"progress must be a function progress(steps_done, total_steps) or None, got {progress!r}")
     plain_sgd = algorithm.name == "sgd" and isinstance(noise, NoiseModel) and ema_decay is None and track_v
     method = _check_method(method, plain_sgd, trajectory)
+    if method == "sgd" and n_steps > MAX_STEPS:
+        raise ValueError(
+            f"n_steps must be <= {MAX_STEPS} (2**31 - 2: the simulation counts steps in int32) with method='sgd', "
+            f"got {n_steps}; method='exact' (SGD on a quadratic with Gaussian noise) has no such limit"
+        )
     _check_trajectory_size(trajectory, n_steps * eta.size * n_chains * objective.dim)
     names = ("x", "x_avg", "x_tail") + (("v", "v_avg") if track_v else ()) + (("x_ema",) if ema_decay is not None else ())
 
