@@ -328,7 +328,7 @@ def run(
             trajectory=trajectory, progress=progress,
         )
     numpy_dtype = np.dtype(dtype)
-    estimates = estimators_at_checkpoints(records, needed, checkpoint_steps, tails, numpy_dtype, names, ema_decay)
+    estimates = estimators_at_checkpoints(records, needed, checkpoint_steps, tails, numpy_dtype, names, ema_decay, diverged_at)
     if warn_on_divergence and (diverged_at >= 0).any():
         _warn_divergence(diverged_at >= 0, eta, divergence_radius)
     if trajectory:
