@@ -151,10 +151,8 @@ def _estimator_names(estimators, available: list[str]) -> list[str]:
     """`estimators` (None: all, one name, or an iterable of names) as a list of known names."""
     if estimators is None:
         return available
-    if isinstance(estimators, str):  # one name, not its letters
-        estimators = [estimators]
     try:
-        names = list(estimators)
+        names = [estimators] if isinstance(estimators, str) else list(estimators)  # one name, not its letters
     except TypeError:
         raise ValueError(f"estimators must be among {available} (one name or a list of them), got {estimators!r}") from None
     unknown = [name for name in names if name not in available]
@@ -214,9 +212,9 @@ def errors(
                 gone = (diverged[s] & (diverged_at[s] <= t)) | ~np.isfinite(squared)
                 squared = squared[~gone]
                 n = squared.size
-                # A power of two: dividing is exact, and the mean and spread of squared / scale are
-                # at most 1, so nothing below can overflow.
-                scale = 2.0 ** np.frexp(squared.max())[1] if n else 1.0
+                # A power of two: dividing is exact, squared / scale is below 2 (2**1023 at most:
+                # 2**1024 itself overflows), and so are its mean and spread: nothing below overflows.
+                scale = float(np.ldexp(1.0, np.frexp(squared.max())[1] - 1)) if n else 1.0
                 scaled = squared / scale
                 row = {
                     "estimator": name,

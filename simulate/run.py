@@ -259,7 +259,11 @@ def run(
       or an explicit increasing list of steps; n_steps is always included.
     - `chunk_size`: run the chains in chunks of this many (to bound memory); same results.
     - `divergence_radius`: a chain whose iterate leaves the ball ||x|| <= radius (or whose state
-      becomes non-finite) is frozen and flagged in `diverged`/`diverged_at`.
+      becomes non-finite) is frozen and flagged in `diverged`/`diverged_at`: from the step k it
+      was refused on, it stays at its last good state x_{k-1}, and every estimator is that of
+      this path (never averaged into NaN). A chain whose gradient at x0 is not finite is
+      flagged at step 1 and reports x0 in every estimator, v and x_ema included, for every
+      algorithm and precision.
     - `trajectory`: also return every iterate (for short runs: memory grows with n_steps).
     - `dtype`: float32 (default) or float64 (needs JAX's x64 mode; default when it is on).
     - `shard`: split the chains across all local devices (default: when there is more than
