@@ -175,9 +175,13 @@ def _float64(name: str, value, allowed: str) -> np.ndarray:
     """`value` as a float64 array; what NumPy cannot convert gives "`name` must be `allowed`".
 
     Complex values are refused by name: NumPy's cast would drop the imaginary part with only a
-    ComplexWarning, which a user never sees in a script's output."""
+    ComplexWarning, which a user never sees in a script's output. Strings, booleans and None,
+    which NumPy would turn into numbers, are refused too."""
     try:
         array = np.asarray(value)
+        # NumPy would read "0.1" as 0.1, True as 1.0 and None as nan: none of them is a number here.
+        if array.dtype.kind in "USb" or (array.dtype.kind == "O" and any(v is None for v in array.ravel())):
+            raise TypeError
         if not np.iscomplexobj(array):
             array = array.astype(np.float64)
     except (TypeError, ValueError):
