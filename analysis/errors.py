@@ -8,8 +8,14 @@ t (a chain counts as diverged at t when `result.diverged & (result.diverged_at <
 
 and, with `bootstrap=B`, a percentile interval [mse_lo, mse_hi] from B resamples of the chains.
 
-Diverged chains are excluded and counted in `n_diverged`; they never turn a row into NaN. The
-only NaNs are explicit "nothing to average" markers: a row where every chain diverged has
+Diverged chains are excluded and counted in `n_diverged`; they never turn a row into NaN or inf.
+A chain counts as diverged in a row too when its squared error is not finite in float64: a
+non-finite estimate, or one farther than about 1.3e154 from the target (its square overflows;
+only a run with a huge `divergence_radius` gets there without being flagged). The squared
+errors left are averaged after dividing by a power of two near the largest (exact, and bounded
+by it), so `mse`, `mse_se` and the bootstrap interval cannot overflow either. So `n_diverged`
+may differ between the estimators of one step size and checkpoint. The only NaNs are explicit
+"nothing to average" markers: a row where every chain diverged has
 `n_chains = 0` and `mse = mse_se = mse_lo = mse_hi = nan`, and a row with a single chain has
 `mse_se = nan` (no spread to estimate).
 
@@ -26,6 +32,7 @@ import numpy as np
 
 from analysis import atomic_files
 from objectives import validation as check
+from simulate.result import SimulationResult
 
 __all__ = ["COLUMNS", "ErrorTable", "errors", "pool"]
 
@@ -160,6 +167,20 @@ def _bootstrap_interval(squared: np.ndarray, n_resamples: int, confidence: float
     return float(lo), float(hi)
 
 
+def _estimator_names(estimators, available: list[str]) -> list[str]:
+    """`estimators` (None: all, one name, or an iterable of names) as a list of known names."""
+    if estimators is None:
+        return available
+    try:
+        names = [estimators] if isinstance(estimators, str) else list(estimators)  # one name, not its letters
+    except TypeError:
+        raise ValueError(f"estimators must be among {available} (one name or a list of them), got {estimators!r}") from None
+    unknown = [name for name in names if name not in available]
+    if unknown or not names:
+        raise ValueError(f"estimators must be among {available} (one name or a non-empty list of them), got {estimators!r}")
+    return names
+
+
 def errors(
     result,
     target,
@@ -181,19 +202,18 @@ def errors(
     - `seed`: seed of the bootstrap; each row's resamples depend only on (seed, estimator,
       step size index, checkpoint index), not on which other rows are computed.
     - `checkpoints`: all checkpoints (default) or only the final step n_steps.
-    - `estimators`: names to tabulate (default: all of `result.checkpoints`).
+    - `estimators`: a name or a list of names to tabulate (default: all of `result.checkpoints`).
 
     **Returns:** an `ErrorTable` with the columns `COLUMNS` (and `mse_lo`, `mse_hi` with
     `bootstrap`), rows ordered by estimator, step size, checkpoint. See the module docstring
     for the two places NaN appears.
     """
+    if not isinstance(result, SimulationResult):
+        raise TypeError(f"result must be a simulate.SimulationResult (what simulate.run returns), got {type(result).__name__}")
     bootstrap = check.non_negative_int("bootstrap", bootstrap, note="number of resamples")
     confidence = check.probability("confidence", confidence, closed=False)
     seed = check.seed("seed", seed)
-    names = list(result.checkpoints) if estimators is None else list(estimators)
-    unknown = [name for name in names if name not in result.checkpoints]
-    if unknown:
-        raise ValueError(f"estimators must be among {list(result.checkpoints)}, got {unknown}")
+    names = _estimator_names(estimators, list(result.checkpoints))
     step_sizes = np.asarray(result.step_sizes, dtype=np.float64)
     targets = check.points("target", target, step_sizes.size, result.dim, rows="n_step_sizes")
     steps = np.asarray(result.checkpoint_steps)
@@ -207,16 +227,21 @@ def errors(
         for s, eta in enumerate(step_sizes):
             for k in which:
                 t = int(steps[k])
-                gone = diverged[s] & (diverged_at[s] <= t)
-                kept = values[k, s][~gone].astype(np.float64)
-                squared = np.sum((kept - targets[s]) ** 2, axis=-1)
+                with np.errstate(over="ignore", invalid="ignore"):  # overflow is a divergence, counted below
+                    squared = np.sum((values[k, s].astype(np.float64) - targets[s]) ** 2, axis=-1)  # (C,)
+                gone = (diverged[s] & (diverged_at[s] <= t)) | ~np.isfinite(squared)
+                squared = squared[~gone]
                 n = squared.size
+                # A power of two: dividing is exact, squared / scale is below 2 (2**1023 at most:
+                # 2**1024 itself overflows), and so are its mean and spread: nothing below overflows.
+                scale = float(np.ldexp(1.0, np.frexp(squared.max())[1] - 1)) if n else 1.0
+                scaled = squared / scale
                 row = {
                     "estimator": name,
                     "step_size": float(eta),
                     "n_steps": t,
-                    "mse": float(squared.mean()) if n else math.nan,
-                    "mse_se": float(squared.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+                    "mse": float(scaled.mean() * scale) if n else math.nan,
+                    "mse_se": float(scaled.std(ddof=1) / math.sqrt(n) * scale) if n > 1 else math.nan,
                     "n_chains": int(n),
                     "n_diverged": int(gone.sum()),
                 }
@@ -224,7 +249,8 @@ def errors(
                     row["mse_lo"] = row["mse_hi"] = math.nan
                     if n:
                         rng = np.random.default_rng([int(seed), e, s, k])
-                        row["mse_lo"], row["mse_hi"] = _bootstrap_interval(squared, int(bootstrap), confidence, rng)
+                        lo, hi = _bootstrap_interval(scaled, int(bootstrap), confidence, rng)
+                        row["mse_lo"], row["mse_hi"] = lo * scale, hi * scale
                 rows.append(row)
     return ErrorTable(rows)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import checkify
 
 from objectives import validation as check
 
@@ -173,6 +174,16 @@ def from_function(fn: Callable[[jax.Array], jax.Array], dim: int, *, name: str |
 
     Derivatives come from JAX autodiff. `fn` must be traceable by JAX (use `jax.numpy`).
 
+    `fn` is probed once here, at the test point x = (0.5, ..., 0.5) in the default float dtype:
+    it must trace, return a real floating scalar (not an int, bool or complex value, which
+    `jax.grad` refuses later, deep inside a run), and index `x` within its bounds. Out-of-range
+    indices are the one mistake JAX does not report by itself: `x[5]` with `dim=2` silently
+    reads `x[1]` (JAX clamps indices), so the probe runs `fn` under `jax.experimental.checkify`'s
+    index checks. The probe sees one point: an index that goes out of range only elsewhere
+    (computed from the values of `x`) is still clamped there, and indexing that asks for
+    clamping (`jnp.take(x, i, mode="clip")`) out of range at the test point is refused too
+    (clip the index with `jnp.clip` instead).
+
     **Arguments:**
 
     - `fn`: the objective for one point.
@@ -180,14 +191,33 @@ def from_function(fn: Callable[[jax.Array], jax.Array], dim: int, *, name: str |
     - `name`: the name used in results (default: `fn.__name__`).
 
     **Returns:** an `Objective`.
+
+    **Raises:** `ValueError` naming `fn` when the probe fails, `dim` when it is not a dimension.
     """
     if not callable(fn):
         raise ValueError(f"fn must be a callable of one point x of shape (dim,), got {type(fn).__name__}")
     dim = check.dimension("dim", dim)
-    probe = jax.eval_shape(fn, jax.ShapeDtypeStruct((int(dim),), jnp.result_type(float)))
-    if probe.shape != ():
+    point = jnp.full((dim,), 0.5, jnp.result_type(float))
+    try:
+        probe = jax.eval_shape(fn, point)
+    except Exception as error:
         raise ValueError(
-            f"fn must return a scalar for x of shape ({dim},), got an array of shape {probe.shape}"
+            f"fn must be a JAX-traceable function of one point x of shape ({dim},); calling it on such a point "
+            f"raised {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(probe, jax.ShapeDtypeStruct):
+        raise ValueError(f"fn must return a scalar for x of shape ({dim},), got a {type(probe).__name__}")
+    if probe.shape != ():
+        raise ValueError(f"fn must return a scalar for x of shape ({dim},), got an array of shape {probe.shape}")
+    if not jnp.issubdtype(probe.dtype, jnp.floating):
+        raise ValueError(
+            f"fn must return a real floating scalar (autodiff needs one), got dtype {probe.dtype} for x of shape ({dim},)"
+        )
+    index_error, _ = checkify.checkify(fn, errors=checkify.index_checks)(point)
+    if index_error.get() is not None:
+        raise ValueError(
+            f"fn indexes x out of its bounds (JAX would clamp the index silently) at the test point "
+            f"x = {point.tolist()}: {index_error.get().strip()}"
         )
     return Objective(
         dim=int(dim),

@@ -119,7 +119,9 @@ def rippled_quadratic(
     if sizes:
         (implied,) = sizes
         if dim not in (1, implied):
-            raise ValueError(f"dim={dim} disagrees with the vector arguments, which have length {implied}")
+            given = {"curvature": curvature, "center": center, "amplitude": amplitude, "frequency": frequency}
+            vectors = " and ".join(name for name, value in given.items() if np.ndim(value))
+            raise ValueError(f"dim={dim} disagrees with {vectors}, of length {implied}")
         dim = implied
     params = RippledParams(
         curvature=check.per_coordinate("curvature", curvature, dim, positive=True),

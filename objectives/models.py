@@ -20,12 +20,10 @@ __all__ = ["cnn1d", "least_squares", "logistic_regression", "mlp"]
 
 
 def _features(features, name="features") -> np.ndarray:
-    a = np.asarray(features, np.float32)
-    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
+    a = check.float_array(name, features, ndim=(2,), allowed="a 2-D array (n_examples, n_features)")
+    if a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"{name} must be a 2-D array (n_examples, n_features), got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite")
-    return a
+    return a.astype(np.float32)
 
 
 def _labels(labels, n: int, n_classes) -> tuple[np.ndarray, int]:
@@ -55,11 +53,7 @@ def least_squares(features, targets, *, l2: float = 0.0, name: str = "least_squa
     **Arguments:** `features` A `(n, d)`; `targets` y `(n,)`; `l2` >= 0; `name`.
     """
     a = _features(features)
-    y = np.asarray(targets, np.float32)
-    if y.shape != (a.shape[0],):
-        raise ValueError(f"targets must have shape ({a.shape[0]},) (one per row of features), got {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError("targets must be finite")
+    y = check.finite_array("targets", targets, shape=(a.shape[0],)).astype(np.float32)  # one per row of features
 
     def loss(w, example):
         inputs, target = example

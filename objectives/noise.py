@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from objectives import validation
+
 __all__ = ["FAMILIES", "Minibatch", "NoiseModel", "gaussian", "minibatch", "rademacher", "uniform", "student_t"]
 
 #: The additive noise families (`NoiseModel.family`), each with its constructor below.
@@ -119,6 +121,8 @@ jax.tree_util.register_dataclass(
 
 def _check_scale(scale) -> float:
     try:
+        if isinstance(scale, (complex, np.complexfloating)):  # float() would drop the imaginary part
+            raise TypeError
         value = float(scale)
     except (TypeError, ValueError):
         raise ValueError(f"scale must be a non-negative finite number, got {scale!r}") from None
@@ -140,11 +144,9 @@ def gaussian(scale: float | None = None, *, covariance=None) -> NoiseModel:
         return NoiseModel("gaussian", scale=_check_scale(1.0 if scale is None else scale))
     if scale is not None:
         raise ValueError("give either scale= or covariance=, not both")
-    c = np.asarray(covariance, dtype=np.float64)
-    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] < 1:
+    c = validation.float_array("covariance", covariance, ndim=(2,), allowed="a square matrix of shape (dim, dim)")
+    if c.shape[0] != c.shape[1] or c.shape[0] < 1:
         raise ValueError(f"covariance must be a square matrix of shape (dim, dim), got shape {c.shape}")
-    if not np.all(np.isfinite(c)):
-        raise ValueError(f"covariance must be finite, got {c.tolist()}")
     if not np.allclose(c, c.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(c).max())):
         raise ValueError(f"covariance must be symmetric, got {c.tolist()}")
     eigenvalues, eigenvectors = np.linalg.eigh(c)
@@ -174,6 +176,8 @@ def student_t(scale: float = 1.0, df: float = 4.0) -> NoiseModel:
     `df` must exceed 2, where the variance exists.
     """
     try:
+        if isinstance(df, (complex, np.complexfloating)):  # float() would drop the imaginary part
+            raise TypeError
         df_value = float(df)
     except (TypeError, ValueError):
         raise ValueError(f"df must be a number > 2, got {df!r}") from None

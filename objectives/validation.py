@@ -19,6 +19,7 @@ boundary; compiled code never re-checks.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Iterable
 
 import jax
@@ -153,7 +154,8 @@ def real(
     bounded = lo is not None and hi is not None  # "finite" goes without saying
     allowed = f"{'a finite number' if finite and not bounded else 'a number'}{' ' + where if where else ''}"
     try:
-        number = float(value) if not isinstance(value, (bool, np.bool_, str, bytes)) else math.nan
+        # float() of a NumPy complex drops the imaginary part with only a ComplexWarning: refuse it.
+        number = float(value) if not isinstance(value, (bool, np.bool_, str, bytes, complex, np.complexfloating)) else math.nan
     except (TypeError, ValueError):
         number = math.nan
     bad = math.isnan(number) or (finite and not math.isfinite(number))
@@ -189,13 +191,30 @@ def probability(name: str, value, *, closed: bool = True, note: str = "") -> flo
 # ---- arrays ----------------------------------------------------------------------------------
 
 
+def _float64(name: str, value, allowed: str) -> np.ndarray:
+    """`value` as a float64 array; what NumPy cannot convert gives "`name` must be `allowed`".
+
+    Complex values are refused by name: NumPy's cast would drop the imaginary part with only a
+    ComplexWarning, which a user never sees in a script's output. Strings, booleans and None,
+    which NumPy would turn into numbers, are refused too."""
+    try:
+        array = np.asarray(value)
+        # NumPy would read "0.1" as 0.1, True as 1.0 and None as nan: none of them is a number here.
+        if array.dtype.kind in "USb" or (array.dtype.kind == "O" and any(v is None for v in array.ravel())):
+            raise TypeError
+        if not np.iscomplexobj(array):
+            array = array.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {allowed}, got {reprlib.repr(value)}") from None
+    if np.iscomplexobj(array):
+        raise ValueError(f"{name} must be real ({allowed}), got complex values {reprlib.repr(array.tolist())}")
+    return array
+
+
 def finite_array(name: str, value, *, shape: tuple | None = None) -> np.ndarray:
     """`value` as a float64 array with finite entries, of the given shape if one is given
     (`None` in `shape` matches any length on that axis)."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of finite numbers, got {value!r}") from None
+    array = _float64(name, value, "an array of finite numbers")
     if shape is not None and (
         array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape))
     ):
@@ -210,10 +229,7 @@ def points(name: str, value, n_rows: int, dim: int, *, rows: str = "n_rows") -> 
     """One point `(dim,)` for every row, or one point per row `(n_rows, dim)`, as a finite
     float64 `(n_rows, dim)` array (a read-only broadcast when one point is given). `rows` names
     the row count in the message (e.g. "n_chains", "n_step_sizes")."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of numbers of shape ({dim},) or ({n_rows}, {dim}), got {value!r}") from None
+    array = _float64(name, value, f"an array of numbers of shape ({dim},) or ({n_rows}, {dim})")
     if array.shape == (dim,):
         array = np.broadcast_to(array, (n_rows, dim))
     elif array.shape != (n_rows, dim):
@@ -229,10 +245,7 @@ def points(name: str, value, n_rows: int, dim: int, *, rows: str = "n_rows") -> 
 def float_array(name: str, value, *, ndim: tuple[int, ...], allowed: str) -> np.ndarray:
     """`value` as a finite float64 array with one of the allowed numbers of dimensions; `allowed`
     says in words what is allowed (e.g. "a vector of shape (K,) of positive well depths")."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
+    array = _float64(name, value, allowed)
     if array.ndim not in ndim:
         raise ValueError(f"{name} must be {allowed}, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
@@ -260,10 +273,7 @@ def step_sizes(name: str, value, *, allow_zero: bool = False) -> np.ndarray:
     Step sizes are finite and > 0 (>= 0 with `allow_zero`: eta = 0 is the unsmoothed objective).
     """
     rule = ">= 0" if allow_zero else "> 0"
-    try:
-        eta = np.atleast_1d(np.asarray(value, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be finite numbers {rule}, got {value!r}") from None
+    eta = np.atleast_1d(_float64(name, value, f"finite numbers {rule}"))
     if eta.ndim != 1 or eta.size == 0:
         raise ValueError(f"{name} must be a number or a non-empty 1-D sequence, got shape {eta.shape}")
     bad = ~np.isfinite(eta) | ((eta < 0) if allow_zero else (eta <= 0))

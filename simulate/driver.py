@@ -327,9 +327,12 @@ def _simulate_chains(
             eta_k = step_sizes[jnp.minimum(s, n_step_sizes - 1), None]
             begin = jax.tree.map(at, start)
 
-            def block_totals(state, running, noise_sum):
+            def block_totals(state, running, noise_sum, taken):
                 if v_carry:
                     x_block_sum = sgd_block_sum_of_x(begin.state.v, running.v, state.v, eta_k, noise_sum)
+                    # No step taken: the sum is 0, also when v_0 is not finite (grad f(x0) NaN),
+                    # where the formula gives v_0 - v_0 = NaN.
+                    x_block_sum = jnp.where((taken > 0)[:, None], x_block_sum, 0)
                 return totals(begin.averages, running, x_block_sum if v_carry else running.x)
 
             def step(j, carry):
@@ -342,7 +345,7 @@ def _simulate_chains(
                     noise_sum = jnp.where((taken.astype(jnp.int32) > j)[:, None], noise_sum + draws[j, c], noise_sum)
 
                 def write(records):
-                    values = recorded(state.x, v_of(state, v), block_totals(state, running, noise_sum))
+                    values = recorded(state.x, v_of(state, v), block_totals(state, running, noise_sum, taken))
                     return jax.tree.map(lambda buffer, value: buffer.at[slot, s, c].set(value, mode="drop"), records, values)
 
                 records, slot = record_if_due(records, slot, first_step + j + 1, write)
@@ -360,7 +363,7 @@ def _simulate_chains(
             after = Chains(
                 state=jax.tree.map(put, after.state, state),
                 v=jax.tree.map(put, after.v, v),
-                averages=jax.tree.map(put, after.averages, block_totals(state, running, noise_sum)),
+                averages=jax.tree.map(put, after.averages, block_totals(state, running, noise_sum, taken)),
                 diverged_at=put(after.diverged_at, jnp.where(refused, first_step + taken.astype(jnp.int32) + 1, -1)),
             )
             if trajectory:

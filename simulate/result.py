@@ -33,8 +33,11 @@ class SimulationResult:
       final estimator. At checkpoint t the averages are over steps 1..t and the tail average is
       over the last ceil(tail_fraction * t) of them.
     - `diverged`: `(S, C)` bool; `diverged_at`: `(S, C)` first step at which the chain left the
-      ball of radius `divergence_radius` or became non-finite, -1 if never. Diverged chains are
-      frozen at their last good state: their estimators are finite but meaningless; exclude them.
+      ball of radius `divergence_radius` or became non-finite, -1 if never. A diverged chain stays
+      at its last good state x_{k-1} from step k = `diverged_at` on (as in `trajectory`), and its
+      estimators are those of that path: finite, never NaN, but meaningless; exclude them
+      (`analysis.errors` does). A chain flagged at step 1 reports x0 in every estimator (v too,
+      when grad f(x0) is not finite).
     - `trajectory`: `(n_steps + 1, S, C, d)` iterates x_0..x_T when asked for, else `None`.
     - `estimators`: the estimators this run has: `ESTIMATORS`, without v and v_avg when it ran
       with `track_v=False` (those fields are then `None`), plus `x_ema` `(S, C, d)` when it ran

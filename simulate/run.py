@@ -30,6 +30,10 @@ from simulate.trackers import Records, Trackers, estimators_at_checkpoints
 
 __all__ = ["DivergenceWarning", "run", "checkpoint_schedule", "tail_length"]
 
+#: The most steps `method="sgd"` runs: the driver counts steps in int32, up to the sentinel
+#: n_steps + 1 that pads its record steps (`method="exact"` samples and has no such limit).
+MAX_STEPS = 2**31 - 2
+
 #: The largest trajectory (n_steps * n_step_sizes * n_chains * dim numbers) kept in memory.
 MAX_TRAJECTORY_NUMBERS = 50_000_000
 
@@ -253,7 +257,7 @@ def run(
 
     - `objective`: an `objectives.Objective`.
     - `step_sizes`: eta, a positive number or a 1-D sequence of them (S values).
-    - `n_steps`: T >= 1.
+    - `n_steps`: T >= 1, at most `MAX_STEPS` = 2**31 - 2 with `method="sgd"`.
     - `n_chains`: C >= 1 independent chains per step size.
     - `x0`: the start, shape `(dim,)` for all chains or `(n_chains, dim)`.
     - `noise`: a model from `simulate.noise` (default: standard Gaussian), or
@@ -271,7 +275,11 @@ def run(
       or an explicit increasing list of steps; n_steps is always included.
     - `chunk_size`: run the chains in chunks of this many (to bound memory); same results.
     - `divergence_radius`: a chain whose iterate leaves the ball ||x|| <= radius (or whose state
-      becomes non-finite) is frozen and flagged in `diverged`/`diverged_at`.
+      becomes non-finite) is frozen and flagged in `diverged`/`diverged_at`: from the step k it
+      was refused on, it stays at its last good state x_{k-1}, and every estimator is that of
+      this path (never averaged into NaN). A chain whose gradient at x0 is not finite is
+      flagged at step 1 and reports x0 in every estimator, v and x_ema included, for every
+      algorithm and precision.
     - `trajectory`: also return every iterate (for short runs: memory grows with n_steps).
     - `dtype`: float32 (default) or float64 (needs JAX's x64 mode; default when it is on).
     - `shard`: split the chains across all local devices (default: when there is more than
@@ -321,6 +329,11 @@ def run(
     progress = bar if progress is True else None if progress is None or progress is False else progress
     plain_sgd = algorithm.name == "sgd" and isinstance(noise, NoiseModel) and ema_decay is None and track_v and schedule is None
     method = _check_method(method, plain_sgd, trajectory)
+    if method == "sgd" and n_steps > MAX_STEPS:
+        raise ValueError(
+            f"n_steps must be <= {MAX_STEPS} (2**31 - 2: the simulation counts steps in int32) with method='sgd', "
+            f"got {n_steps}; method='exact' (SGD on a quadratic with Gaussian noise) has no such limit"
+        )
     _check_trajectory_size(trajectory, n_steps * eta.size * n_chains * objective.dim)
     names = ("x", "x_avg", "x_tail") + (("v", "v_avg") if track_v else ()) + (("x_ema",) if ema_decay is not None else ())
 
@@ -345,7 +358,7 @@ def run(
             if bar is not None:
                 bar.close()
     numpy_dtype = np.dtype(dtype)
-    estimates = estimators_at_checkpoints(records, needed, checkpoint_steps, tails, numpy_dtype, names, ema_decay)
+    estimates = estimators_at_checkpoints(records, needed, checkpoint_steps, tails, numpy_dtype, names, ema_decay, diverged_at)
     if warn_on_divergence and (diverged_at >= 0).any():
         _warn_divergence(diverged_at >= 0, eta, divergence_radius)
     if trajectory:

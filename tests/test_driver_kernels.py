@@ -241,7 +241,7 @@ def test_every_kernel_is_invariant_to_chunks_first_chain_and_diverging_neighbour
 def test_every_kernel_flags_the_first_step_out_of_the_ball_and_freezes_there(kind):
     # Against the same run with no ball (nothing overflows in 150 steps): each chain's path is
     # the same bits up to the first iterate outside the ball, whose step is `diverged_at`; from
-    # there on it stays at its last good state, and its sums stop.
+    # there on it stays at its last good state, and its estimators are those of that path.
     f = objectives.quadratic([1.0, 2.2], [0.0, 0.0])
     unstable = 1.6 if kind == "momentum" else 1.0  # growth 1.53 (heavy ball, beta 0.6) or 1.2 a step
     kwargs = dict(step_sizes=[0.1, unstable], n_steps=150, n_chains=40, x0=[1.0, 1.0], seed=2, trajectory=True,
@@ -257,7 +257,12 @@ def test_every_kernel_flags_the_first_step_out_of_the_ball_and_freezes_there(kin
         k = boxed.diverged_at[1, c]
         np.testing.assert_array_equal(boxed.trajectory[:k, 1, c], free.trajectory[:k, 1, c])
         np.testing.assert_array_equal(boxed.trajectory[k:, 1, c], np.broadcast_to(free.trajectory[k - 1, 1, c], (151 - k, 2)))
-        np.testing.assert_allclose(boxed.x_avg[1, c], free.trajectory[1:k, 1, c].astype(np.float64).sum(0) / 150, rtol=1e-5)
+        # The averages are those of the returned path, which stays at x_{k-1} from step k on.
+        np.testing.assert_allclose(boxed.x_avg[1, c], boxed.trajectory[1:, 1, c].astype(np.float64).mean(0), rtol=1e-5)
+        held = free.trajectory[k - 1, 1, c].astype(np.float64)
+        e = 0.9 ** np.arange(149, -1, -1) * 0.1 / (1 - 0.9**150)  # the debiased EMA's weights on x_1..x_150
+        np.testing.assert_allclose(boxed.x_ema[1, c], e @ boxed.trajectory[1:, 1, c].astype(np.float64), rtol=1e-4)
+        assert np.all(boxed.trajectory[k:, 1, c] == held)
     np.testing.assert_array_equal(boxed.x[0], free.x[0])
     for name in boxed.estimators:
         assert np.all(np.isfinite(boxed.checkpoints[name]))

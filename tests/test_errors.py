@@ -222,3 +222,30 @@ def test_pool_splits_one_table_by_its_seed_column_and_refuses_what_it_cannot_mat
         analysis.pool([ErrorTable(tables[0].rows * 2)])
     with pytest.raises(ValueError, match="at least one table"):
         analysis.pool([])
+
+
+def test_a_squared_error_that_overflows_counts_as_divergence_and_the_rest_cannot_overflow():
+    # float64 chains, none flagged: 1e296 from the target (its square is inf in float64), three
+    # at 1e154 (squares about 1e308 each: their plain sum overflows) and one on the target.
+    values = np.array([1e296, 1e154, -1e154, 1e154, 0.0]).reshape(1, 1, 5, 1)
+    result = synthetic_result(values, -np.ones((1, 5), int), [10], [0.1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow RuntimeWarning leaks out either
+        table = analysis.errors(result, [0.0], bootstrap=50)
+    kept = (np.array([1e154, 1e154, 1e154, 0.0]) / 2.0**500) ** 2  # by hand, scaled by 2**1000 (exact)
+    for name in simulate.ESTIMATORS:
+        row = _row(table, estimator=name)
+        assert (row["n_chains"], row["n_diverged"]) == (4, 1), row
+        assert row["mse"] == pytest.approx(kept.mean() * 2.0**1000, rel=1e-12)
+        assert row["mse_se"] == pytest.approx(kept.std(ddof=1) / 2 * 2.0**1000, rel=1e-12)
+        assert np.all(np.isfinite([row["mse_lo"], row["mse_hi"]])) and row["mse_lo"] <= row["mse"] <= row["mse_hi"]
+
+
+def test_errors_takes_one_estimator_name_as_one_estimator_and_names_result_when_it_is_not_one():
+    result = synthetic_result(np.arange(12.0).reshape(1, 2, 3, 2), -np.ones((2, 3), int), [4], [0.1, 0.2])
+    one = analysis.errors(result, [0.0, 0.0], estimators="x_avg")
+    assert one == analysis.errors(result, [0.0, 0.0], estimators=["x_avg"]) and set(one.column("estimator")) == {"x_avg"}
+    with pytest.raises(ValueError, match=r"estimators must be among .*got 'x_av'"):
+        analysis.errors(result, [0.0, 0.0], estimators="x_av")
+    with pytest.raises(TypeError, match="result must be a simulate.SimulationResult .*got dict"):
+        analysis.errors({"x": 1}, [0.0, 0.0])

@@ -331,7 +331,7 @@ def test_chains_do_not_depend_on_whether_their_neighbours_diverge():
     np.testing.assert_array_equal(whole.diverged_at[:, 40:70], part.diverged_at)
 
 
-def test_diverged_chains_keep_their_last_good_state_and_sums():
+def test_diverged_chains_stay_at_their_last_good_state_and_average_their_path():
     f = objectives.sharp_flat()
     checkpoints = [1, 9, 64, 65, 100, 130, 200]
     result = simulate.run(f, n_chains=64, trajectory=True, checkpoints=checkpoints, **_DIVERGING)
@@ -341,15 +341,41 @@ def test_diverged_chains_keep_their_last_good_state_and_sums():
     assert np.all(np.abs(path) <= 2.5) and np.all(np.isfinite(v_path))
     diverged_at = np.where(result.diverged, result.diverged_at, 10**9)
     assert result.diverged[1:].any() and np.unique(diverged_at).size > 20
-    # S_n = x_1 + ... + x_n (S_0 = 0) along the path, and the same for v.
+    # S_n = x_1 + ... + x_n (S_0 = 0) along the returned path, which stays at the last good state
+    # after a divergence; the same for v. The estimators are those of that path.
     zero = np.zeros_like(path[:1])
     x_sums, v_sums = np.cumsum(np.concatenate([zero, path[1:]]), axis=0), np.cumsum(np.concatenate([zero, v_path[1:]]), axis=0)
     pairs = np.arange(3)[:, None], np.arange(64)
     for k, t in enumerate(checkpoints):
-        last_good = np.minimum(t, diverged_at - 1)  # (S, C): the steps whose x entered the sums
-        frozen_at = lambda array: array[(last_good,) + pairs]
+        last_good = np.minimum(t, diverged_at - 1)  # (S, C)
         np.testing.assert_array_equal(result.trajectory[t], result.trajectory[(last_good,) + pairs])  # the path stops
         np.testing.assert_array_equal(result.checkpoints["x"][k], result.trajectory[t])
-        np.testing.assert_allclose(result.checkpoints["x_avg"][k], frozen_at(x_sums) / t, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(result.checkpoints["v_avg"][k], frozen_at(v_sums) / t, rtol=1e-5, atol=1e-6)
+        m = simulate.tail_length(t, result.tail_fraction)
+        np.testing.assert_allclose(result.checkpoints["x_avg"][k], x_sums[t] / t, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(result.checkpoints["x_tail"][k], (x_sums[t] - x_sums[t - m]) / m, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(result.checkpoints["v_avg"][k], v_sums[t] / t, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(result.checkpoints["v"][k], v_path[t], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("kind", ["sgd", "momentum"])
+def test_a_chain_whose_gradient_at_x0_is_nan_is_flagged_at_step_1_and_reports_x0_everywhere(kind, precision):
+    # grad f = x + 0.1 (x - c) / ||x - c||: NaN (0/0) exactly at c and finite elsewhere. Chain 0
+    # starts at c: its first step is refused, so it stays at x0 and every estimator, at every
+    # checkpoint, is x0 (v_0 is not finite, so v reports x0 too), for SGD's v-carry loop and the
+    # others alike, in both precisions. Chain 1 starts elsewhere and is not affected.
+    cone = lambda x: 0.5 * jnp.sum(x * x) + 0.1 * jnp.sqrt(jnp.sum((x - jnp.asarray([1.0, -1.0], x.dtype)) ** 2))  # noqa: E731
+    f = objectives.from_function(cone, 2, name="cone")
+    algorithm = {"sgd": simulate.sgd(), "momentum": simulate.momentum(0.5)}[kind]  # the v-carry loop and the general one
+    with jax.enable_x64(precision == "float64"):
+        with pytest.warns(simulate.DivergenceWarning, match="step_size=0.1: 1/2"):
+            result = simulate.run(
+                f, step_sizes=[0.1], n_steps=66, n_chains=2, x0=[[1.0, -1.0], [0.5, 0.5]], algorithm=algorithm,
+                ema_decay=0.9, checkpoints=[1, 2, 64, 65], dtype=precision,
+            )
+    assert result.dtype == precision and result.x.dtype == np.dtype(precision)
+    np.testing.assert_array_equal(result.diverged_at, [[1, -1]])
+    assert set(result.estimators) == {"x", "x_avg", "x_tail", "v", "v_avg", "x_ema"}
+    for name in result.estimators:
+        np.testing.assert_array_equal(result.checkpoints[name][:, 0, 0], np.tile([1.0, -1.0], (5, 1)), err_msg=name)
+        assert np.all(np.isfinite(result.checkpoints[name][:, 0, 1])), name
