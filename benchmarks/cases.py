@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import analysis
@@ -16,8 +18,9 @@ import objectives
 import simulate
 from benchmarks import references
 from benchmarks.timing import compile_events, interleaved
+from simulate.randomness import minibatch_block
 
-__all__ = ["throughput", "dense_quadratic", "compile_times", "stationary_law_times"]
+__all__ = ["throughput", "dense_quadratic", "compile_times", "stationary_law_times", "minibatch_paths"]
 
 
 def _first_call_and_sweep(run, sweep_point) -> dict:
@@ -210,4 +213,39 @@ def stationary_law_times(*, n_grid_1d: int, n_step_sizes: int, n_grid_2d: int, r
         figures[f"{name}_methods"] = list(law.method)
         timed = interleaved({name: call}, repeats)[name] if repeats > 0 else {"median_s": figures[f"{name}_first_call_s"]}
         figures[f"{name}_s"] = timed["median_s"]
+    return figures
+
+
+def minibatch_paths(*, n_examples: int, dim: int, batch_size: int, n_chains: int, n_steps: int, repeats: int) -> dict:
+    """Case 7: the general path (minibatches, SAM, EMA; issue 13). A `dim`-D least-squares
+    problem on `n_examples` examples, 4 step sizes x `n_chains` chains x `n_steps` steps:
+    additive-noise SGD + EMA and SAM, minibatch SGD, SGD + EMA and SAM (without replacement,
+    `batch_size` examples), minibatch SGD with replacement, and the minibatch index draw alone
+    (`minibatch_block`, one 64-step block of every chain). Medians of `repeats` after a warm-up."""
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((n_examples, dim)).astype(np.float32)
+    targets = (features @ np.ones(dim) + rng.standard_normal(n_examples)).astype(np.float32)
+    f = objectives.least_squares(features, targets)
+    common = dict(step_sizes=[0.01, 0.02, 0.05, 0.1], n_steps=n_steps, n_chains=n_chains, x0=np.zeros(dim))
+    additive = simulate.noise.gaussian(1.0)
+    without, with_replacement = simulate.noise.minibatch(batch_size), simulate.noise.minibatch(batch_size, replace=True)
+    chains = jnp.arange(n_chains, dtype=jnp.uint32)
+    draw = {
+        replace: jax.jit(lambda block, noise=noise: minibatch_block(noise, jnp.uint32(0), chains, block, n_examples))
+        for replace, noise in ((False, without), (True, with_replacement))
+    }
+    runs = {
+        "additive_sgd_ema": lambda: simulate.run(f, noise=additive, ema_decay=0.9, **common),
+        "additive_sam": lambda: simulate.run(f, noise=additive, algorithm=simulate.sam(0.05), **common),
+        "minibatch_sgd": lambda: simulate.run(f, noise=without, **common),
+        "minibatch_sgd_ema": lambda: simulate.run(f, noise=without, ema_decay=0.9, **common),
+        "minibatch_sam": lambda: simulate.run(f, noise=without, algorithm=simulate.sam(0.05), **common),
+        "minibatch_sgd_with_replacement": lambda: simulate.run(f, noise=with_replacement, **common),
+        "indices_without_replacement": lambda: draw[False](jnp.int32(1)),
+        "indices_with_replacement": lambda: draw[True](jnp.int32(1)),
+    }
+    timed = interleaved(runs, repeats)
+    figures = {"n_examples": n_examples, "dim": dim, "batch_size": batch_size, "n_step_sizes": 4, "n_chains": n_chains, "n_steps": n_steps}
+    figures.update({f"{name}_s": t["median_s"] for name, t in timed.items()})
+    figures["timings"] = timed
     return figures

@@ -98,6 +98,16 @@ def case_table(key: str, c: dict) -> str:
             f"  1-D sharp_flat, {c['n_step_sizes']} step sizes x {c['n_grid_1d']} cells: {c['one_d_s']:7.2f} s (first call {c['one_d_first_call_s']:.2f} s); solvers {c['one_d_methods']}",
             f"  2-D wells, one step size, {c['n_grid_2d']} x {c['n_grid_2d']} cells:   {c['two_d_s']:7.2f} s (first call {c['two_d_first_call_s']:.2f} s)",
         ]
+    elif key == "case7_minibatch":
+        lines = [
+            f"7. minibatch/SAM/EMA runs: {c['dim']}-D least squares, {c['n_examples']} examples, batch {c['batch_size']}, "
+            f"{c['n_step_sizes']} step sizes x {c['n_chains']} chains x {c['n_steps']} steps",
+            f"  additive noise: SGD + EMA {c['additive_sgd_ema_s']:.2f} s, SAM {c['additive_sam_s']:.2f} s",
+            f"  minibatches without replacement: SGD {c['minibatch_sgd_s']:.2f} s, SGD + EMA {c['minibatch_sgd_ema_s']:.2f} s, SAM {c['minibatch_sam_s']:.2f} s",
+            f"  minibatches with replacement: SGD {c['minibatch_sgd_with_replacement_s']:.2f} s",
+            f"  the index draw alone, one 64-step block of {c['n_chains']} chains: without replacement "
+            f"{c['indices_without_replacement_s']:.4f} s, with {c['indices_with_replacement_s']:.4f} s",
+        ]
     else:
         raise ValueError(f"unknown case {key!r}")
     return "\n".join(lines)
