@@ -40,7 +40,9 @@ def _first_call_and_sweep(run, sweep_point) -> dict:
 
 
 def throughput(objective, *, x0, step_sizes, n_chains: int, n_steps: int, numpy_steps: int, repeats: int) -> dict:
-    """Cases 1 and 2: `simulate.run` against a NumPy loop and against drawing its noise in bulk.
+    """Cases 1 and 2: `simulate.run` against two NumPy loops (`references.numpy_loop`, and the
+    stricter `numpy_loop_engine_noise` with the engine's noise and XLA's gradient) and against
+    drawing its noise in bulk.
 
     The engine draws C*T*d Gaussians (common random numbers: every step size sees the same
     noise); one call to `jax.random.normal` drawing as many is the "bulk-noise bound" the target
@@ -60,6 +62,7 @@ def throughput(objective, *, x0, step_sizes, n_chains: int, n_steps: int, numpy_
         {
             "simulate_run": run,
             "numpy_loop": lambda: references.numpy_loop(objective, step_sizes, n_chains, numpy_steps, x0),
+            "numpy_loop_engine_noise": lambda: references.numpy_loop_engine_noise(objective, step_sizes, n_chains, numpy_steps, x0),
             "jax_bulk_normal": references.jax_bulk_normal(drawn),
             "numpy_bulk_normal": references.numpy_bulk_normal(drawn),
             "gradients_alone": references.gradient_loop(objective, step_sizes, n_chains, n_steps, x0),
@@ -75,6 +78,7 @@ def throughput(objective, *, x0, step_sizes, n_chains: int, n_steps: int, numpy_
             "simulate_run_chain_steps_per_s": chain_steps / seconds["simulate_run"],
             "numpy_loop_steps": numpy_steps,
             "numpy_loop_chain_steps_per_s": n_step_sizes * n_chains * numpy_steps / seconds["numpy_loop"],
+            "numpy_loop_engine_noise_chain_steps_per_s": n_step_sizes * n_chains * numpy_steps / seconds["numpy_loop_engine_noise"],
             "gaussians_drawn": drawn,
             "jax_bulk_normal_s": seconds["jax_bulk_normal"],
             "numpy_bulk_normal_s": seconds["numpy_bulk_normal"],
@@ -85,6 +89,7 @@ def throughput(objective, *, x0, step_sizes, n_chains: int, n_steps: int, numpy_
         }
     )
     figures["speedup_vs_numpy_loop"] = figures["simulate_run_chain_steps_per_s"] / figures["numpy_loop_chain_steps_per_s"]
+    figures["speedup_vs_numpy_loop_engine_noise"] = figures["simulate_run_chain_steps_per_s"] / figures["numpy_loop_engine_noise_chain_steps_per_s"]
     figures["fraction_of_bulk_noise_bound"] = seconds["jax_bulk_normal"] / seconds["simulate_run"]
     figures["fraction_of_bulk_noise_bound_per_chain_step"] = figures["jax_bulk_normal_per_chain_step_s"] / seconds["simulate_run"]
     return figures

@@ -68,6 +68,8 @@ def case_table(key: str, c: dict) -> str:
             f"{label}: {c['n_step_sizes']} step sizes x {c['n_chains']} chains x {c['n_steps']} steps",
             f"  simulate.run           {c['simulate_run_s']:8.2f} s   {_rate(c['simulate_run_chain_steps_per_s'])} chain-steps/s   (compile {c['compile_s']:.2f} s, first call {c['first_call_s']:.2f} s)",
             f"  NumPy loop             {'':8s}     {_rate(c['numpy_loop_chain_steps_per_s'])} chain-steps/s   ({c['numpy_loop_steps']} steps)   -> simulate.run is {c['speedup_vs_numpy_loop']:.2f}x",
+            f"  NumPy loop, the engine's noise and XLA's gradient"
+            f"  {_rate(c['numpy_loop_engine_noise_chain_steps_per_s'])} chain-steps/s   -> simulate.run is {c['speedup_vs_numpy_loop_engine_noise']:.2f}x",
             f"  bulk noise, C*T*d = {c['gaussians_drawn']:.3g} Gaussians:",
             f"    jax.random.normal        {c['jax_bulk_normal_s']:8.2f} s   -> simulate.run reaches {100 * c['fraction_of_bulk_noise_bound']:.0f}% of this bound",
             f"    NumPy standard_normal    {c['numpy_bulk_normal_s']:8.2f} s",
