@@ -62,7 +62,7 @@ def throughput(objective, *, x0, step_sizes, n_chains: int, n_steps: int, numpy_
         {
             "simulate_run": run,
             "numpy_loop": lambda: references.numpy_loop(objective, step_sizes, n_chains, numpy_steps, x0),
-            "numpy_loop_engine_noise": lambda: references.numpy_loop_engine_noise(objective, step_sizes, n_chains, numpy_steps, x0),
+            "numpy_loop_engine_noise": references.numpy_loop_engine_noise(objective, step_sizes, n_chains, numpy_steps, x0),
             "jax_bulk_normal": references.jax_bulk_normal(drawn),
             "numpy_bulk_normal": references.numpy_bulk_normal(drawn),
             "gradients_alone": references.gradient_loop(objective, step_sizes, n_chains, n_steps, x0),

@@ -85,32 +85,39 @@ def numpy_loop(objective, step_sizes, n_chains: int, n_steps: int, x0, noise_sca
 
 
 def numpy_loop_engine_noise(objective, step_sizes, n_chains: int, n_steps: int, x0, noise_scale: float = 1.0, seed: int = 0):
-    """`numpy_loop` with the engine's noise and an XLA-compiled gradient; returns the average of x.
+    """A function running `numpy_loop` with the engine's noise and an XLA-compiled gradient;
+    it returns the average of x.
 
     eps_k of chain i is the engine's (`simulate.randomness.noise_block` under `seed`, the same
     for every step size), so the result equals `simulate.run(..., noise=gaussian(noise_scale),
     seed=seed).x_avg` up to float rounding (tested). The gradient is `jit(vmap(vmap(point_grad)))`
     with the engine's compiler options, called on the NumPy array of every (step size, chain)
-    pair at each step; the noise block is drawn by one compiled call every 64 steps.
+    pair at each step; the noise block is drawn by one compiled call every 64 steps. Both are
+    compiled at the first call (a factory, as `gradient_loop`), so later calls time the loop.
     """
     chains = jnp.arange(n_chains, dtype=jnp.uint32)
     noise, dim = gaussian(noise_scale), objective.dim
     draw = jax.jit(lambda block: noise_block(noise, jnp.uint32(seed), chains, block, dim, jnp.float32), compiler_options=COMPILER_OPTIONS)
     compiled_gradient = jax.jit(jax.vmap(jax.vmap(objective.point_grad)), compiler_options=COMPILER_OPTIONS)
-    gradient = lambda x: np.asarray(compiled_gradient(x))  # noqa: E731
     eta = np.asarray(step_sizes, np.float32)[:, None, None]
-    x = np.broadcast_to(np.asarray(x0, np.float32), (eta.shape[0], n_chains, dim)).copy()
-    g = gradient(x)
-    x_sum = np.zeros_like(x)
-    v_sum = np.zeros_like(x)
-    for k in range(n_steps):
-        if k % NOISE_BLOCK_STEPS == 0:
-            block = np.asarray(draw(jnp.int32(k // NOISE_BLOCK_STEPS)))  # (C, B, d): steps k+1 .. k+B
-        x = x - eta * (g + block[:, k % NOISE_BLOCK_STEPS])
-        g = gradient(x)
-        x_sum += x
-        v_sum += x - eta * g
-    return x_sum / n_steps
+    x_start = np.broadcast_to(np.asarray(x0, np.float32), (eta.shape[0], n_chains, dim)).copy()
+
+    def run():
+        x = x_start
+        g = np.asarray(compiled_gradient(x))
+        x_sum = np.zeros_like(x)
+        v_sum = np.zeros_like(x)
+        for k in range(n_steps):
+            if k % NOISE_BLOCK_STEPS == 0:
+                # (B, C, d), steps k+1 .. k+B: each step's noise contiguous.
+                block = np.asarray(draw(jnp.int32(k // NOISE_BLOCK_STEPS))).transpose(1, 0, 2).copy()
+            x = x - eta * (g + block[k % NOISE_BLOCK_STEPS])
+            g = np.asarray(compiled_gradient(x))
+            x_sum += x
+            v_sum += x - eta * g
+        return x_sum / n_steps
+
+    return run
 
 
 def jax_bulk_normal(count: int, impl=None):

@@ -65,7 +65,7 @@ def test_stricter_numpy_loop_draws_the_engines_noise_and_matches_its_average():
     # while the plain NumPy loop, with its own generator, is far from it.
     f, step_sizes, x0 = objectives.sharp_flat(), [0.01, 0.05], [-1.0]
     engine = simulate.run(f, step_sizes=step_sizes, n_steps=150, n_chains=32, x0=x0, seed=3).x_avg
-    strict = references.numpy_loop_engine_noise(f, step_sizes, 32, 150, x0, seed=3)
+    strict = references.numpy_loop_engine_noise(f, step_sizes, 32, 150, x0, seed=3)()
     plain = references.numpy_loop(f, step_sizes, 32, 150, x0, seed=3)
     assert strict.shape == engine.shape == (2, 32, 1)
     np.testing.assert_allclose(strict, engine, rtol=0, atol=2e-5)

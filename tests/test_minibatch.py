@@ -95,6 +95,8 @@ def test_floyd_sample_draws_distinct_indices_for_any_batch_shape():
     # Large n: JAX's randint takes one 32-bit word above 2^16, and the indices still cover [0, n).
     large = np.sort(np.asarray(sample(key, (256,), 200_000, 4)), axis=1)
     assert np.all(np.diff(large, axis=1) > 0) and large.min() >= 0 and 190_000 < large.max() < 200_000
+    with pytest.raises(ValueError, match="b must be between 1 and n .* got b=8, n=7"):
+        floyd_sample(key, (2,), 7, 8)
 
 
 def test_a_chains_minibatches_depend_only_on_seed_chain_and_block():
