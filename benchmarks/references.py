@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulate.driver import COMPILER_OPTIONS
 from objectives.noise import gaussian
+from simulate.driver import COMPILER_OPTIONS
 from simulate.randomness import NOISE_BLOCK_STEPS, noise_block
 
 __all__ = ["numpy_gradient", "numpy_loop", "numpy_loop_engine_noise", "jax_bulk_normal", "numpy_bulk_normal", "matmul_chain", "gradient_loop", "engine_noise"]
