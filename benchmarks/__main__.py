@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--out PATH] [--cases 1,2,3,4,5]`: run, print, write JSON."""
+"""`python -m benchmarks [--quick] [--out PATH] [--cases 1,2,3,4,5,6,7]`: run, print, write JSON."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from benchmarks.report import case_table, check_targets, machine_line, targets_t
 #: the memory case 4,096 chains (10^5 steps of 16,384 chains take minutes). Quick: seconds, and
 #: only sharp_flat's compile time.
 SIZES = {
-    "full": dict(chains=16_384, steps=10_000, numpy_steps=1_000, repeats=3, dense=(1_024, 1_000), memory=(1_000, 100_000, 4_096), compile=(256, 1_000, None), stationary=(4_001, 16, 201, 1), smoothed=(5, 4_096, 10_000)),
-    "quick": dict(chains=1_024, steps=640, numpy_steps=64, repeats=2, dense=(64, 50), memory=(100, 1_000, 256), compile=(16, 100, ("sharp_flat",)), stationary=(401, 4, 41, 0), smoothed=(2, 64, 100)),
+    "full": dict(chains=16_384, steps=10_000, numpy_steps=1_000, repeats=3, dense=(1_024, 1_000), memory=(1_000, 100_000, 4_096), compile=(256, 1_000, None), stationary=(4_001, 16, 201, 1), smoothed=(5, 4_096, 10_000), minibatch=(512, 20, 16, 512, 512)),
+    "quick": dict(chains=1_024, steps=640, numpy_steps=64, repeats=2, dense=(64, 50), memory=(100, 1_000, 256), compile=(16, 100, ("sharp_flat",)), stationary=(401, 4, 41, 0), smoothed=(2, 64, 100), minibatch=(64, 4, 8, 32, 64)),
 }
 STEP_SIZES = np.geomspace(0.01, 0.4, 8)  # sharp_flat: both sides of its critical step size
 VALLEY_STEP_SIZES = np.geomspace(0.005, 0.1, 8)  # valley_2d: stable near its widest point
@@ -59,6 +59,9 @@ def cases_to_run(selected: set[int], size: dict) -> dict:
             repeats=size["stationary"][3])),
         7: ("case7_smoothed_solution", lambda: cases.smoothed_solution_times(
             n_step_sizes=size["smoothed"][0], n_chains=size["smoothed"][1], n_steps=size["smoothed"][2])),
+        8: ("case8_minibatch", lambda: cases.minibatch_paths(
+            n_examples=size["minibatch"][0], dim=size["minibatch"][1], batch_size=size["minibatch"][2],
+            n_chains=size["minibatch"][3], n_steps=size["minibatch"][4], repeats=repeats)),
     }
     return dict(everything[number] for number in sorted(selected))
 
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Benchmarks of simulate.run (issue 7).")
     parser.add_argument("--quick", action="store_true", help="small sizes, seconds: a smoke run, not figures to report")
     parser.add_argument("--out", default="benchmarks/out/bench.json", help="where to write the JSON figures")
-    parser.add_argument("--cases", default="1,2,3,4,5", help="comma-separated case numbers (default: 1-5; on request 6, the exact stationary law of issue 12, and 7, analysis.smoothed_solution of issue 14)")
+    parser.add_argument("--cases", default="1,2,3,4,5", help="comma-separated case numbers (default: 1-5; on request 6, the exact stationary law of issue 12, 7, analysis.smoothed_solution of issue 14, and 8, minibatch/SAM/EMA runs of issue 13)")
     args = parser.parse_args(argv)
     try:
         selected = {int(c) for c in args.cases.split(",")}

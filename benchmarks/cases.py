@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -17,8 +18,9 @@ import objectives
 import simulate
 from benchmarks import references
 from benchmarks.timing import compile_events, interleaved
+from simulate.randomness import minibatch_block
 
-__all__ = ["throughput", "dense_quadratic", "compile_times", "stationary_law_times", "double_well_2d", "smoothed_solution_times"]
+__all__ = ["throughput", "dense_quadratic", "compile_times", "stationary_law_times", "double_well_2d", "smoothed_solution_times", "minibatch_paths"]
 
 
 def _first_call_and_sweep(run, sweep_point) -> dict:
@@ -38,7 +40,9 @@ def _first_call_and_sweep(run, sweep_point) -> dict:
 
 
 def throughput(objective, *, x0, step_sizes, n_chains: int, n_steps: int, numpy_steps: int, repeats: int) -> dict:
-    """Cases 1 and 2: `simulate.run` against a NumPy loop and against drawing its noise in bulk.
+    """Cases 1 and 2: `simulate.run` against two NumPy loops (`references.numpy_loop`, and the
+    stricter `numpy_loop_engine_noise` with the engine's noise and XLA's gradient) and against
+    drawing its noise in bulk.
 
     The engine draws C*T*d Gaussians (common random numbers: every step size sees the same
     noise); one call to `jax.random.normal` drawing as many is the "bulk-noise bound" the target
@@ -58,6 +62,7 @@ def throughput(objective, *, x0, step_sizes, n_chains: int, n_steps: int, numpy_
         {
             "simulate_run": run,
             "numpy_loop": lambda: references.numpy_loop(objective, step_sizes, n_chains, numpy_steps, x0),
+            "numpy_loop_engine_noise": references.numpy_loop_engine_noise(objective, step_sizes, n_chains, numpy_steps, x0),
             "jax_bulk_normal": references.jax_bulk_normal(drawn),
             "numpy_bulk_normal": references.numpy_bulk_normal(drawn),
             "gradients_alone": references.gradient_loop(objective, step_sizes, n_chains, n_steps, x0),
@@ -73,6 +78,7 @@ def throughput(objective, *, x0, step_sizes, n_chains: int, n_steps: int, numpy_
             "simulate_run_chain_steps_per_s": chain_steps / seconds["simulate_run"],
             "numpy_loop_steps": numpy_steps,
             "numpy_loop_chain_steps_per_s": n_step_sizes * n_chains * numpy_steps / seconds["numpy_loop"],
+            "numpy_loop_engine_noise_chain_steps_per_s": n_step_sizes * n_chains * numpy_steps / seconds["numpy_loop_engine_noise"],
             "gaussians_drawn": drawn,
             "jax_bulk_normal_s": seconds["jax_bulk_normal"],
             "numpy_bulk_normal_s": seconds["numpy_bulk_normal"],
@@ -83,6 +89,7 @@ def throughput(objective, *, x0, step_sizes, n_chains: int, n_steps: int, numpy_
         }
     )
     figures["speedup_vs_numpy_loop"] = figures["simulate_run_chain_steps_per_s"] / figures["numpy_loop_chain_steps_per_s"]
+    figures["speedup_vs_numpy_loop_engine_noise"] = figures["simulate_run_chain_steps_per_s"] / figures["numpy_loop_engine_noise_chain_steps_per_s"]
     figures["fraction_of_bulk_noise_bound"] = seconds["jax_bulk_normal"] / seconds["simulate_run"]
     figures["fraction_of_bulk_noise_bound_per_chain_step"] = figures["jax_bulk_normal_per_chain_step_s"] / seconds["simulate_run"]
     return figures
@@ -243,4 +250,39 @@ def smoothed_solution_times(*, n_step_sizes: int, n_chains: int, n_steps: int) -
         start = time.perf_counter()
         call(step_sizes * 1.2)
         figures[f"{name}_second_call_s"] = time.perf_counter() - start
+    return figures
+
+
+def minibatch_paths(*, n_examples: int, dim: int, batch_size: int, n_chains: int, n_steps: int, repeats: int) -> dict:
+    """Case 8: the general path (minibatches, SAM, EMA; issue 13). A `dim`-D least-squares
+    problem on `n_examples` examples, 4 step sizes x `n_chains` chains x `n_steps` steps:
+    additive-noise SGD + EMA and SAM, minibatch SGD, SGD + EMA and SAM (without replacement,
+    `batch_size` examples), minibatch SGD with replacement, and the minibatch index draw alone
+    (`minibatch_block`, one 64-step block of every chain). Medians of `repeats` after a warm-up."""
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((n_examples, dim)).astype(np.float32)
+    targets = (features @ np.ones(dim) + rng.standard_normal(n_examples)).astype(np.float32)
+    f = objectives.least_squares(features, targets)
+    common = dict(step_sizes=[0.01, 0.02, 0.05, 0.1], n_steps=n_steps, n_chains=n_chains, x0=np.zeros(dim))
+    additive = simulate.noise.gaussian(1.0)
+    without, with_replacement = simulate.noise.minibatch(batch_size), simulate.noise.minibatch(batch_size, replace=True)
+    chains = jnp.arange(n_chains, dtype=jnp.uint32)
+    draw = {
+        replace: jax.jit(lambda block, noise=noise: minibatch_block(noise, jnp.uint32(0), chains, block, n_examples))
+        for replace, noise in ((False, without), (True, with_replacement))
+    }
+    runs = {
+        "additive_sgd_ema": lambda: simulate.run(f, noise=additive, ema_decay=0.9, **common),
+        "additive_sam": lambda: simulate.run(f, noise=additive, algorithm=simulate.sam(0.05), **common),
+        "minibatch_sgd": lambda: simulate.run(f, noise=without, **common),
+        "minibatch_sgd_ema": lambda: simulate.run(f, noise=without, ema_decay=0.9, **common),
+        "minibatch_sam": lambda: simulate.run(f, noise=without, algorithm=simulate.sam(0.05), **common),
+        "minibatch_sgd_with_replacement": lambda: simulate.run(f, noise=with_replacement, **common),
+        "indices_without_replacement": lambda: draw[False](jnp.int32(1)),
+        "indices_with_replacement": lambda: draw[True](jnp.int32(1)),
+    }
+    timed = interleaved(runs, repeats)
+    figures = {"n_examples": n_examples, "dim": dim, "batch_size": batch_size, "n_step_sizes": 4, "n_chains": n_chains, "n_steps": n_steps}
+    figures.update({f"{name}_s": t["median_s"] for name, t in timed.items()})
+    figures["timings"] = timed
     return figures

@@ -3,6 +3,11 @@
 - `numpy_loop`: the same SGD update as plain vectorized NumPy: every (step size, chain) pair in
   one float32 array, a Python loop over steps, NumPy's default generator, common noise shared by
   the step sizes, running sums of x and v (as the engine keeps them); no divergence checks.
+- `numpy_loop_engine_noise`: a stricter NumPy loop (issue 16): the same update, sums and Python
+  loop over steps, but with the engine's own common random numbers (`noise_block`, drawn a
+  64-step block at a time, compiled) and the gradient compiled by XLA, called from NumPy once
+  per step. What is left between it and the engine is the loop itself (one dispatch and host
+  round trip per step, NumPy's passes over memory), not a faster generator or gradient.
 - `jax_bulk_normal`, `numpy_bulk_normal`: drawing Gaussians in one call, the least a simulation
   that draws them can cost.
 - `matmul_chain`: the matrix products of a dense quadratic's gradients alone, step after step.
@@ -17,10 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from objectives.noise import gaussian
 from simulate.driver import COMPILER_OPTIONS
 from simulate.randomness import NOISE_BLOCK_STEPS, noise_block
 
-__all__ = ["numpy_gradient", "numpy_loop", "jax_bulk_normal", "numpy_bulk_normal", "matmul_chain", "gradient_loop", "engine_noise"]
+__all__ = ["numpy_gradient", "numpy_loop", "numpy_loop_engine_noise", "jax_bulk_normal", "numpy_bulk_normal", "matmul_chain", "gradient_loop", "engine_noise"]
 
 
 def numpy_gradient(objective):
@@ -76,6 +82,42 @@ def numpy_loop(objective, step_sizes, n_chains: int, n_steps: int, x0, noise_sca
         x_sum += x
         v_sum += x - eta * g
     return x_sum / n_steps
+
+
+def numpy_loop_engine_noise(objective, step_sizes, n_chains: int, n_steps: int, x0, noise_scale: float = 1.0, seed: int = 0):
+    """A function running `numpy_loop` with the engine's noise and an XLA-compiled gradient;
+    it returns the average of x.
+
+    eps_k of chain i is the engine's (`simulate.randomness.noise_block` under `seed`, the same
+    for every step size), so the result equals `simulate.run(..., noise=gaussian(noise_scale),
+    seed=seed).x_avg` up to float rounding (tested). The gradient is `jit(vmap(vmap(point_grad)))`
+    with the engine's compiler options, called on the NumPy array of every (step size, chain)
+    pair at each step; the noise block is drawn by one compiled call every 64 steps. Both are
+    compiled at the first call (a factory, as `gradient_loop`), so later calls time the loop.
+    """
+    chains = jnp.arange(n_chains, dtype=jnp.uint32)
+    noise, dim = gaussian(noise_scale), objective.dim
+    draw = jax.jit(lambda block: noise_block(noise, jnp.uint32(seed), chains, block, dim, jnp.float32), compiler_options=COMPILER_OPTIONS)
+    compiled_gradient = jax.jit(jax.vmap(jax.vmap(objective.point_grad)), compiler_options=COMPILER_OPTIONS)
+    eta = np.asarray(step_sizes, np.float32)[:, None, None]
+    x_start = np.broadcast_to(np.asarray(x0, np.float32), (eta.shape[0], n_chains, dim)).copy()
+
+    def run():
+        x = x_start
+        g = np.asarray(compiled_gradient(x))
+        x_sum = np.zeros_like(x)
+        v_sum = np.zeros_like(x)
+        for k in range(n_steps):
+            if k % NOISE_BLOCK_STEPS == 0:
+                # (B, C, d), steps k+1 .. k+B: each step's noise contiguous.
+                block = np.asarray(draw(jnp.int32(k // NOISE_BLOCK_STEPS))).transpose(1, 0, 2).copy()
+            x = x - eta * (g + block[k % NOISE_BLOCK_STEPS])
+            g = np.asarray(compiled_gradient(x))
+            x_sum += x
+            v_sum += x - eta * g
+        return x_sum / n_steps
+
+    return run
 
 
 def jax_bulk_normal(count: int, impl=None):

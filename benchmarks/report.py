@@ -74,6 +74,8 @@ def case_table(key: str, c: dict) -> str:
             f"{label}: {c['n_step_sizes']} step sizes x {c['n_chains']} chains x {c['n_steps']} steps",
             f"  simulate.run           {c['simulate_run_s']:8.2f} s   {_rate(c['simulate_run_chain_steps_per_s'])} chain-steps/s   (compile {c['compile_s']:.2f} s, first call {c['first_call_s']:.2f} s)",
             f"  NumPy loop             {'':8s}     {_rate(c['numpy_loop_chain_steps_per_s'])} chain-steps/s   ({c['numpy_loop_steps']} steps)   -> simulate.run is {c['speedup_vs_numpy_loop']:.2f}x",
+            f"  NumPy loop, the engine's noise and XLA's gradient"
+            f"  {_rate(c['numpy_loop_engine_noise_chain_steps_per_s'])} chain-steps/s   -> simulate.run is {c['speedup_vs_numpy_loop_engine_noise']:.2f}x",
             f"  bulk noise, C*T*d = {c['gaussians_drawn']:.3g} Gaussians:",
             f"    jax.random.normal        {c['jax_bulk_normal_s']:8.2f} s   -> simulate.run reaches {100 * c['fraction_of_bulk_noise_bound']:.0f}% of this bound",
             f"    NumPy standard_normal    {c['numpy_bulk_normal_s']:8.2f} s",
@@ -111,6 +113,16 @@ def case_table(key: str, c: dict) -> str:
                 f"  {label:27s} first call {c[name + '_first_call_s']:6.2f} s (compile {c[name + '_compile_s']:.2f} s), "
                 f"second call {c[name + '_second_call_s']:6.2f} s, recompilations {c[name + '_recompilations_new_sweep_point']}"
             )
+    elif key == "case8_minibatch":
+        lines = [
+            f"8. minibatch/SAM/EMA runs: {c['dim']}-D least squares, {c['n_examples']} examples, batch {c['batch_size']}, "
+            f"{c['n_step_sizes']} step sizes x {c['n_chains']} chains x {c['n_steps']} steps",
+            f"  additive noise: SGD + EMA {c['additive_sgd_ema_s']:.2f} s, SAM {c['additive_sam_s']:.2f} s",
+            f"  minibatches without replacement: SGD {c['minibatch_sgd_s']:.2f} s, SGD + EMA {c['minibatch_sgd_ema_s']:.2f} s, SAM {c['minibatch_sam_s']:.2f} s",
+            f"  minibatches with replacement: SGD {c['minibatch_sgd_with_replacement_s']:.2f} s",
+            f"  the index draw alone, one 64-step block of {c['n_chains']} chains: without replacement "
+            f"{c['indices_without_replacement_s']:.4f} s, with {c['indices_with_replacement_s']:.4f} s",
+        ]
     else:
         raise ValueError(f"unknown case {key!r}")
     return "\n".join(lines)

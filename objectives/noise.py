@@ -26,7 +26,7 @@ import numpy as np
 
 from objectives import validation
 
-__all__ = ["FAMILIES", "Minibatch", "NoiseModel", "gaussian", "minibatch", "rademacher", "uniform", "student_t"]
+__all__ = ["FAMILIES", "Minibatch", "NoiseModel", "floyd_sample", "gaussian", "minibatch", "rademacher", "uniform", "student_t"]
 
 #: The additive noise families (`NoiseModel.family`), each with its constructor below.
 FAMILIES = ("gaussian", "rademacher", "uniform", "student_t")
@@ -191,7 +191,8 @@ class Minibatch:
     """Minibatch sampling for a finite-sum objective f = (1/n) sum_j loss_j (`objectives.FiniteSum`):
     the stochastic gradient at step k is (1/b) sum_{j in B_k} grad loss_j(x), with B_k a
     minibatch of b indices drawn afresh at every step (i.i.d. across steps and chains; not
-    epoch shuffling). Without replacement the indices of one minibatch are distinct.
+    epoch shuffling). Without replacement the indices of one minibatch are distinct: a uniform
+    b-subset of the n examples (`floyd_sample`).
 
     Its noise grad_B f(x) - grad f(x) is zero-mean with a covariance that depends on x:
     (n - b) / (b (n - 1)) S(x) without replacement and S(x) / b with it, S(x) the population
@@ -212,13 +213,15 @@ class Minibatch:
         )
 
     def sample_indices(self, key: jax.Array, shape: tuple[int, ...], n_examples: int) -> jax.Array:
-        """Draw minibatches from one key: int32 indices of shape `shape + (batch_size,)` in [0, n)."""
+        """Draw minibatches from one key: int32 indices of shape `shape + (batch_size,)` in [0, n).
+
+        With replacement, b independent uniform indices. Without, `floyd_sample`: a uniform
+        b-subset of {0, ..., n-1} (its b indices distinct, in no particular order).
+        """
         shape = tuple(shape)
         if self.replace:
             return jax.random.randint(key, shape + (self.batch_size,), 0, n_examples, dtype=jnp.int32)
-        keys = jax.random.split(key, math.prod(shape)) if shape else key[None]
-        draw = lambda k: jax.random.choice(k, n_examples, (self.batch_size,), replace=False)  # noqa: E731
-        return jax.vmap(draw)(keys).astype(jnp.int32).reshape(shape + (self.batch_size,))
+        return floyd_sample(key, shape, n_examples, self.batch_size)
 
     def describe(self) -> dict:
         return {"family": "minibatch", "batch_size": self.batch_size, "replace": self.replace}
@@ -228,6 +231,43 @@ class Minibatch:
 
 
 jax.tree_util.register_dataclass(Minibatch, data_fields=[], meta_fields=["batch_size", "replace"])
+
+
+def floyd_sample(key: jax.Array, shape: tuple[int, ...], n: int, b: int) -> jax.Array:
+    """Uniform b-subsets of {0, ..., n-1} without replacement, by Floyd's algorithm (Bentley and
+    Floyd, "Programming pearls: a sample of brilliance", CACM 30(9), 1987):
+
+        S = {}
+        for i = 0, ..., b-1:          j = n - b + i
+            t = uniform integer in {0, ..., j}
+            S = S + {j} if t in S else S + {t}
+
+    Every b-subset comes out with probability 1 / C(n, b) (induction on i: after step i, S is a
+    uniform (i+1)-subset of {0, ..., j}). It costs b draws and O(b^2) comparisons, against the
+    O(n log n) sort of `jax.random.choice(..., replace=False)` (a random permutation of all n):
+    for n = 512, b = 16 the draw of 64 minibatches for 512 chains is about 100x faster
+    (`python -m benchmarks --cases 7`; the whole minibatch run 20-40x). The
+    b values of t are drawn at once, `jax.random.randint(key, shape + (b,), 0, j + 1)` (JAX
+    reduces 64 random bits modulo j + 1: each value's probability is within 2^-64 of 1 / (j + 1)
+    for n <= 2^16, 2^-32 above), and the loop over i runs on whole arrays.
+
+    **Arguments:** `key`; `shape`, the batch of subsets drawn; `n` >= `b` >= 1 (static ints).
+
+    **Returns:** int32 of shape `shape + (b,)`: each row's b indices are distinct, in [0, n).
+    """
+    if not 1 <= b <= n:
+        raise ValueError(f"b must be between 1 and n (a subset of b distinct indices of n), got b={b!r}, n={n!r}")
+    shape = tuple(shape)
+    bounds = jnp.broadcast_to(jnp.arange(n - b + 1, n + 1, dtype=jnp.int32), shape + (b,))  # j + 1 at i
+    draws = jax.random.randint(key, shape + (b,), 0, bounds, dtype=jnp.int32)
+
+    def add(i, chosen):
+        t = jax.lax.dynamic_index_in_dim(draws, i, axis=-1, keepdims=False)
+        # Unfilled slots hold -1, which no draw equals.
+        taken = jnp.any(chosen == t[..., None], axis=-1)
+        return jax.lax.dynamic_update_index_in_dim(chosen, jnp.where(taken, n - b + i, t), i, axis=-1)
+
+    return jax.lax.fori_loop(0, b, add, jnp.full(shape + (b,), -1, jnp.int32))
 
 
 def minibatch(batch_size: int, replace: bool = False) -> Minibatch:

@@ -18,8 +18,18 @@ with B = NOISE_BLOCK_STEPS, a constant of the library. Consequences, each tested
 Drawing a block per key (instead of one key per step) keeps the cost close to one bulk
 `jax.random` call: deriving a key costs as much as drawing two numbers.
 
-Everything in the library that needs simulation noise calls `noise_block`; nothing else
-derives keys.
+Minibatches follow the same contract: chain i's minibatch at step k is
+`noise.sample_indices(block_key(seed, i, (k - 1) // B), (B,), n)[(k - 1) % B]`, drawn by
+`minibatch_block`.
+
+Everything in the library that needs simulation noise calls `noise_block` or `minibatch_block`;
+nothing else derives keys.
+
+`RANDOMNESS_CONTRACT_VERSION` numbers the contract's bits: it goes up whenever the same
+(seed, i, k) gives different numbers, so results saved under another version are not mixed with
+new ones. Version 1: the contract above. Version 2: minibatches without replacement by Floyd's
+algorithm (`objectives.noise.floyd_sample`) instead of `jax.random.choice(..., replace=False)`;
+every other draw unchanged.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ NOISE_BLOCK_STEPS = 64
 #: The version of this contract: bump it whenever the bits a (seed, chain, step) gets change
 #: (the key derivation, B, a noise law's or minibatch sampler's draws). Result folders record it
 #: and refuse to resume points drawn under another version (`asgd.result_folder`).
-RANDOMNESS_CONTRACT_VERSION = 1
+RANDOMNESS_CONTRACT_VERSION = 2
 
 
 def chain_key(seed: jax.Array, chain_index: jax.Array) -> jax.Array:
@@ -77,7 +87,10 @@ _FAST_STANDARDIZED = {"gaussian": threefry.normal, "rademacher": threefry.radema
 
 def minibatch_block(noise, seed, chain_indices: jax.Array, block_index, n_examples: int) -> jax.Array:
     """Minibatch indices for steps b B + 1 .. (b + 1) B of the given chains (a `Minibatch` noise
-    model, `n_examples` examples): int32 of shape `(n_chains, B, batch_size)`."""
+    model, `n_examples` examples): int32 of shape `(n_chains, B, batch_size)`.
+
+    By definition `vmap(noise.sample_indices(block_key(seed, i, b), (B,), n_examples))` over the
+    chains: without replacement, each minibatch is a uniform subset (Floyd's algorithm)."""
 
     def one_chain(chain_index):
         return noise.sample_indices(block_key(seed, chain_index, block_index), (NOISE_BLOCK_STEPS,), n_examples)

@@ -8,6 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
+import objectives
+import simulate
+from benchmarks import references
+
 ROOT = Path(__file__).resolve().parents[1]
 
 THROUGHPUT_KEYS = {
@@ -17,6 +23,8 @@ THROUGHPUT_KEYS = {
     "recompilations_new_sweep_point",
     "numpy_loop_chain_steps_per_s",
     "speedup_vs_numpy_loop",
+    "numpy_loop_engine_noise_chain_steps_per_s",
+    "speedup_vs_numpy_loop_engine_noise",
     "gaussians_drawn",
     "jax_bulk_normal_s",
     "numpy_bulk_normal_s",
@@ -49,3 +57,16 @@ def test_quick_benchmark_writes_every_case_and_target(tmp_path):
     assert TARGETS == figures["targets"].keys()
     assert all(isinstance(t["met"], bool) for t in figures["targets"].values())
     assert figures["machine"]["mode"] == "quick"
+
+
+def test_stricter_numpy_loop_draws_the_engines_noise_and_matches_its_average():
+    # `numpy_loop_engine_noise` claims the engine's common random numbers: its average of x must
+    # equal simulate.run's x_avg up to float rounding (3 noise blocks, the last one partial),
+    # while the plain NumPy loop, with its own generator, is far from it.
+    f, step_sizes, x0 = objectives.sharp_flat(), [0.01, 0.05], [-1.0]
+    engine = simulate.run(f, step_sizes=step_sizes, n_steps=150, n_chains=32, x0=x0, seed=3).x_avg
+    strict = references.numpy_loop_engine_noise(f, step_sizes, 32, 150, x0, seed=3)()
+    plain = references.numpy_loop(f, step_sizes, 32, 150, x0, seed=3)
+    assert strict.shape == engine.shape == (2, 32, 1)
+    np.testing.assert_allclose(strict, engine, rtol=0, atol=2e-5)
+    assert np.max(np.abs(plain - engine)) > 100 * 2e-5

@@ -74,7 +74,7 @@ RUN_CASES = [
     (dict(method="exact", algorithm=simulate.sam(0.1)), ValueError, "method='exact' covers SGD"),
     (dict(method="exact", trajectory=True), ValueError, "trajectory=True needs method='sgd'"),
     (dict(trajectory=True, n_steps=10**8), ValueError, "trajectory=True would keep"),
-    (dict(progress="bar"), ValueError, "progress must be a function"),
+    (dict(progress="bar"), ValueError, "progress must be True, False or a function"),
     (dict(ema_decay=1.0), ValueError, r"ema_decay must be a number in \(0, 1\)"),
     (dict(ema_decay="0.9"), ValueError, "ema_decay must be a number in"),
     (dict(track_v="yes"), ValueError, "track_v must be one of"),

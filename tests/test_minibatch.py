@@ -1,16 +1,27 @@
 """Minibatch noise (issue 8): unbiased, with the finite-population covariance, and drawn under
 the per-chain randomness contract (chain i's minibatch at step k depends only on (seed, i, k))."""
 
+import itertools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 import objectives
 import simulate
-from simulate.randomness import NOISE_BLOCK_STEPS, minibatch_block
+from objectives.noise import floyd_sample
+from simulate.randomness import NOISE_BLOCK_STEPS, RANDOMNESS_CONTRACT_VERSION, block_key, minibatch_block
+
+# Chain 0's first two minibatches of 6 out of 40 examples under seed 0 (version 2 of the
+# contract; with replacement the bits are those of version 1).
+PINNED_WITHOUT_REPLACEMENT = [[1, 11, 32, 16, 38, 25], [5, 29, 16, 14, 37, 8]]
+PINNED_WITH_REPLACEMENT = [[1, 27, 16, 28, 14, 25], [5, 21, 33, 24, 17, 8]]
+
+# `minibatch_block` compiled once per shape (run eagerly, each call retraces its loop).
+draw_block = jax.jit(minibatch_block, static_argnums=(0, 4))
 
 
 def _least_squares(n=20, d=3, seed=0):
@@ -50,6 +61,65 @@ def test_without_replacement_a_minibatch_never_repeats_an_example():
     indices = np.asarray(minibatch_block(noise, jnp.uint32(0), jnp.arange(64, dtype=jnp.uint32), jnp.int32(3), 10))
     assert indices.shape == (64, NOISE_BLOCK_STEPS, 8) and indices.min() >= 0 and indices.max() < 10
     assert all(len(set(batch)) == 8 for batch in indices.reshape(-1, 8).tolist())
+
+
+@pytest.mark.parametrize(("n", "b"), [(5, 2), (6, 3), (5, 1), (4, 4)])
+def test_without_replacement_every_subset_of_size_b_is_equally_likely(n, b):
+    # 4,096 chains x 64 steps = 262,144 minibatches through the contract's own path. Each of the
+    # C(n, b) subsets must come out 262,144 / C(n, b) times up to chance: a chi-square test at
+    # level 1e-6 (a wrong law, e.g. a biased Floyd step, is off by tens of standard errors here).
+    noise = simulate.noise.minibatch(b)
+    indices = np.asarray(draw_block(noise, jnp.uint32(11), jnp.arange(4096, dtype=jnp.uint32), jnp.int32(2), n))
+    batches = indices.reshape(-1, b)
+    assert indices.dtype == np.int32 and batches.min() >= 0 and batches.max() < n
+    ordered = np.sort(batches, axis=1)
+    assert np.all(np.diff(ordered, axis=1) > 0), "a minibatch repeats an example"
+    # Each subset as a number in base n (its sorted indices as digits), counted.
+    codes = lambda rows: np.asarray(rows) @ n ** np.arange(b)  # noqa: E731
+    subsets = codes(list(itertools.combinations(range(n), b)))
+    counts = np.sum(codes(ordered)[:, None] == subsets[None, :], axis=0)
+    assert len(subsets) == math.comb(n, b) and counts.sum() == len(batches)
+    expected = len(batches) / len(subsets)
+    if len(subsets) == 1:
+        return
+    statistic = np.sum((counts - expected) ** 2 / expected)
+    assert statistic < scipy.stats.chi2.isf(1e-6, len(subsets) - 1), (counts, expected)
+
+
+def test_floyd_sample_draws_distinct_indices_for_any_batch_shape():
+    key, sample = jax.random.key(3), jax.jit(floyd_sample, static_argnums=(1, 2, 3))
+    everything = np.asarray(sample(key, (200,), 7, 7))
+    assert everything.shape == (200, 7) and all(sorted(row) == list(range(7)) for row in everything.tolist())
+    single = np.asarray(sample(key, (), 1000, 30))
+    assert single.shape == (30,) and len(set(single.tolist())) == 30 and 0 <= single.min() and single.max() < 1000
+    # Large n: JAX's randint takes one 32-bit word above 2^16, and the indices still cover [0, n).
+    large = np.sort(np.asarray(sample(key, (256,), 200_000, 4)), axis=1)
+    assert np.all(np.diff(large, axis=1) > 0) and large.min() >= 0 and 190_000 < large.max() < 200_000
+    with pytest.raises(ValueError, match="b must be between 1 and n .* got b=8, n=7"):
+        floyd_sample(key, (2,), 7, 8)
+
+
+def test_a_chains_minibatches_depend_only_on_seed_chain_and_block():
+    noise = simulate.noise.minibatch(6)
+    seed, block = jnp.uint32(5), jnp.int32(4)
+    many = np.asarray(draw_block(noise, seed, jnp.arange(8, dtype=jnp.uint32), block, 40))
+    alone = np.asarray(draw_block(noise, seed, jnp.asarray([3], jnp.uint32), block, 40))
+    by_definition = np.asarray(jax.jit(noise.sample_indices, static_argnums=(1, 2))(block_key(seed, jnp.uint32(3), block), (NOISE_BLOCK_STEPS,), 40))
+    np.testing.assert_array_equal(many[3], alone[0])
+    np.testing.assert_array_equal(many[3], by_definition)
+    other_block = np.asarray(draw_block(noise, seed, jnp.asarray([3], jnp.uint32), jnp.int32(5), 40))
+    other_seed = np.asarray(draw_block(noise, jnp.uint32(6), jnp.asarray([3], jnp.uint32), block, 40))
+    assert not np.array_equal(other_block[0], alone[0]) and not np.array_equal(other_seed[0], alone[0])
+
+
+def test_minibatch_bits_are_those_of_the_randomness_contract_version():
+    # The first minibatches of chain 0, block 0, seed 0, as version 2 of the contract draws them.
+    # If this fails, the bits changed: bump RANDOMNESS_CONTRACT_VERSION (results saved under the
+    # old version must not be mixed with new ones) and pin the new values here.
+    assert RANDOMNESS_CONTRACT_VERSION == 2
+    first = lambda noise: np.asarray(draw_block(noise, jnp.uint32(0), jnp.zeros(1, jnp.uint32), jnp.int32(0), 40))[0, :2]  # noqa: E731
+    np.testing.assert_array_equal(first(simulate.noise.minibatch(6)), PINNED_WITHOUT_REPLACEMENT)
+    np.testing.assert_array_equal(first(simulate.noise.minibatch(6, replace=True)), PINNED_WITH_REPLACEMENT)
 
 
 def test_a_chain_of_a_vectorized_run_equals_its_run_alone_and_chunks_change_nothing():
