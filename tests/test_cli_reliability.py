@@ -414,7 +414,7 @@ def test_killed_while_drawing_figures_then_resumed_gives_the_same_bytes(finished
     process.kill()
     process.communicate(timeout=60)
     resumed = start(config, tmp_path / "out")
-    _, err = resumed.communicate(timeout=300)
+    out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert "2 sweep point(s) resumed" in resumed.stdout
+    assert "2 sweep point(s) resumed" in out
     assert_same_results(reference, folder)
