@@ -37,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import warnings
 from pathlib import Path
 
 import jax
@@ -256,16 +255,11 @@ def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dic
 def _load_training_run(path: Path, which: str, methods) -> dict | None:
     """The arrays of a saved training run, or `None` with a warning naming the file when it is
     damaged (the run is then trained again)."""
-    try:
+    def load(path):
         with np.load(path, allow_pickle=False) as saved:
             return {name: saved[name] for name in ["diverged", *(m for m in methods if ALL_METHODS[m][0] == which)]}
-    except result_folder.DAMAGED_FILE_ERRORS as error:
-        warnings.warn(
-            f"{str(path)!r}: damaged training run ({type(error).__name__}: {error}); training it again",
-            result_folder.ResultFolderWarning,
-            stacklevel=2,
-        )
-        return None
+
+    return result_folder.load_or_redo(path, load, "training run", "training it again")
 
 
 def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: bool = False) -> NetworkOutcome:

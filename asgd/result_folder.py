@@ -41,6 +41,7 @@ __all__ = [
     "ResultFolderError",
     "ResultFolderWarning",
     "check_out_dir",
+    "load_or_redo",
     "claim_folder",
     "environment",
     "fingerprint",
@@ -121,6 +122,16 @@ def _describe(key: str, value) -> str:
     if key == "randomness_contract":
         return f"randomness contract version {value}"
     return f"{key} {value}"
+
+
+def load_or_redo(path, load, what: str, redo: str):
+    """`load(path)`, or `None` with a `ResultFolderWarning` naming the file when it is damaged
+    (`DAMAGED_FILE_ERRORS`): the caller then computes `what` again (`redo` says how)."""
+    try:
+        return load(path)
+    except DAMAGED_FILE_ERRORS as error:
+        warnings.warn(f"{str(path)!r}: damaged {what} ({type(error).__name__}: {error}); {redo}", ResultFolderWarning, stacklevel=3)
+        return None
 
 
 def check_out_dir(out_dir) -> Path:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -104,15 +103,7 @@ def point_path(points_dir, seed: int, horizon: int) -> Path:
 def load_point(path) -> simulate.SimulationResult | None:
     """The sweep point saved at `path`, or `None` with a warning naming the file when it cannot
     be read: the point is then recomputed (same seed, same numbers) and the file replaced."""
-    try:
-        return simulate.SimulationResult.load(path)
-    except result_folder.DAMAGED_FILE_ERRORS as error:
-        warnings.warn(
-            f"{str(path)!r}: damaged sweep point ({type(error).__name__}: {error}); computing it again",
-            result_folder.ResultFolderWarning,
-            stacklevel=2,
-        )
-        return None
+    return result_folder.load_or_redo(path, simulate.SimulationResult.load, "sweep point", "computing it again")
 
 
 def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> list[dict]:

@@ -91,6 +91,17 @@ def logistic_regression(
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
+def _widths(name: str, values, note: str) -> tuple[int, ...]:
+    """Layer widths: a non-empty sequence of positive integers, refused by `name` otherwise."""
+    try:
+        widths = tuple(values)
+    except TypeError:
+        widths = ()
+    if not widths:
+        raise ValueError(f"{name} must be a non-empty sequence of positive integers, got {values!r}")
+    return tuple(check.positive_int(f"{name}[{i}]", w, note=note) for i, w in enumerate(widths))
+
+
 def mlp(
     features,
     labels,
@@ -116,13 +127,7 @@ def mlp(
     """
     a = _features(features)
     y, k = _labels(labels, a.shape[0], n_classes)
-    try:
-        hidden = tuple(hidden)
-    except TypeError:
-        raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden!r}") from None
-    if not hidden:
-        raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden!r}")
-    hidden = tuple(check.positive_int(f"hidden[{i}]", h, note="a layer width") for i, h in enumerate(hidden))
+    hidden = _widths("hidden", hidden, "a layer width")
     check.one_of("activation", activation, sorted(_ACTIVATIONS))
     seed = check.seed("seed", seed)
     sizes = (a.shape[1],) + hidden + (k,)
@@ -195,13 +200,7 @@ def cnn1d(
     """
     a = _features(features)
     y, k = _labels(labels, a.shape[0], n_classes)
-    try:
-        channels = tuple(channels)
-    except TypeError:
-        raise ValueError(f"channels must be a non-empty sequence of positive integers, got {channels!r}") from None
-    if not channels:
-        raise ValueError(f"channels must be a non-empty sequence of positive integers, got {channels!r}")
-    channels = tuple(check.positive_int(f"channels[{i}]", c, note="a layer's channels") for i, c in enumerate(channels))
+    channels = _widths("channels", channels, "a layer's channels")
     kernel_size = check.positive_int("kernel_size", kernel_size)
     stride = check.positive_int("stride", stride)
     seed = check.seed("seed", seed)
