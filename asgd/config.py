@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,9 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
     n_chains = integer(key("n_chains"), run_table["n_chains"])
     seeds = list_of(key("seeds"), run_table.get("seeds", [0]), lambda k, v: integer(k, v, lo=0, hi=2**32 - 1))
     x0 = run_table["x0"]
+    rows = [v for v in x0 if isinstance(v, list)] if isinstance(x0, list) else []
+    if rows and (len(rows) != len(x0) or len({len(r) for r in rows}) != 1):  # ragged: NumPy would nest lists
+        fail(key("x0"), x0, "must be a list of numbers (one point) or a list of equally long lists of numbers (one per chain)")
     x0_array = np.asarray(x0, dtype=object)
     if not isinstance(x0, list) or x0_array.ndim not in (1, 2):
         fail(key("x0"), x0, "must be a list of numbers (one point) or a list of such lists (one per chain)")
@@ -308,6 +312,17 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
     return config
 
 
+def _named(section: str, params: dict, error: Exception) -> str | None:
+    """A constructor's message that opens with one of the table's keys (`scale must be ...`),
+    as one line naming the config key and its value; None when it names no key of the table."""
+    text = str(error)
+    first = re.match(r"[A-Za-z_]\w*", text)
+    if first is None or first.group(0) not in params:
+        return None
+    name = first.group(0)
+    return f"{section}.{name} = {params[name]!r}: {text}"
+
+
 def _check_numbers(section: dict, where: str, text_keys=()) -> None:
     """Every value of the table `[where]` but `text_keys` is a number or a (nested) list of
     numbers: a constructor would otherwise fail deep inside NumPy without naming the key."""
@@ -350,11 +365,11 @@ def _check_buildable(config: ExperimentConfig) -> None:
     except ConfigError:
         raise
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"[objective] kind = {config.objective_kind!r}: {error}") from None
+        raise ConfigError(_named("objective", config.objective_params, error) or f"[objective] kind = {config.objective_kind!r}: {error}") from None
     try:
         noise = config.noise
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"[noise] family = {config.noise_params['family']!r}: {error}") from None
+        raise ConfigError(_named("noise", config.noise_params, error) or f"[noise] family = {config.noise_params['family']!r}: {error}") from None
     dim = objective.dim
     if noise.fixed_dim is not None and noise.fixed_dim != dim:
         fail("noise.covariance", config.noise_params.get("covariance"), f"must be {dim}x{dim} to match objective dim={dim}")
