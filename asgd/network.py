@@ -370,32 +370,46 @@ _METRIC_LABELS = {
 }
 
 
-def plot_network(rows: list[dict], metrics=("test_accuracy", "hessian_trace"), *, title=None, path=None):
-    """One panel per metric: mean +- 2 SE across seeds vs step size (log x), one line per method."""
+def plot_network(rows: list[dict], metrics=("test_accuracy", "hessian_trace"), *, title=None, path=None, ax=None):
+    """One panel per metric: mean +- 2 SE across seeds vs step size (log x), one line per method.
+
+    `ax`: a sequence of Axes, one per metric, to draw into (a panel of a larger figure); they are
+    returned. Without it, a new figure in the house style is returned (saved to `path` if given).
+    """
+    if ax is not None:
+        panels = list(np.ravel(ax))
+        if len(panels) != len(metrics):
+            raise ValueError(f"ax must hold one Axes per metric ({len(metrics)}: {list(metrics)}), got {len(panels)}")
+        _draw_network(panels, rows, metrics)
+        return ax
     with plots.house_style():
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
-        for ax, metric in zip(axes[0], metrics):
-            for method in ALL_METHODS:
-                mine = sorted((r for r in rows if r["method"] == method and r["metric"] == metric and r["n_seeds"]), key=lambda r: float(r["step_size"]))
-                if not mine:
-                    continue
-                eta = np.array([float(r["step_size"]) for r in mine])
-                mean = np.array([float(r["mean"]) for r in mine])
-                se = np.nan_to_num(np.array([float(r["se"]) for r in mine]))
-                style = METHOD_STYLE[method]
-                ax.plot(eta, mean, label=METHOD_LABELS[method], color=style["color"], marker=style["marker"], markersize=4, linewidth=1.3)
-                ax.fill_between(eta, mean - 2 * se, mean + 2 * se, color=style["color"], alpha=0.18, linewidth=0)
-            ax.set_xscale("log")
-            if metric in ("hessian_trace", "top_eigenvalue", "train_loss", "test_loss"):
-                ax.set_yscale("log")
-            ax.set_xlabel(r"step size $\eta$")
-            ax.set_ylabel(_METRIC_LABELS[metric])
-        axes[0][0].legend(frameon=False)
+        _draw_network(axes[0], rows, metrics)
         if title:
             fig.suptitle(title)  # the style's constrained layout fits it, also under a later savefig
     if path is not None:
         plots.save(fig, path)
     return fig
+
+
+def _draw_network(axes, rows, metrics) -> None:
+    for ax, metric in zip(axes, metrics):
+        for method in ALL_METHODS:
+            mine = sorted((r for r in rows if r["method"] == method and r["metric"] == metric and r["n_seeds"]), key=lambda r: float(r["step_size"]))
+            if not mine:
+                continue
+            eta = np.array([float(r["step_size"]) for r in mine])
+            mean = np.array([float(r["mean"]) for r in mine])
+            se = np.nan_to_num(np.array([float(r["se"]) for r in mine]))
+            style = METHOD_STYLE[method]
+            ax.plot(eta, mean, label=METHOD_LABELS[method], color=style["color"], marker=style["marker"], markersize=4, linewidth=1.3)
+            ax.fill_between(eta, mean - 2 * se, mean + 2 * se, color=style["color"], alpha=0.18, linewidth=0)
+        ax.set_xscale("log")
+        if metric in ("hessian_trace", "top_eigenvalue", "train_loss", "test_loss"):
+            ax.set_yscale("log")
+        ax.set_xlabel(r"step size $\eta$")
+        ax.set_ylabel(_METRIC_LABELS[metric])
+    axes[0].legend(frameon=False)
 
 
 def draw_network_figures(folder) -> list[Path]:

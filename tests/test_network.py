@@ -107,3 +107,26 @@ def test_a_bad_network_config_fails_before_training_with_exit_code_2(tmp_path):
     out = _asgd("run", "bad.toml", "--out", "results", cwd=tmp_path)
     assert out.returncode == 2 and "train.n_seeds = 1: must be >= 2" in out.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_plot_network_draws_into_a_users_axes_and_names_a_wrong_count():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [
+        {"method": method, "metric": metric, "step_size": eta, "mean": mean, "se": 0.01, "n_seeds": 4}
+        for method, shift in (("sgd", 0.0), ("uniform_average", 0.1))
+        for metric in ("test_accuracy", "hessian_trace")
+        for eta, mean in ((0.1, 0.5 + shift), (1.0, 0.7 + shift))
+    ]
+    fig, grid = plt.subplots(2, 2)
+    row = grid[1]
+    assert network.plot_network(rows, ("test_accuracy", "hessian_trace"), ax=row) is row
+    drawn = [line for line in grid[1][0].get_lines() if line.get_label() == network.METHOD_LABELS["uniform_average"]]
+    assert len(drawn) == 1 and np.allclose(drawn[0].get_ydata(), [0.6, 0.8])
+    assert grid[1][1].get_yscale() == "log" and not grid[0][0].get_lines()  # only the given panels
+    with pytest.raises(ValueError, match=r"ax must hold one Axes per metric \(2"):
+        network.plot_network(rows, ("test_accuracy", "hessian_trace"), ax=grid[0][0])
+    plt.close(fig)
