@@ -23,7 +23,6 @@ when the gap is small): the residual says when it failed.
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import jax
 import jax.numpy as jnp
