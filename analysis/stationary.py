@@ -14,7 +14,9 @@ step size at which it is positive recurrent it has a stationary law pi_eta, and
 The law is computed on a grid of cells (`analysis.markov_kernel`: Ulam discretization of the
 kernel) in float64. 1-D: the matrix, pi by GTH elimination on its band, or pinned LU where the
 band is wide and the chain mixes (`analysis.chain_operators`). 2-D: the kernel as an operator
-(move mass, split bilinearly, convolve by FFT), pi by GMRES.
+(move mass, split bilinearly, convolve by FFT), pi by GMRES. The step sizes are solved side by
+side, one thread per core; each depends on its own step size alone, so the bits do not depend on
+the number of threads.
 
 Metastability. With several wells and small eta the chain is nearly decomposable: the escape
 time from a well grows like exp(barrier / (eta sigma^2 / 2)) (e^160 steps on `sharp_flat` at
@@ -27,7 +29,9 @@ have left the basin: left Perron vector of P restricted to the basin) with its e
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import os
 from typing import Any, NamedTuple
 
 import jax
@@ -175,14 +179,9 @@ class StationaryLaw:
             inside[int(self.grid.cell_of(points[to]))] = False
         inside[start] = True
         gradient, law = _gradient(self.objective, self.grid), kernel.noise_law(self.noise, self.dim)
-        out = []
-        with jax.enable_x64(True):
-            for eta in self.step_sizes:
-                if self.dim == 1:
-                    out.append(chains.basin_1d(self.grid, gradient, law, float(eta), inside, start, quasi=quasi))
-                else:
-                    out.append(chains.basin_2d(self.grid, gradient, law, float(eta), self.reach, inside, start, quasi=quasi))
-        return out
+        if self.dim == 1:
+            return _per_step_size(lambda s, eta: chains.basin_1d(self.grid, gradient, law, eta, inside, start, quasi=quasi), self.step_sizes)
+        return _per_step_size(lambda s, eta: chains.basin_2d(self.grid, gradient, law, eta, self.reach, inside, start, quasi=quasi), self.step_sizes)
 
     def _check_basin(self, points, basin) -> int:
         if isinstance(basin, bool) or not isinstance(basin, (int, np.integer)) or not 0 <= basin < points.shape[0]:
@@ -291,13 +290,42 @@ def _expanding(grid, gradient, eta) -> bool:
     return bool(np.any(edge & outside))
 
 
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (not Linux)
+        return os.cpu_count() or 1
+
+
+def _per_step_size(solve_one, eta) -> list:
+    """`[solve_one(s, eta[s]) for s in range(S)]`, the step sizes side by side on a thread pool.
+
+    The work is SciPy's sparse LU, LAPACK, ARPACK, sparse products and special functions, which
+    release the GIL (1.9x on 2 cores). Each step size's result depends on it alone, so they are
+    the same in any order and with any number of threads. Largest step sizes first: their rows
+    are the widest and their solves the longest, so the pool ends evenly. The x64 flag is
+    thread-local: each worker sets it."""
+
+    def run(s):
+        with jax.enable_x64(True):
+            return solve_one(s, float(eta[s]))
+
+    order = np.argsort(-np.asarray(eta), kind="stable")
+    workers = min(_workers(), len(order))
+    if workers <= 1:
+        return [run(s) for s in range(len(eta))]
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="stationary_law") as pool:
+        futures = {int(s): pool.submit(run, int(s)) for s in order}
+        return [futures[s].result() for s in range(len(eta))]
+
+
 def _solve(f, grid, law, eta, gradient, reach, *, like=None):
     """One result dict per step size; `like`: the fine grid's results (for the coarse grid)."""
-    with jax.enable_x64(True):
-        if grid.dim == 1:
+    if grid.dim == 1:
+        with jax.enable_x64(True):
             pin = int(np.argmin(np.asarray(f.value(grid.points))))  # the lowest cell holds mass
-            return [chains.solve_1d(grid, gradient, law, float(e), pin=pin, like=None if like is None else like[s]) for s, e in enumerate(eta)]
-        return [chains.solve_2d(grid, gradient, law, float(e), reach, relaxation=like is None) for e in eta]
+        return _per_step_size(lambda s, e: chains.solve_1d(grid, gradient, law, e, pin=pin, like=None if like is None else like[s]), eta)
+    return _per_step_size(lambda s, e: chains.solve_2d(grid, gradient, law, e, reach, relaxation=like is None), eta)
 
 
 def _assemble(f, noise, grid, eta, results, coarse, reach) -> StationaryLaw:

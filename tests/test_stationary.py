@@ -203,6 +203,39 @@ def test_sharp_well_quasi_stationary_law_matches_chains_started_there(metastable
     assert abs(x.var() - quasi.covariance[0, 0, 0, 0]) <= 4.5 * math.sqrt(spread / n_chains) + abs(law.covariance[0, 0, 0] - law.coarse.covariance[0, 0, 0])
 
 
+# ---- step sizes side by side --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "noise, step_sizes", [(GAUSSIAN, [0.02, 0.1, 0.3, 0.05]), (simulate.noise.student_t(1.0, df=6.0), [0.1, 0.3, 0.2, 0.06])], ids=["gaussian", "student_t"]
+)
+def test_threads_change_no_bit(noise, step_sizes, monkeypatch):
+    """The step sizes run on a thread pool: the law, its escape times and quasi-stationary laws
+    are the same bits as one step size after another in the caller's thread. Student-t noise
+    tidies its rows with compiled JAX code, which runs in float64 only if each worker sets the
+    (thread-local) x64 flag."""
+    from analysis import stationary
+
+    f = objectives.sharp_flat()
+    with jax.enable_x64(True):
+        wells = analysis.minimizers(f).points
+
+    def compute():
+        law = analysis.stationary_law(f, noise, step_sizes, bounds=(-7.0, 9.0), n_grid=401)
+        quasi = law.quasi_stationary(wells)
+        return [law.density, law.mean, law.covariance, law.asymptotic_variance, law.relaxation_time, law.discretization_error,
+                law.coarse.density, quasi.density, quasi.exit_rate, quasi.escape_time, law.escape_time(wells, 0, to=1)]
+
+    monkeypatch.setattr(stationary, "_workers", lambda: 4)
+    threaded = compute()
+    monkeypatch.setattr(stationary, "_workers", lambda: 1)
+    with jax.enable_x64(True):  # the reference: one thread, x64 held by the caller
+        reference = compute()
+    for a, b in zip(threaded, reference):
+        assert a.dtype == b.dtype == np.float64
+        np.testing.assert_array_equal(a, b)
+
+
 # ---- bad input ----------------------------------------------------------------------------------
 
 
