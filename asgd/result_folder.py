@@ -165,7 +165,8 @@ def claim_folder(out_dir, name: str, raw_config: dict, *, fresh: bool) -> Path:
 
     A folder holding another config's results, or results made under another precision,
     library version or randomness contract (`provenance()`), is refused (`ConfigError`) unless
-    `fresh`; another JAX version gives a warning. With `fresh`, a previous result folder (one
+    `fresh`; another JAX version gives a warning. So is a folder that holds files but no
+    `sweep.json` (not a result folder: a user's own files, or a folder of an older asgd). With `fresh`, a previous result folder (one
     with `sweep.json`) is removed as a whole first (`_discard`), so an interrupted `--fresh`
     leaves the old folder whole or a new one that the same command resumes, never a mix.
     """
@@ -211,8 +212,25 @@ def claim_folder(out_dir, name: str, raw_config: dict, *, fresh: bool) -> Path:
                 stacklevel=2,
             )
         return points_dir
+    foreign = _foreign_files(out)
+    if foreign and not fresh:
+        raise ConfigError(
+            f"--out {str(out)!r} holds files but no sweep.json ({', '.join(foreign)}): it is not a result folder "
+            "of asgd (or was made before folders were claimed), and a folder must not mix runs; use --fresh to "
+            "write into it anyway or another --out"
+        )
     write_json(manifest_path, {"experiment": name, "fingerprint": config_fingerprint, "provenance": current})
     return points_dir
+
+
+def _foreign_files(out: Path, shown: int = 3) -> list[str]:
+    """The first `shown` names in `out` (sorted), and "... (N in all)" if more. Hidden names are
+    not counted: they are temporary files of an interrupted atomic write, which a killed claim
+    can leave before `sweep.json` exists."""
+    if not out.is_dir():
+        return []
+    names = sorted(entry.name for entry in out.iterdir() if not entry.name.startswith("."))
+    return names[:shown] + ([f"... ({len(names)} in all)"] if len(names) > shown else [])
 
 
 def _read_json(path: Path) -> dict:

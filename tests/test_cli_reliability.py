@@ -219,6 +219,31 @@ def test_an_out_through_a_file_or_without_write_permission_is_one_line(tmp_path,
     assert list(readonly.iterdir()) == []
 
 
+def test_a_folder_with_files_but_no_claim_is_refused_unless_fresh(tmp_path, capsys):
+    """A result folder never mixes runs: `--out` pointing at a folder of other files (or one made
+    before folders were claimed) is refused, and nothing in it is touched; `--fresh` writes."""
+    config = write_config(tmp_path, steps="50", figures="")
+    folder = tmp_path / "out" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "results.csv").write_text("somebody else's table\n")
+    (folder / "notes.txt").write_text("keep me")
+    code, err = run_main(capsys, "run", config, "--out", tmp_path / "out", "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{str(folder)!r} holds files but no sweep.json (notes.txt, results.csv)" in err and "--fresh" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "results.csv"]
+    assert (folder / "results.csv").read_text() == "somebody else's table\n"
+
+    # A killed claim leaves at most a hidden temporary file: that folder is still claimable.
+    empty = tmp_path / "out2" / "tiny"
+    empty.mkdir(parents=True)
+    (empty / ".sweep.json.0123456789abcdef.tmp").write_text("{")
+    assert run_main(capsys, "run", config, "--out", tmp_path / "out2", "--quiet")[0] == 0
+
+    assert run_main(capsys, "run", config, "--out", tmp_path / "out", "--quiet", "--fresh")[0] == 0
+    assert (folder / "sweep.json").exists() and (folder / "notes.txt").read_text() == "keep me"
+    assert (folder / "results.csv").read_text() != "somebody else's table\n"
+
+
 def test_a_write_error_nobody_foresaw_is_still_one_line(tmp_path, capsys, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "out" / "tiny" / "sweep.json"))
