@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -136,6 +137,28 @@ def build_model(config: NetworkConfig, dataset):
 # ---- metrics ------------------------------------------------------------------------------------
 
 
+@partial(jax.jit, static_argnames=("hutchinson_probes", "power_iterations"))
+def _metrics(train, test, curved, flat, keys, *, hutchinson_probes: int, power_iterations: int) -> dict:
+    """Every metric at each row of `flat` `(n, dim)`, one point at a time (`lax.map`: the
+    Hessian-vector products of one point at once are what fits in memory). Compiled once per
+    model and shape, not once per method: the objectives are pytrees (data as leaves)."""
+
+    def one(args):
+        x, point_keys = args
+        trace, _ = objectives.hutchinson_trace(curved, x, point_keys[0], n_probes=hutchinson_probes)
+        top = objectives.top_eigenvalue(curved, x, point_keys[1], n_iterations=power_iterations)
+        return {
+            "train_loss": train.point_value(x),
+            "test_loss": test.point_value(x),
+            "train_accuracy": objectives.accuracy(train, x),
+            "test_accuracy": objectives.accuracy(test, x),
+            "hessian_trace": trace,
+            "top_eigenvalue": top,
+        }
+
+    return jax.lax.map(one, (flat, keys))
+
+
 def evaluate(train, test, points, *, key, hutchinson_probes: int, power_iterations: int, sharpness_examples: int | None = None) -> dict[str, np.ndarray]:
     """Every metric at `points` `(..., dim)`: a dict metric -> array `(...)`.
 
@@ -150,21 +173,7 @@ def evaluate(train, test, points, *, key, hutchinson_probes: int, power_iteratio
     shape = points.shape[:-1]
     flat = points.reshape(-1, points.shape[-1])
     keys = jax.random.split(key, flat.shape[0] * 2).reshape(flat.shape[0], 2)
-
-    @jax.jit
-    def one(x, keys):
-        trace, _ = objectives.hutchinson_trace(curved, x, keys[0], n_probes=hutchinson_probes)
-        top = objectives.top_eigenvalue(curved, x, keys[1], n_iterations=power_iterations)
-        return {
-            "train_loss": train.point_value(x),
-            "test_loss": test.point_value(x),
-            "train_accuracy": objectives.accuracy(train, x),
-            "test_accuracy": objectives.accuracy(test, x),
-            "hessian_trace": trace,
-            "top_eigenvalue": top,
-        }
-
-    values = jax.lax.map(lambda args: one(*args), (flat, keys))
+    values = _metrics(train, test, curved, flat, keys, hutchinson_probes=hutchinson_probes, power_iterations=power_iterations)
     return {name: np.asarray(values[name]).reshape(shape) for name in METRICS}
 
 

@@ -90,6 +90,39 @@ def test_metrics_in_the_table_are_those_of_the_saved_parameters(tiny_run):
     assert arrays["tail_average/hessian_trace"][1, 0] == pytest.approx(exact, rel=0.5)
 
 
+def test_evaluating_every_method_traces_the_metrics_once_and_each_point_alone():
+    """One compiled program serves every method of a run (the same model and shapes): the first
+    version compiled it again per method, 14 times in `asgd reproduce mnist1d`. A point's
+    metrics depend on its own parameters and keys only, not on the batch it is evaluated in."""
+    data = objectives.datasets.teacher_student(40, 30, n_features=4, n_classes=3, label_noise=0.1)
+    train = objectives.mlp(*data.train, hidden=(5,), n_classes=3)
+    test = train.with_data(data.test)
+    points = jax.random.normal(jax.random.key(0), (2, 3, train.dim)) * 0.3
+    settings = dict(hutchinson_probes=2, power_iterations=3, sharpness_examples=20)
+    traces = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traces.append(event)
+
+    first = network.evaluate(train, test, points, key=jax.random.key(1), **settings)
+    methods = [(points + 0.1 * m, jax.random.fold_in(jax.random.key(1), m)) for m in range(3)]  # new values, the same shapes
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for estimates, key in methods:
+            network.evaluate(train, test, estimates, key=key, **settings)
+    finally:
+        jax.monitoring.clear_event_listeners()
+    assert traces == [], f"{len(traces)} traces for new values of the same shapes"
+    # The metrics of one point, evaluated alone with its own keys, are those it got in the batch.
+    keys = jax.random.split(jax.random.key(1), 12).reshape(6, 2)
+    alone = network._metrics(train, test, train.with_data(jax.tree.map(lambda leaf: leaf[:20], train.params)), points.reshape(6, -1)[4:5], keys[4:5],
+                             hutchinson_probes=2, power_iterations=3)
+    for name in network.METRICS:
+        assert np.asarray(alone[name])[0] == pytest.approx(first[name].reshape(-1)[4], rel=1e-5), name
+    np.testing.assert_allclose(first["test_accuracy"], objectives.accuracy(test, points), atol=1e-6)
+
+
 def test_plot_redraws_and_a_second_run_resumes_with_identical_results(tiny_run):
     folder, _ = tiny_run
     result = folder / "results" / "tiny_net"
