@@ -4,7 +4,6 @@ its files, its metrics against direct computations, `asgd plot`, and resume."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import numpy as np
