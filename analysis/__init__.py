@@ -4,6 +4,7 @@ import importlib
 
 from analysis import minima, theory, ties
 from analysis.basins import assign_basins, basin_occupancy, sharpness_summary
+from analysis.chain_solvers import InaccurateLawWarning
 from analysis.drift import drift_check
 from analysis.errors import ErrorTable, errors, pool
 from analysis.minima import TieWarning, global_minimizer, minimizers, penalized_solution, smoothed_solution
@@ -13,6 +14,7 @@ from analysis.ties import NearTieWarning
 
 __all__ = [
     "ErrorTable",
+    "InaccurateLawWarning",
     "NearTieWarning",
     "QuasiStationary",
     "RateFit",

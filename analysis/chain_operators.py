@@ -13,16 +13,21 @@ recomputed by GTH on the band (`chain_solvers.gth`: no subtractions, every entry
 relative error). That is where metastability lives: small eta, narrow bands, where GTH is cheap
 (O(n b^2)).
 
-2-D: pi solves (I - P^T + u 1^T) pi = u (u uniform; the matrix is nonsingular and pi sums to
-1) by restarted GMRES on the operator; tiny negative entries left by the iteration are set to
-0 and the residual |pi - P^T pi|_1 is reported. The Poisson equation the same way with
-(I - P + 1 pi^T). Neither is protected against metastability (GMRES needs many iterations
-when the gap is small): the residual says when it failed.
+2-D: where the matrix is small enough (`DIRECT_2D_SIZE` entries: narrow kernels, small step
+sizes, where metastability lives), the matrix P itself (`Operator2D.sparse`) and the same pinned
+LU as 1-D, with a fill-reducing ordering; GTH is not available there (see `_solve_matrix`), so a
+chain too nearly decomposable for the LU (relaxation time above `TRUST_LU_UP_TO`) gets an
+`InaccurateLawWarning`. Otherwise (wide kernels: large step sizes, which mix fast) pi solves
+(I - P^T + u 1^T) pi = u (u uniform; the matrix is nonsingular and pi sums to 1) by restarted
+GMRES on the operator; tiny negative entries left by the iteration are set to 0 and the
+residual |pi - P^T pi|_1 is reported, and warned about above `GMRES_RESIDUAL_WARNING`. The
+Poisson equation the same way with (I - P + 1 pi^T).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +40,18 @@ from analysis import markov_kernel as kernel
 __all__ = ["solve_1d", "solve_2d", "basin_1d", "basin_2d", "gth_band_limit"]
 
 GMRES_TOLERANCE = 1e-12
+#: A 2-D law from GMRES with a residual |pi - pi P|_1 above this is warned about.
+GMRES_RESIDUAL_WARNING = 1e-9
+#: 2-D chains whose matrix has up to about this many entries are solved directly (sparse LU):
+#: on `gaussian_wells` at eta = 0.05, 101 x 101 cells, LU 0.8 s where GMRES took 290 s and
+#: stopped at a residual of 3e-5; 201 x 201 cells (1.3e7 entries) 17 s. Wider kernels (large
+#: step sizes) mix fast, and GMRES on the operator is the faster there.
+DIRECT_2D_SIZE = 15_000_000
+#: SuperLU's column ordering for 2-D grids (fill-reducing on the grid's graph).
+FILL_REDUCING = "MMD_AT_PLUS_A"
+#: Mean exit times above this many steps from a sparse LU (2-D) are warned about: the LU's
+#: relative error grows like 1e-16 x the exit time.
+TRUST_LU_EXIT_UP_TO = 1e10
 #: Relaxation times (steps) beyond which the pinned LU's pi is replaced by GTH's: its relative
 #: error grows like eps x relaxation time.
 TRUST_LU_UP_TO = 1e6
@@ -59,12 +76,21 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
     relaxation_time, moments, residual, for one step size on a 1-D grid. `pin`: a cell with mass.
     `like`: the result on a finer grid; its solver choice and relaxation time are reused (the
     coarse grid of the error estimate: no spectral gap computed, relaxation_time nan)."""
-    matrix, leak, (lower, upper) = kernel.transition_sparse(grid, gradient[:, 0], law, step_size)
+    matrix, leak, bands = kernel.transition_sparse(grid, gradient[:, 0], law, step_size)
+    return _solve_matrix(matrix, leak, grid.points, grid.points - step_size * gradient, pin, like, bands=bands)
+
+
+def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, ordering: str = "NATURAL", step_size=None):
+    """`solve_1d`'s work on the chain's matrix P (SciPy sparse), 1-D or 2-D. `bands`: P's band
+    in 1-D, where GTH replaces the LU's pi when the chain is metastable; `None` in 2-D, where the
+    LU's pi is kept and an `InaccurateLawWarning` says so (for `step_size`). GTH needs the band
+    and the dense matrix (0.8 GB at 101 x 101 cells), and on 2-D grids at small step sizes the
+    cell chain has transient cells by the box's edge (moves against the drift below DROP_BELOW),
+    which its elimination order does not allow."""
     n = matrix.shape[0]
-    points = grid.points
-    targets = points - step_size * gradient
+    lower, upper = bands or (0, 0)
     apply_transpose = solvers.sparse_or_dense(matrix, lower, upper)
-    pi, solve = solvers.pinned_lu(matrix, pin, lower, upper)
+    pi, solve = solvers.pinned_lu(matrix, pin, lower, upper, ordering=ordering)
     method = "lu"
     if like is None:
         # A gap near 1 under SMALLEST_GAP settles it (|lambda_2| is at least that close to 1);
@@ -76,8 +102,17 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
         metastable = not tau < TRUST_LU_UP_TO
     else:
         tau, metastable = like["relaxation_time"], like["method"] == "gth"
-    if pi.min() < -1e-12 * pi.max() or metastable:
+    negative = pi.min() < -1e-12 * pi.max()
+    if bands is not None and (negative or metastable):
         pi, method = solvers.gth(matrix.toarray(), lower, upper, overwrite=True), "gth"
+    elif like is None and (negative or metastable):
+        warnings.warn(
+            f"step size {step_size:g}: the 2-D chain is nearly decomposable (relaxation time {tau:.3g} steps): its law "
+            "comes from a pinned LU, whose relative error grows like 1e-16 x the relaxation time, and GTH's "
+            "protection exists in 1-D only; see `quasi_stationary` for what a run started in one basin sees",
+            solvers.InaccurateLawWarning,
+            stacklevel=2,
+        )
     pi = np.maximum(pi, 0.0)
     pi /= pi.sum()
     g = _poisson_rhs(pi, points, targets)
@@ -121,12 +156,25 @@ def _poisson_2d(op, pi, g):
     return np.stack([_gmres(lambda y: y - pull(y) + np.sum(pi * y), g[:, c], g[:, c]) for c in range(g.shape[1])], axis=1)
 
 
-def solve_2d(grid, gradient, law, step_size, reach, *, relaxation: bool):
-    """As `solve_1d`, on a 2-D grid with the operator form of the kernel."""
+def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: dict | None = None):
+    """As `solve_1d`, on a 2-D grid: the matrix P and its LU when it is small enough
+    (`Operator2D.sparse_size` up to `DIRECT_2D_SIZE`: the narrow kernels of small step sizes,
+    where metastability lives), else the operator form by GMRES."""
     op = kernel.Operator2D(grid, gradient, law, step_size, reach)
+    points = grid.points
+    if op.sparse_size <= DIRECT_2D_SIZE:
+        return _solve_matrix(op.sparse(), op.leak, points, points - step_size * gradient, pin, like, ordering=FILL_REDUCING, step_size=step_size)
+    relaxation = like is None
     size = grid.size
     pi, residual = _stationary_2d(op, size)
-    points = grid.points
+    if relaxation and not residual < GMRES_RESIDUAL_WARNING:
+        warnings.warn(
+            f"step size {step_size:g}: GMRES left a residual |pi - pi P|_1 = {residual:.3g} on this {grid.n_cells} x "
+            f"{grid.n_cells} grid (the chain may be nearly decomposable); its matrix is too large for the direct "
+            f"solve ({op.sparse_size:.3g} entries, limit DIRECT_2D_SIZE = {DIRECT_2D_SIZE:.3g}); a coarser grid allows it",
+            solvers.InaccurateLawWarning,
+            stacklevel=2,
+        )
     targets = points - step_size * gradient
     tau = float("nan")
     if relaxation:
@@ -210,10 +258,52 @@ def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = Tru
     return dict(escape_time=escape, quasi_stationary=full, exit_rate=float(q @ exits))
 
 
+def _basin_direct(matrix, inside, start, quasi: bool, step_size: float, iterations: int = 100):
+    """`basin_2d` with the matrix P: one sparse LU of I - P_BB serves the mean exit times
+    ((I - P_BB) m = 1) and the quasi-stationary law by inverse iteration, q <- q (I - P_BB)^-1
+    normalised, whose fixed point is the left Perron vector of P_BB. Its rate is
+    (1 - lambda_1) / (1 - lambda_2): a basin left rarely converges in a few iterations. Exit
+    times the LU cannot be trusted with (below 1 or above `TRUST_LU_EXIT_UP_TO`) are warned
+    about (`InaccurateLawWarning`)."""
+    size = matrix.shape[0]
+    where = np.flatnonzero(inside)
+    if where.size == size:  # one basin: its quasi-stationary law is the stationary law
+        pi, _ = solvers.pinned_lu(matrix, start, 0, 0, ordering=FILL_REDUCING)
+        pi = np.maximum(pi, 0.0)
+        return dict(escape_time=math.inf, quasi_stationary=pi / pi.sum(), exit_rate=0.0)
+    block = matrix[where][:, where]
+    exits = np.maximum(1.0 - np.asarray(block.sum(axis=1)).ravel(), 0.0)
+    factor = scipy.sparse.linalg.splu((scipy.sparse.identity(where.size, format="csc") - block).tocsc(), permc_spec=FILL_REDUCING)
+    local_start = int(np.searchsorted(where, start))
+    times = factor.solve(np.ones(where.size))
+    escape = float(times[local_start])
+    if not (times.min() >= 1.0 - 1e-9 and times.max() < TRUST_LU_EXIT_UP_TO):
+        warnings.warn(
+            f"step size {step_size:g}: mean exit times from {times.min():.3g} to {times.max():.3g} steps from a sparse LU, "
+            "whose relative error grows like 1e-16 x the exit time (GTH's protection exists in 1-D only)",
+            solvers.InaccurateLawWarning,
+            stacklevel=3,
+        )
+    q = np.full(where.size, 1.0 / where.size)
+    for _ in range(iterations if quasi else 0):
+        new = np.maximum(factor.solve(q, trans="T"), 0.0)
+        new /= new.sum()
+        change, q = np.abs(new - q).sum(), new
+        if change < 1e-12:
+            break
+    full = np.zeros(size)
+    full[where] = q
+    return dict(escape_time=escape, quasi_stationary=full, exit_rate=float(q @ exits))
+
+
 def basin_2d(grid, gradient, law, step_size, reach, inside, start, *, quasi: bool = True, iterations: int = 20000):
-    """As `basin_1d` in 2-D: the escape time by GMRES on (I - P_BB) m = 1, the quasi-stationary law
-    by power iteration of q <- q P_BB / |q P_BB| (no protection against metastability)."""
+    """As `basin_1d` in 2-D. Where P is small enough to solve directly (`DIRECT_2D_SIZE`), by
+    sparse LU (`_basin_direct`: accurate when the basin is left rarely); otherwise the escape
+    time by GMRES on (I - P_BB) m = 1, and the quasi-stationary law by power iteration of
+    q <- q P_BB / |q P_BB| (no protection against metastability)."""
     operator = kernel.Operator2D(grid, gradient, law, step_size, reach)
+    if operator.sparse_size <= DIRECT_2D_SIZE:
+        return _basin_direct(operator.sparse(), np.asarray(inside, bool), int(start), quasi, step_size)
     inside = jnp.asarray(inside.astype(np.float64))
     pull, push = jax.jit(operator.pull), jax.jit(operator.push)
     if float(inside.sum()) == grid.size:

@@ -399,6 +399,47 @@ class Operator2D:
         self.retained = _pull(jnp.ones(n * n), self.kernel, self.index, self.weight, jnp.ones(n * n), n)
         self.leak = _leak_2d(grid, targets, law, step_size)
 
+    def _sparse_kernel(self) -> np.ndarray:
+        """K without its border rows and columns whose entries are all below DROP_BELOW x its
+        largest (the reach is set by the largest step size of a call; small ones need less)."""
+        kernel = np.asarray(self.kernel)
+        keep = kernel >= DROP_BELOW * kernel.max()
+        ra = int(np.abs(np.flatnonzero(keep.any(axis=1)) - kernel.shape[0] // 2).max())
+        rb = int(np.abs(np.flatnonzero(keep.any(axis=0)) - kernel.shape[1] // 2).max())
+        ca, cb = kernel.shape[0] // 2, kernel.shape[1] // 2
+        return np.where(keep, kernel, 0.0)[ca - ra : ca + ra + 1, cb - rb : cb + rb + 1]
+
+    @property
+    def sparse_size(self) -> int:
+        """About how many non-zero entries `sparse()` has: N x (kernel support + 1)^2."""
+        a, b = self._sparse_kernel().shape
+        return self.n * self.n * min(self.n, a + 1) * min(self.n, b + 1)
+
+    def sparse(self) -> scipy.sparse.csr_matrix:
+        """P itself, `(N, N)` SciPy CSR: diag(1 / row sums) S C, with S the bilinear split (4
+        entries per row) and C the convolution, C[(i, j), (i + a, j + b)] = K[a, b] inside the box
+        (the sum over a of kron(shift by a, the Toeplitz matrix of K's row a)). Entries of K
+        below DROP_BELOW x its largest are dropped, as in 1-D. `P.T @ p` is `push(p)` and `P @ h`
+        is `pull(h)` up to the FFT's rounding (tested)."""
+        n, kernel = self.n, self._sparse_kernel()
+        ra, rb = kernel.shape[0] // 2, kernel.shape[1] // 2
+        convolution = sum(
+            scipy.sparse.kron(
+                scipy.sparse.eye(n, k=a, format="csr"),
+                scipy.sparse.diags([kernel[a + ra, b + rb] for b in range(-rb, rb + 1)], list(range(-rb, rb + 1)), shape=(n, n), format="csr"),
+                format="csr",
+            )
+            for a in range(-ra, ra + 1)
+            if np.any(kernel[a + ra] > 0)
+        )
+        split = scipy.sparse.csr_matrix((np.asarray(self.weight).ravel(), np.asarray(self.index).ravel(), np.arange(n * n + 1) * 4), shape=(n * n, n * n))
+        raw = (split @ convolution).tocsr()
+        raw.eliminate_zeros()
+        totals = np.asarray(raw.sum(axis=1)).ravel()
+        if not totals.min() > 0:
+            raise NoStationaryLaw("a cell sends all its mass out of the box")
+        return (scipy.sparse.diags(1.0 / totals) @ raw).tocsr()
+
     def push(self, p):
         return _push(p, self.kernel, self.index, self.weight, self.retained, self.n)
 

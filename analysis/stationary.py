@@ -14,7 +14,8 @@ step size at which it is positive recurrent it has a stationary law pi_eta, and
 The law is computed on a grid of cells (`analysis.markov_kernel`: Ulam discretization of the
 kernel) in float64. 1-D: the matrix, pi by GTH elimination on its band, or pinned LU where the
 band is wide and the chain mixes (`analysis.chain_operators`). 2-D: the kernel as an operator
-(move mass, split bilinearly, convolve by FFT), pi by GMRES. The step sizes are solved side by
+(move mass, split bilinearly, convolve by FFT); pi by sparse LU of its matrix where that is
+small enough (small step sizes: nearly decomposable chains), else by GMRES. The step sizes are solved side by
 side, one thread per core; each depends on its own step size alone, so the bits do not depend on
 the number of threads.
 
@@ -88,7 +89,9 @@ class StationaryLaw:
       `out_of_box` x relaxation time x box diagonal.
     - `out_of_box` `(S,)`: the mass per step the kernel sends out of the box under pi (put back
       by renormalising the kernel's rows).
-    - `method` `(S,)`: "gth", "lu" or "gmres"; `residual` `(S,)`: |pi - pi P|_1.
+    - `method` `(S,)`: "gth", "lu" or "gmres"; `residual` `(S,)`: |pi - pi P|_1. An
+      `InaccurateLawWarning` names the step sizes whose law lacks its accuracy guarantee (2-D
+      only: too nearly decomposable for the LU, or GMRES short of its tolerance).
     - `coarse`: the same law on the coarser grid (compare any statistic with it), or `None`.
     """
 
@@ -321,11 +324,11 @@ def _per_step_size(solve_one, eta) -> list:
 
 def _solve(f, grid, law, eta, gradient, reach, *, like=None):
     """One result dict per step size; `like`: the fine grid's results (for the coarse grid)."""
+    with jax.enable_x64(True):
+        pin = int(np.argmin(np.asarray(f.value(grid.points))))  # the lowest cell holds mass
     if grid.dim == 1:
-        with jax.enable_x64(True):
-            pin = int(np.argmin(np.asarray(f.value(grid.points))))  # the lowest cell holds mass
         return _per_step_size(lambda s, e: chains.solve_1d(grid, gradient, law, e, pin=pin, like=None if like is None else like[s]), eta)
-    return _per_step_size(lambda s, e: chains.solve_2d(grid, gradient, law, e, reach, relaxation=like is None), eta)
+    return _per_step_size(lambda s, e: chains.solve_2d(grid, gradient, law, e, reach, pin=pin, like=None if like is None else like[s]), eta)
 
 
 def _assemble(f, noise, grid, eta, results, coarse, reach) -> StationaryLaw:

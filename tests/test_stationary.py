@@ -203,6 +203,80 @@ def test_sharp_well_quasi_stationary_law_matches_chains_started_there(metastable
     assert abs(x.var() - quasi.covariance[0, 0, 0, 0]) <= 4.5 * math.sqrt(spread / n_chains) + abs(law.covariance[0, 0, 0] - law.coarse.covariance[0, 0, 0])
 
 
+# ---- 2-D: the matrix and its LU beside the operator and GMRES -------------------------------------
+
+WELLS_2D = objectives.gaussian_wells([1.0, 0.5], [[-1.0, 0.0], [1.0, 0.5]], [0.3, 0.6], 0.1)
+WELLS_BOX = ((-3.5, -3.0), (4.0, 3.5))
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [GAUSSIAN, simulate.noise.gaussian(covariance=[[1.0, 0.6], [0.6, 2.0]]), simulate.noise.uniform(1.0), simulate.noise.rademacher(1.0)],
+    ids=["gaussian", "full_covariance", "uniform", "rademacher"],
+)
+def test_2d_matrix_is_the_operator(noise):
+    """`Operator2D.sparse()` is the chain the operator applies: P^T p = push(p), P h = pull(h),
+    rows summing to 1 (a reach set by a larger step size included)."""
+    with jax.enable_x64(True):
+        grid = markov_kernel.make_grid(np.array(WELLS_BOX[0]), np.array(WELLS_BOX[1]), 23)
+        gradient = np.asarray(WELLS_2D.grad(grid.points))
+        law = markov_kernel.noise_law(noise, 2)
+        for eta, reach in [(0.1, None), (0.1, (12, 12)), (0.4, None)]:
+            op = markov_kernel.Operator2D(grid, gradient, law, eta, reach)
+            matrix = op.sparse()
+            x = np.random.default_rng(0).random(grid.size)
+            np.testing.assert_allclose(matrix.T @ x, np.asarray(op.push(x)), rtol=0, atol=1e-13)
+            np.testing.assert_allclose(matrix @ x, np.asarray(op.pull(x)), rtol=0, atol=1e-13)
+            np.testing.assert_allclose(np.asarray(matrix.sum(axis=1)).ravel(), 1.0, rtol=0, atol=1e-14)
+            assert matrix.nnz <= op.sparse_size
+
+
+def test_2d_direct_and_gmres_solves_agree(monkeypatch):
+    """A 2-D chain that mixes, solved by its matrix's LU (the default at this size) and by GMRES
+    on the operator (forced): the same law, asymptotic variances, relaxation times, exit times
+    and quasi-stationary laws, to the iterative solver's tolerance."""
+    from analysis import chain_operators
+
+    with jax.enable_x64(True):
+        wells = analysis.minimizers(WELLS_2D).points
+
+    def compute():
+        law = analysis.stationary_law(WELLS_2D, GAUSSIAN, [0.1, 0.2], bounds=((-6.5, -6.5), (7.0, 7.0)), n_grid=35)
+        return law, law.quasi_stationary(wells)
+
+    direct, direct_quasi = compute()
+    monkeypatch.setattr(chain_operators, "DIRECT_2D_SIZE", 0)
+    iterative, iterative_quasi = compute()
+    assert direct.method == ("lu", "lu") and iterative.method == ("gmres", "gmres")
+    assert np.all(direct.residual < 1e-14)
+    np.testing.assert_allclose(direct.mean, iterative.mean, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(direct.covariance, iterative.covariance, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(direct.coarse.mean, iterative.coarse.mean, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(direct.asymptotic_variance, iterative.asymptotic_variance, rtol=1e-6)
+    np.testing.assert_allclose(direct.relaxation_time, iterative.relaxation_time, rtol=1e-6)
+    np.testing.assert_allclose(direct_quasi.escape_time, iterative_quasi.escape_time, rtol=1e-6)
+    np.testing.assert_allclose(direct_quasi.exit_rate, iterative_quasi.exit_rate, rtol=1e-6)
+    np.testing.assert_allclose(direct_quasi.density, iterative_quasi.density, rtol=0, atol=1e-9)
+
+
+def test_2d_nearly_decomposable_chain_is_solved_directly_and_warned_beyond_trust():
+    """`gaussian_wells` in 2-D at eta = 0.05: relaxation time ~1e5 steps. GMRES on the operator
+    took 290 s there (101 x 101 cells) and stopped at a residual of 3e-5; the matrix's LU gives a
+    law whose basin weights obey the two-well renewal identity with the exit times
+    (w_1 / w_0 = T(1 -> 0) / T(0 -> 1)). At eta = 0.02 (exit times beyond 1e15 steps) the LU
+    cannot be trusted, and a warning says so."""
+    with jax.enable_x64(True):
+        wells = analysis.minimizers(WELLS_2D).points
+    law = analysis.stationary_law(WELLS_2D, GAUSSIAN, [0.05], bounds=WELLS_BOX, n_grid=41)
+    assert law.method == ("lu",) and law.residual[0] < 1e-14 and 1e4 < law.relaxation_time[0] < 1e7
+    occupancy = law.basin_occupancy(wells)[0]
+    to_1, to_0 = law.escape_time(wells, 0, to=1)[0], law.escape_time(wells, 1, to=0)[0]
+    assert 1e4 < min(to_0, to_1)
+    assert occupancy[1] / occupancy[0] == pytest.approx(to_0 / to_1, rel=1e-2)
+    with pytest.warns(analysis.InaccurateLawWarning, match="step size 0.02: the 2-D chain is nearly decomposable"):
+        analysis.stationary_law(WELLS_2D, GAUSSIAN, [0.02], bounds=WELLS_BOX, n_grid=41)
+
+
 # ---- step sizes side by side --------------------------------------------------------------------
 
 
