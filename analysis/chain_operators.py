@@ -15,9 +15,9 @@ relative error). That is where metastability lives: small eta, narrow bands, whe
 
 2-D: where the matrix is small enough (`DIRECT_2D_SIZE` entries: narrow kernels, small step
 sizes, where metastability lives), the matrix P itself (`Operator2D.sparse`) and the same pinned
-LU as 1-D, with a fill-reducing ordering; GTH is not available there (see `_solve_matrix`), so a
-chain too nearly decomposable for the LU (relaxation time above `TRUST_LU_UP_TO`) gets an
-`InaccurateLawWarning`. Otherwise (wide kernels: large step sizes, which mix fast) pi solves
+LU as 1-D, with a fill-reducing ordering, and the same GTH fallback on grids of up to
+`GTH_2D_CELLS` cells (with the pinned cell eliminated last: `_gth_pin_first`); on larger grids
+a chain too nearly decomposable for the LU gets an `InaccurateLawWarning`. Otherwise (wide kernels: large step sizes, which mix fast) pi solves
 (I - P^T + u 1^T) pi = u (u uniform; the matrix is nonsingular and pi sums to 1) by restarted
 GMRES on the operator; tiny negative entries left by the iteration are set to 0 and the
 residual |pi - P^T pi|_1 is reported, and warned about above `GMRES_RESIDUAL_WARNING`. The
@@ -49,9 +49,18 @@ GMRES_RESIDUAL_WARNING = 1e-9
 DIRECT_2D_SIZE = 15_000_000
 #: SuperLU's column ordering for 2-D grids (fill-reducing on the grid's graph).
 FILL_REDUCING = "MMD_AT_PLUS_A"
-#: Mean exit times above this many steps from a sparse LU (2-D) are warned about: the LU's
-#: relative error grows like 1e-16 x the exit time.
+#: 2-D grids of up to this many cells fall back to GTH when the chain is nearly decomposable, as
+#: in 1-D (on the dense matrix: 0.8 GB at 101 x 101 cells); larger ones keep the LU's law, warned.
+GTH_2D_CELLS = 101 * 101
+#: Mean exit times above this many steps from a sparse LU (2-D) are recomputed by GTH on grids of
+#: up to GTH_2D_CELLS cells, else warned about: the LU's relative error grows like 1e-16 x the time.
 TRUST_LU_EXIT_UP_TO = 1e10
+
+
+def _bands(matrix) -> tuple[int, int]:
+    """(lower, upper) bandwidths of a sparse matrix's non-zero pattern."""
+    rows, cols = matrix.nonzero()
+    return int(max(0, (rows - cols).max())), int(max(0, (cols - rows).max()))
 #: Relaxation times (steps) beyond which the pinned LU's pi is replaced by GTH's: its relative
 #: error grows like eps x relaxation time.
 TRUST_LU_UP_TO = 1e6
@@ -80,13 +89,11 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
     return _solve_matrix(matrix, leak, grid.points, grid.points - step_size * gradient, pin, like, bands=bands)
 
 
-def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, ordering: str = "NATURAL", step_size=None):
-    """`solve_1d`'s work on the chain's matrix P (SciPy sparse), 1-D or 2-D. `bands`: P's band
-    in 1-D, where GTH replaces the LU's pi when the chain is metastable; `None` in 2-D, where the
-    LU's pi is kept and an `InaccurateLawWarning` says so (for `step_size`). GTH needs the band
-    and the dense matrix (0.8 GB at 101 x 101 cells), and on 2-D grids at small step sizes the
-    cell chain has transient cells by the box's edge (moves against the drift below DROP_BELOW),
-    which its elimination order does not allow."""
+def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, pin_first=False, ordering: str = "NATURAL", step_size=None):
+    """`solve_1d`'s work on the chain's matrix P (SciPy sparse), 1-D or 2-D. `bands`: P's band,
+    where GTH replaces the LU's pi when the chain is metastable; `None` (2-D grids too large for
+    the dense matrix GTH works in), where the LU's pi is kept and an `InaccurateLawWarning` says so
+    (for `step_size`). `pin_first`: GTH eliminates with the pinned cell first (`_gth_pin_first`)."""
     n = matrix.shape[0]
     lower, upper = bands or (0, 0)
     apply_transpose = solvers.sparse_or_dense(matrix, lower, upper)
@@ -104,7 +111,8 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
         tau, metastable = like["relaxation_time"], like["method"] == "gth"
     negative = pi.min() < -1e-12 * pi.max()
     if bands is not None and (negative or metastable):
-        pi, method = solvers.gth(matrix.toarray(), lower, upper, overwrite=True), "gth"
+        pi = _gth_pin_first(matrix, pin, lower, upper) if pin_first else solvers.gth(matrix.toarray(), lower, upper, overwrite=True)
+        method = "gth"
     elif like is None and (negative or metastable):
         warnings.warn(
             f"step size {step_size:g}: the 2-D chain is nearly decomposable (relaxation time {tau:.3g} steps): its law "
@@ -127,6 +135,20 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
         density=pi, leak=float(pi @ leak), method=method, asymptotic=asymptotic, relaxation_time=tau,
         mean=mean, covariance=covariance, mean_v=mean_v, residual=float(np.abs(apply_transpose(pi) - pi).sum()),
     )
+
+
+def _gth_pin_first(matrix, pin: int, lower: int, upper: int) -> np.ndarray:
+    """GTH with the cell `pin` moved to state 0 (an "arrow": its row and column dense), the others
+    in their order, so the band grows by one. GTH eliminates the last state first and needs each
+    state to reach one before it; on a 2-D grid at a small step size the cells by the box's edge
+    can be transient (moves against the drift fall below DROP_BELOW), and nothing reaches them
+    back. The pinned cell, f's lowest, is recurrent and every cell reaches it."""
+    n = matrix.shape[0]
+    order = np.concatenate([[pin], np.arange(pin), np.arange(pin + 1, n)])
+    permuted = matrix[order][:, order].toarray()
+    pi = np.empty(n)
+    pi[order] = solvers.gth(permuted, lower + 1, upper + 1, arrow=True, overwrite=True)
+    return pi
 
 
 def _gmres(apply, rhs, guess):
@@ -163,7 +185,11 @@ def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: dict | No
     op = kernel.Operator2D(grid, gradient, law, step_size, reach)
     points = grid.points
     if op.sparse_size <= DIRECT_2D_SIZE:
-        return _solve_matrix(op.sparse(), op.leak, points, points - step_size * gradient, pin, like, ordering=FILL_REDUCING, step_size=step_size)
+        matrix = op.sparse()
+        bands = _bands(matrix) if grid.size <= GTH_2D_CELLS else None
+        return _solve_matrix(
+            matrix, op.leak, points, points - step_size * gradient, pin, like, bands=bands, pin_first=True, ordering=FILL_REDUCING, step_size=step_size
+        )
     relaxation = like is None
     size = grid.size
     pi, residual = _stationary_2d(op, size)
@@ -263,8 +289,9 @@ def _basin_direct(matrix, inside, start, quasi: bool, step_size: float, iteratio
     ((I - P_BB) m = 1) and the quasi-stationary law by inverse iteration, q <- q (I - P_BB)^-1
     normalised, whose fixed point is the left Perron vector of P_BB. Its rate is
     (1 - lambda_1) / (1 - lambda_2): a basin left rarely converges in a few iterations. Exit
-    times the LU cannot be trusted with (below 1 or above `TRUST_LU_EXIT_UP_TO`) are warned
-    about (`InaccurateLawWarning`)."""
+    times the LU cannot be trusted with (below 1 or above `TRUST_LU_EXIT_UP_TO`) come from GTH
+    on the resurrected chain, as in 1-D, on grids of up to `GTH_2D_CELLS` cells; beyond, an
+    `InaccurateLawWarning`."""
     size = matrix.shape[0]
     where = np.flatnonzero(inside)
     if where.size == size:  # one basin: its quasi-stationary law is the stationary law
@@ -278,12 +305,19 @@ def _basin_direct(matrix, inside, start, quasi: bool, step_size: float, iteratio
     times = factor.solve(np.ones(where.size))
     escape = float(times[local_start])
     if not (times.min() >= 1.0 - 1e-9 and times.max() < TRUST_LU_EXIT_UP_TO):
-        warnings.warn(
-            f"step size {step_size:g}: mean exit times from {times.min():.3g} to {times.max():.3g} steps from a sparse LU, "
-            "whose relative error grows like 1e-16 x the exit time (GTH's protection exists in 1-D only)",
-            solvers.InaccurateLawWarning,
-            stacklevel=3,
-        )
+        if size <= GTH_2D_CELLS:  # GTH on the resurrected chain, as in 1-D (state 0: the exit, every cell reaches it)
+            delta = np.zeros(where.size)
+            delta[local_start] = 1.0
+            arrow, _ = _resurrected(matrix.toarray(), inside, delta)
+            x = solvers.gth(arrow, *_bands(block), arrow=True, overwrite=True)
+            escape = float(x[1:].sum() / x[0])
+        else:
+            warnings.warn(
+                f"step size {step_size:g}: mean exit times from {times.min():.3g} to {times.max():.3g} steps from a sparse LU, "
+                f"whose relative error grows like 1e-16 x the exit time; GTH takes over on grids of up to {GTH_2D_CELLS} cells",
+                solvers.InaccurateLawWarning,
+                stacklevel=3,
+            )
     q = np.full(where.size, 1.0 / where.size)
     for _ in range(iterations if quasi else 0):
         new = np.maximum(factor.solve(q, trans="T"), 0.0)

@@ -91,7 +91,8 @@ class StationaryLaw:
       by renormalising the kernel's rows).
     - `method` `(S,)`: "gth", "lu" or "gmres"; `residual` `(S,)`: |pi - pi P|_1. An
       `InaccurateLawWarning` names the step sizes whose law lacks its accuracy guarantee (2-D
-      only: too nearly decomposable for the LU, or GMRES short of its tolerance).
+      only: too nearly decomposable for the LU on a grid too large for GTH, or GMRES short of
+      its tolerance).
     - `coarse`: the same law on the coarser grid (compare any statistic with it), or `None`.
     """
 

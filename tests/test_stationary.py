@@ -259,20 +259,25 @@ def test_2d_direct_and_gmres_solves_agree(monkeypatch):
     np.testing.assert_allclose(direct_quasi.density, iterative_quasi.density, rtol=0, atol=1e-9)
 
 
-def test_2d_nearly_decomposable_chain_is_solved_directly_and_warned_beyond_trust():
-    """`gaussian_wells` in 2-D at eta = 0.05: relaxation time ~1e5 steps. GMRES on the operator
-    took 290 s there (101 x 101 cells) and stopped at a residual of 3e-5; the matrix's LU gives a
-    law whose basin weights obey the two-well renewal identity with the exit times
-    (w_1 / w_0 = T(1 -> 0) / T(0 -> 1)). At eta = 0.02 (exit times beyond 1e15 steps) the LU
-    cannot be trusted, and a warning says so."""
+def test_2d_nearly_decomposable_chains_are_solved_by_lu_then_gth(monkeypatch):
+    """`gaussian_wells` in 2-D. At eta = 0.05 (relaxation time ~1e5 steps) GMRES on the operator
+    took 290 s (101 x 101 cells) and stopped at a residual of 3e-5; the matrix's LU is accurate
+    there. At eta = 0.02 (exit times beyond 1e15 steps) the LU returned a sharp-well weight of
+    1e-18 and negative exit times, and GTH takes over for both. Either way the basin weights
+    obey the two-well renewal identity with the exit times, w_1 / w_0 = T(1 -> 0) / T(0 -> 1).
+    Beyond `GTH_2D_CELLS` cells a warning says the LU cannot vouch for the law."""
+    from analysis import chain_operators
+
     with jax.enable_x64(True):
         wells = analysis.minimizers(WELLS_2D).points
-    law = analysis.stationary_law(WELLS_2D, GAUSSIAN, [0.05], bounds=WELLS_BOX, n_grid=41)
-    assert law.method == ("lu",) and law.residual[0] < 1e-14 and 1e4 < law.relaxation_time[0] < 1e7
-    occupancy = law.basin_occupancy(wells)[0]
-    to_1, to_0 = law.escape_time(wells, 0, to=1)[0], law.escape_time(wells, 1, to=0)[0]
-    assert 1e4 < min(to_0, to_1)
-    assert occupancy[1] / occupancy[0] == pytest.approx(to_0 / to_1, rel=1e-2)
+    law = analysis.stationary_law(WELLS_2D, GAUSSIAN, [0.05, 0.02], bounds=WELLS_BOX, n_grid=41)
+    assert law.method == ("lu", "gth") and np.all(law.residual < 1e-14) and law.density.min() >= 0
+    assert 1e4 < law.relaxation_time[0] < 1e7 and law.relaxation_time[1] == math.inf
+    occupancy = law.basin_occupancy(wells)
+    to_1, to_0 = law.escape_time(wells, 0, to=1), law.escape_time(wells, 1, to=0)
+    assert 1e4 < min(to_0[0], to_1[0]) and max(to_0[1], to_1[1]) > 1e15 and min(to_0[1], to_1[1]) > 1e4
+    np.testing.assert_allclose(occupancy[:, 1] / occupancy[:, 0], to_0 / to_1, rtol=1e-2)
+    monkeypatch.setattr(chain_operators, "GTH_2D_CELLS", 0)
     with pytest.warns(analysis.InaccurateLawWarning, match="step size 0.02: the 2-D chain is nearly decomposable"):
         analysis.stationary_law(WELLS_2D, GAUSSIAN, [0.02], bounds=WELLS_BOX, n_grid=41)
 
