@@ -320,7 +320,11 @@ def _per_step_size(solve_one, eta) -> list:
         return [run(s) for s in range(len(eta))]
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="stationary_law") as pool:
         futures = {int(s): pool.submit(run, int(s)) for s in order}
-        return [futures[s].result() for s in range(len(eta))]
+        try:  # the first failure in step-size order is raised, whatever the threads' timing
+            return [futures[s].result() for s in range(len(eta))]
+        except BaseException:  # an error or Ctrl-C: drop the step sizes not started
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _solve(f, grid, law, eta, gradient, reach, *, like=None):
