@@ -52,8 +52,8 @@ FILL_REDUCING = "MMD_AT_PLUS_A"
 #: 2-D grids of up to this many cells fall back to GTH when the chain is nearly decomposable, as
 #: in 1-D (on the dense matrix: 0.8 GB at 101 x 101 cells); larger ones keep the LU's law, warned.
 GTH_2D_CELLS = 101 * 101
-#: Mean exit times above this many steps from a sparse LU (2-D) are recomputed by GTH on grids of
-#: up to GTH_2D_CELLS cells, else warned about: the LU's relative error grows like 1e-16 x the time.
+#: Mean exit times above this many steps from an LU are recomputed by GTH (in 2-D on grids of up
+#: to GTH_2D_CELLS cells, else warned about): the LU's relative error grows like 1e-16 x the time.
 TRUST_LU_EXIT_UP_TO = 1e10
 
 
@@ -89,11 +89,11 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
     return _solve_matrix(matrix, leak, grid.points, grid.points - step_size * gradient, pin, like, bands=bands)
 
 
-def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, pin_first=False, ordering: str = "NATURAL", step_size=None):
+def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, ordering: str = "NATURAL", step_size=None):
     """`solve_1d`'s work on the chain's matrix P (SciPy sparse), 1-D or 2-D. `bands`: P's band,
     where GTH replaces the LU's pi when the chain is metastable; `None` (2-D grids too large for
     the dense matrix GTH works in), where the LU's pi is kept and an `InaccurateLawWarning` says so
-    (for `step_size`). `pin_first`: GTH eliminates with the pinned cell first (`_gth_pin_first`)."""
+    (for `step_size`). GTH eliminates the pinned cell last (`_gth_pin_first`)."""
     n = matrix.shape[0]
     lower, upper = bands or (0, 0)
     apply_transpose = solvers.sparse_or_dense(matrix, lower, upper)
@@ -111,8 +111,7 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
         tau, metastable = like["relaxation_time"], like["method"] == "gth"
     negative = pi.min() < -1e-12 * pi.max()
     if bands is not None and (negative or metastable):
-        pi = _gth_pin_first(matrix, pin, lower, upper) if pin_first else solvers.gth(matrix.toarray(), lower, upper, overwrite=True)
-        method = "gth"
+        pi, method = _gth_pin_first(matrix, pin, lower, upper), "gth"
     elif like is None and (negative or metastable):
         warnings.warn(
             f"step size {step_size:g}: the 2-D chain is nearly decomposable (relaxation time {tau:.3g} steps): its law "
@@ -140,9 +139,10 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
 def _gth_pin_first(matrix, pin: int, lower: int, upper: int) -> np.ndarray:
     """GTH with the cell `pin` moved to state 0 (an "arrow": its row and column dense), the others
     in their order, so the band grows by one. GTH eliminates the last state first and needs each
-    state to reach one before it; on a 2-D grid at a small step size the cells by the box's edge
-    can be transient (moves against the drift fall below DROP_BELOW), and nothing reaches them
-    back. The pinned cell, f's lowest, is recurrent and every cell reaches it."""
+    state to reach one before it; at a small step size the cells by the box's edge can be
+    transient (the drift there outruns the noise's reach: moves against it fall below
+    DROP_BELOW), and nothing reaches them back, so a plain elimination order stops at them. The
+    pinned cell, f's lowest, is recurrent and every cell reaches it."""
     n = matrix.shape[0]
     order = np.concatenate([[pin], np.arange(pin), np.arange(pin + 1, n)])
     permuted = matrix[order][:, order].toarray()
@@ -188,7 +188,7 @@ def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: dict | No
         matrix = op.sparse()
         bands = _bands(matrix) if grid.size <= GTH_2D_CELLS else None
         return _solve_matrix(
-            matrix, op.leak, points, points - step_size * gradient, pin, like, bands=bands, pin_first=True, ordering=FILL_REDUCING, step_size=step_size
+            matrix, op.leak, points, points - step_size * gradient, pin, like, bands=bands, ordering=FILL_REDUCING, step_size=step_size
         )
     relaxation = like is None
     size = grid.size
@@ -260,10 +260,13 @@ def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = Tru
 
     def occupation(start_law):
         arrow, exits = _resurrected(matrix, inside, start_law)
-        if wide:  # fast mixing at large eta: (I - Q)^T y = r by dense LU
+        if wide:  # fast mixing at large eta: (I - Q)^T y = r by dense LU, if it can be trusted
             block = arrow[1:, 1:]
             y = np.linalg.solve(np.eye(m) - block.T, start_law)
-            return np.maximum(y, 0.0), exits
+            # A wide band can also come from a strong drift by the box's edge at a small eta, where
+            # the basin is left rarely: the LU's relative error grows like 1e-16 x the exit time.
+            if y.min() >= -1e-12 * y.max() and y.sum() < TRUST_LU_EXIT_UP_TO:
+                return np.maximum(y, 0.0), exits
         x = solvers.gth(arrow, band_low, band_up, arrow=True)
         return x[1:] / x[0], exits
 

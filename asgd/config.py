@@ -8,6 +8,11 @@
     hessian = [1.0, 0.1]          # ... and its parameters
     center = [1.0, -1.0]          # (kind = "python": function = "module:make", [objective.args];
                                   #  see `asgd.python_objective`)
+    search_box = [-3.0, 3.0]      # optional, any kind: the box holding every minimizer, [lower,
+                                  # upper] numbers or dim-vectors, where minimizers, v*(eta) and
+                                  # the figures' wells are searched (needed by a kind = "python"
+                                  # objective without its own search_box for targets other than
+                                  # "point", and by the basins/landscape figures)
 
     [noise]
     family = "gaussian"           # gaussian | rademacher | uniform | student_t
@@ -126,13 +131,18 @@ class ExperimentConfig:
     law_bounds: tuple | None  # (lower, upper), numbers or dim-tuples
     raw: dict  # the config as read (after --quick overrides), for metadata
     config_dir: str | None = None  # the config file's folder: where a kind = "python" module is looked up first
+    search_box: tuple | None = None  # objective.search_box: (lower, upper), numbers or dim-tuples
 
     @property
     def objective(self) -> objectives.Objective:
         if self.objective_kind == "python":
             params = self.objective_params
-            return python_objective.make_objective(params["function"], params.get("args"), self.config_dir)
-        return OBJECTIVE_KINDS[self.objective_kind](**_as_arrays(self.objective_params))
+            built = python_objective.make_objective(params["function"], params.get("args"), self.config_dir)
+        else:
+            built = OBJECTIVE_KINDS[self.objective_kind](**_as_arrays(self.objective_params))
+        if self.search_box is None:
+            return built
+        return dataclasses.replace(built, search_box=FixedBox(*self.search_box, dim=built.dim))
 
     @property
     def noise(self):
@@ -161,6 +171,20 @@ class ExperimentConfig:
         return kwargs
 
 
+@dataclasses.dataclass(frozen=True)
+class FixedBox:
+    """`objective.search_box` from a config: `params -> (lower, upper)`, each `(dim,)`. A frozen
+    dataclass, not a closure: the search box is a static field of the objective's pytree, and
+    equal boxes must give equal tree definitions, or every compiled program would be rebuilt."""
+
+    lower: Any
+    upper: Any
+    dim: int
+
+    def __call__(self, params):
+        return tuple(np.broadcast_to(np.asarray(end, dtype=np.float64), (self.dim,)).copy() for end in (self.lower, self.upper))
+
+
 def _as_arrays(params: dict) -> dict:
     return {k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v) for k, v in params.items()}
 
@@ -180,6 +204,9 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
     # [objective]
     objective_table = table(data, "objective", required=True)
     kind = choice("objective.kind", objective_table.pop("kind", None), sorted(OBJECTIVE_KINDS) + ["python"])
+    search_box = objective_table.pop("search_box", None)
+    if search_box is not None:
+        search_box = _bounds(search_box, "objective.search_box")
     if kind == "python":
         check_keys(objective_table, python_objective.KEYS, "objective")
         if "function" not in objective_table:
@@ -280,7 +307,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
         law_n_grid = integer("theory.n_grid", law_n_grid, lo=16)
     law_bounds = theory_table.get("bounds")
     if law_bounds is not None:
-        law_bounds = _bounds(law_bounds)
+        law_bounds = _bounds(law_bounds, "theory.bounds")
 
     config = ExperimentConfig(
         name=name,
@@ -307,6 +334,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
         law_bounds=law_bounds,
         raw={**data, "run": run_table, **({"theory": theory_table} if theory_table else {})},
         config_dir=python_objective.config_folder(source),
+        search_box=search_box,
     )
     _check_buildable(config)
     return config
@@ -340,21 +368,22 @@ def _check_numbers(section: dict, where: str, text_keys=()) -> None:
                 real(f"{where}.{name}", item)
 
 
-def _bounds(value) -> tuple:
-    """theory.bounds: [lower, upper], each a number or a list of numbers (one per axis), lower < upper."""
+def _bounds(value, key: str) -> tuple:
+    """A box (theory.bounds, objective.search_box): [lower, upper], each a number or a list of
+    numbers (one per axis), lower < upper."""
     if not isinstance(value, list) or len(value) != 2:
-        fail("theory.bounds", value, "must be [lower, upper], numbers or lists of numbers (one per axis)")
+        fail(key, value, "must be [lower, upper], numbers or lists of numbers (one per axis)")
     ends = []
     for end in value:
         if isinstance(end, list):
-            ends.append(tuple(list_of("theory.bounds", end, real, allow_scalar=False)))
+            ends.append(tuple(list_of(key, end, real, allow_scalar=False)))
         else:
-            ends.append(real("theory.bounds", end))
+            ends.append(real(key, end))
     lower, upper = (np.atleast_1d(np.asarray(e, dtype=np.float64)) for e in ends)
     if lower.shape != upper.shape and lower.size != 1 and upper.size != 1:
-        fail("theory.bounds", value, "lower and upper must have the same length")
+        fail(key, value, "lower and upper must have the same length")
     if not np.all(lower < upper):
-        fail("theory.bounds", value, "must have lower < upper on every axis")
+        fail(key, value, "must have lower < upper on every axis")
     return tuple(ends)
 
 
@@ -388,10 +417,10 @@ def _check_buildable(config: ExperimentConfig) -> None:
             fail("theory.stationary", True, "needs additive noise (gaussian, rademacher, uniform, student_t), not minibatch noise")
         if config.target_kind == "local":
             fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
-    if config.law_bounds is not None:
-        for end in config.law_bounds:
+    for key, box in (("theory.bounds", config.law_bounds), ("objective.search_box", config.search_box)):
+        for end in box or ():
             if isinstance(end, tuple) and len(end) != dim:
-                fail("theory.bounds", [list(e) if isinstance(e, tuple) else e for e in config.law_bounds], f"each end must be a number or {dim} numbers (objective dim)")
+                fail(key, [list(e) if isinstance(e, tuple) else e for e in box], f"each end must be a number or {dim} numbers (objective dim)")
     if isinstance(config.checkpoints, tuple) and max(config.checkpoints) > min(config.horizons):
         fail("run.checkpoints", list(config.checkpoints), f"must not exceed the shortest horizon n_steps={min(config.horizons)}")
     # What the first simulate.run call would check, checked now: before anything is written.

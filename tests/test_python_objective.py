@@ -114,3 +114,46 @@ def test_a_module_that_fails_to_import_and_a_missing_function_key_are_named(stud
     path.write_text(path.read_text().replace(f'function = "{study.module}:make_objective"', ""))
     with pytest.raises(ConfigError, match="objective.function = None: missing"):
         load_config(path)
+
+
+def test_a_search_box_lets_a_python_objective_have_smoothed_targets_figures_and_the_law(study, tmp_path, capsys):
+    """`objective.search_box` gives an objective without its own box one: v*(eta) targets, the
+    basins and landscape figures and the exact law's default grid then work from a config.
+    Without it the run is refused, naming the key to add."""
+    path = study()
+    text = path.read_text().replace('kind = "point"\npoint = [1.0]', 'kind = "smoothed"').replace("figures = []", 'figures = ["basins", "landscape"]')
+    path.write_text(text)
+    code = main(["run", str(path), "--out", str(tmp_path / "refused"), "--quiet"])
+    assert code == 2 and "no default search box" in capsys.readouterr().err
+    path.write_text(text.replace(f'function = "{study.module}:make_objective"', f'function = "{study.module}:make_objective"\nsearch_box = [-2.0, 2.0]')
+                    + "\n[theory]\nstationary = true\nn_grid = 400\n")  # the law's grid: the search box
+    config = load_config(path)
+    f = config.objective
+    np.testing.assert_array_equal(np.stack(f.search_box(f.params)), [[-2.0], [2.0]])
+    assert config.objective.search_box == f.search_box  # equal boxes: one compiled program, not one per build
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    folder = tmp_path / "out" / "python_study"
+    assert (folder / "basins.png").exists() and (folder / "landscape.png").exists()
+    rows = [line.split(",") for line in (folder / "results.csv").read_text().splitlines()]
+    assert any("law" in row for row in rows[1:])
+    # v*(eta) of 2 (x^2 - 1)^2 + 0.5 x at eta = 0.05 sits in the left well, near the minimizer of f.
+    arrays = np.load(folder / "arrays.npz")
+    target = [arrays[k] for k in arrays.files if k.endswith("targets")][0]
+    assert -1.1 < float(np.ravel(target)[0]) < -1.0
+
+
+@pytest.mark.parametrize(
+    "box, message",
+    [
+        ("[1.0, -1.0]", "must have lower < upper"),
+        ("[-1.0]", r"must be \[lower, upper\]"),
+        ('["a", 1.0]', "objective.search_box"),
+        ("[[-1.0, -1.0], [1.0, 1.0]]", "each end must be a number or 1 numbers"),
+    ],
+)
+def test_a_bad_search_box_is_named(study, box, message):
+    path = study()
+    path.write_text(path.read_text().replace(f'function = "{study.module}:make_objective"', f'function = "{study.module}:make_objective"\nsearch_box = {box}'))
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(path)
+    assert "objective.search_box" in str(error.value)

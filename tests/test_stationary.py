@@ -203,6 +203,25 @@ def test_sharp_well_quasi_stationary_law_matches_chains_started_there(metastable
     assert abs(x.var() - quasi.covariance[0, 0, 0, 0]) <= 4.5 * math.sqrt(spread / n_chains) + abs(law.covariance[0, 0, 0] - law.coarse.covariance[0, 0, 0])
 
 
+def test_transient_cells_by_the_box_edge_do_not_stop_gth():
+    """2 (x^2 - 1)^2 + x / 2 at eta = 0.05, noise 0.5, box [-2, 2]: by the edges the drift (eta
+    f'(x) up to 2.4) outruns the noise's reach (10.5 x 0.025), so the outer cells are never
+    re-entered. GTH used to stop there ("the chain is reducible"); with the pinned cell eliminated
+    last it gives the law: no mass on the transient cells, and basin weights obeying the
+    two-well renewal identity with the exit times (escape ~e^300 steps)."""
+    with jax.enable_x64(True):
+        f = objectives.from_function(lambda x: 2.0 * (x[0] ** 2 - 1.0) ** 2 + 0.5 * x[0], 1, name="tilted_wells")
+        wells = np.sort(analysis.minimizers(f, (-2.0, 2.0)).points, axis=0)
+    law = analysis.stationary_law(f, simulate.noise.gaussian(0.5), [0.05], bounds=(-2.0, 2.0), n_grid=400)
+    assert law.method == ("gth",) and law.density.min() >= 0 and law.density.sum() == pytest.approx(1.0, abs=1e-12)
+    x = law.grid.points[:, 0]
+    assert law.density[0, np.abs(x) > 1.6].max() == 0.0  # transient: the drift throws them inward
+    occupancy = law.basin_occupancy(wells)[0]
+    to_right, to_left = law.escape_time(wells, 0, to=1)[0], law.escape_time(wells, 1, to=0)[0]
+    assert min(to_right, to_left) > 1e50
+    assert occupancy[1] / occupancy[0] == pytest.approx(to_left / to_right, rel=1e-3)
+
+
 # ---- 2-D: the matrix and its LU beside the operator and GMRES -------------------------------------
 
 WELLS_2D = objectives.gaussian_wells([1.0, 0.5], [[-1.0, 0.0], [1.0, 0.5]], [0.3, 0.6], 0.1)
