@@ -89,11 +89,13 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
     return _solve_matrix(matrix, leak, grid.points, grid.points - step_size * gradient, pin, like, bands=bands)
 
 
-def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, ordering: str = "NATURAL", step_size=None):
+def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, pin_first=False, ordering: str = "NATURAL", step_size=None):
     """`solve_1d`'s work on the chain's matrix P (SciPy sparse), 1-D or 2-D. `bands`: P's band,
     where GTH replaces the LU's pi when the chain is metastable; `None` (2-D grids too large for
     the dense matrix GTH works in), where the LU's pi is kept and an `InaccurateLawWarning` says so
-    (for `step_size`). GTH eliminates the pinned cell last (`_gth_pin_first`)."""
+    (for `step_size`). GTH eliminates in the natural order, or where that stops at transient
+    cells, and always with `pin_first` (2-D, where edge cells are often transient), with the
+    pinned cell last (`_gth_pin_first`). Both orders give the law to a small relative error."""
     n = matrix.shape[0]
     lower, upper = bands or (0, 0)
     apply_transpose = solvers.sparse_or_dense(matrix, lower, upper)
@@ -111,7 +113,13 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
         tau, metastable = like["relaxation_time"], like["method"] == "gth"
     negative = pi.min() < -1e-12 * pi.max()
     if bands is not None and (negative or metastable):
-        pi, method = _gth_pin_first(matrix, pin, lower, upper), "gth"
+        method = "gth"
+        try:  # in 1-D the natural order usually works, and is 9% faster on case 6
+            pi = None if pin_first else solvers.gth(matrix.toarray(), lower, upper, overwrite=True)
+        except solvers.NoStationaryLaw:  # cells by the box's edge are transient
+            pi = None
+        if pi is None:
+            pi = _gth_pin_first(matrix, pin, lower, upper)
     elif like is None and (negative or metastable):
         warnings.warn(
             f"step size {step_size:g}: the 2-D chain is nearly decomposable (relaxation time {tau:.3g} steps): its law "
@@ -188,7 +196,7 @@ def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: dict | No
         matrix = op.sparse()
         bands = _bands(matrix) if grid.size <= GTH_2D_CELLS else None
         return _solve_matrix(
-            matrix, op.leak, points, points - step_size * gradient, pin, like, bands=bands, ordering=FILL_REDUCING, step_size=step_size
+            matrix, op.leak, points, points - step_size * gradient, pin, like, bands=bands, pin_first=True, ordering=FILL_REDUCING, step_size=step_size
         )
     relaxation = like is None
     size = grid.size
