@@ -17,11 +17,12 @@ relative error). That is where metastability lives: small eta, narrow bands, whe
 sizes, where metastability lives), the matrix P itself (`Operator2D.sparse`) and the same pinned
 LU as 1-D, with a fill-reducing ordering, and the same GTH fallback on grids of up to
 `GTH_2D_CELLS` cells (with the pinned cell eliminated last: `_gth_pin_first`); on larger grids
-a chain too nearly decomposable for the LU gets an `InaccurateLawWarning`. Otherwise (wide kernels: large step sizes, which mix fast) pi solves
-(I - P^T + u 1^T) pi = u (u uniform; the matrix is nonsingular and pi sums to 1) by restarted
-GMRES on the operator; tiny negative entries left by the iteration are set to 0 and the
-residual |pi - P^T pi|_1 is reported, and warned about above `GMRES_RESIDUAL_WARNING`. The
-Poisson equation the same way with (I - P + 1 pi^T).
+a chain too nearly decomposable for the LU gets an `InaccurateLawWarning`. Otherwise (wide
+kernels: large step sizes, which mix fast) pi solves (I - P^T + u 1^T) pi = u (u uniform; the
+matrix is nonsingular and pi sums to 1) by restarted GMRES on the operator; tiny negative
+entries left by the iteration are set to 0 and the residual |pi - P^T pi|_1 is reported, and
+warned about above `GMRES_RESIDUAL_WARNING`. The Poisson equation the same way with
+(I - P + 1 pi^T).
 """
 
 from __future__ import annotations
@@ -56,11 +57,6 @@ GTH_2D_CELLS = 101 * 101
 #: to GTH_2D_CELLS cells, else warned about): the LU's relative error grows like 1e-16 x the time.
 TRUST_LU_EXIT_UP_TO = 1e10
 
-
-def _bands(matrix) -> tuple[int, int]:
-    """(lower, upper) bandwidths of a sparse matrix's non-zero pattern."""
-    rows, cols = matrix.nonzero()
-    return int(max(0, (rows - cols).max())), int(max(0, (cols - rows).max()))
 #: Relaxation times (steps) beyond which the pinned LU's pi is replaced by GTH's: its relative
 #: error grows like eps x relaxation time.
 TRUST_LU_UP_TO = 1e6
@@ -68,6 +64,12 @@ TRUST_LU_UP_TO = 1e6
 
 def gth_band_limit(n: int) -> int:
     return max(64, n // 10)
+
+
+def _bands(matrix) -> tuple[int, int]:
+    """(lower, upper) bandwidths of a sparse matrix's non-zero pattern."""
+    rows, cols = matrix.nonzero()
+    return int(max(0, (rows - cols).max())), int(max(0, (cols - rows).max()))
 
 
 def _moments(pi, points, targets):
@@ -123,8 +125,8 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
     elif like is None and (negative or metastable):
         warnings.warn(
             f"step size {step_size:g}: the 2-D chain is nearly decomposable (relaxation time {tau:.3g} steps): its law "
-            "comes from a pinned LU, whose relative error grows like 1e-16 x the relaxation time, and GTH's "
-            "protection exists in 1-D only; see `quasi_stationary` for what a run started in one basin sees",
+            f"comes from a pinned LU, whose relative error grows like 1e-16 x the relaxation time; GTH takes over on "
+            f"grids of up to {GTH_2D_CELLS} cells; see `quasi_stationary` for what a run started in one basin sees",
             solvers.InaccurateLawWarning,
             stacklevel=2,
         )
