@@ -14,10 +14,10 @@ step size at which it is positive recurrent it has a stationary law pi_eta, and
 The law is computed on a grid of cells (`analysis.markov_kernel`: Ulam discretization of the
 kernel) in float64. 1-D: the matrix, pi by GTH elimination on its band, or pinned LU where the
 band is wide and the chain mixes (`analysis.chain_operators`). 2-D: the kernel as an operator
-(move mass, split bilinearly, convolve by FFT); pi by sparse LU of its matrix where that is
-small enough (small step sizes: nearly decomposable chains), else by GMRES. The step sizes are solved side by
-side, one thread per core; each depends on its own step size alone, so the bits do not depend on
-the number of threads.
+(move mass, split bilinearly, convolve by FFT); pi by sparse LU of its matrix, then GTH, where
+that is small enough (small step sizes: nearly decomposable chains), else by GMRES. The step
+sizes are solved side by side, one thread per core; each depends on its own step size alone, so
+the bits do not depend on the number of threads.
 
 Metastability. With several wells and small eta the chain is nearly decomposable: the escape
 time from a well grows like exp(barrier / (eta sigma^2 / 2)) (e^160 steps on `sharp_flat` at
