@@ -43,11 +43,16 @@ __all__ = ["solve_1d", "solve_2d", "basin_1d", "basin_2d", "gth_band_limit"]
 GMRES_TOLERANCE = 1e-12
 #: A 2-D law from GMRES with a residual |pi - pi P|_1 above this is warned about.
 GMRES_RESIDUAL_WARNING = 1e-9
-#: 2-D chains whose matrix has up to about this many entries are solved directly (sparse LU):
+#: 2-D chains are solved directly (LU of the matrix) when it has up to about this many entries:
 #: on `gaussian_wells` at eta = 0.05, 101 x 101 cells, LU 0.8 s where GMRES took 290 s and
-#: stopped at a residual of 3e-5; 201 x 201 cells (1.3e7 entries) 17 s. Wider kernels (large
-#: step sizes) mix fast, and GMRES on the operator is the faster there.
+#: stopped at a residual of 3e-5 ...
 DIRECT_2D_SIZE = 15_000_000
+#: ... when the grid has at most DENSE_2D_CELLS cells (dense LAPACK LU: 0.3 s at 61 x 61, where
+#: SuperLU took 7 s on uniform noise's wide kernel), or each row at most DIRECT_2D_ROW entries
+#: (narrow kernels: SuperLU's fill stays small: 137 per row, 101 x 101 cells, 0.8 s; 311 per
+#: row, 201 x 201, 17 s; 1,700 per row, 101 x 101, 12 s where GMRES takes 3 s).
+DENSE_2D_CELLS = 64 * 64
+DIRECT_2D_ROW = 400
 #: SuperLU's column ordering for 2-D grids (fill-reducing on the grid's graph).
 FILL_REDUCING = "MMD_AT_PLUS_A"
 #: 2-D grids of up to this many cells fall back to GTH when the chain is nearly decomposable, as
@@ -64,6 +69,12 @@ TRUST_LU_UP_TO = 1e6
 
 def gth_band_limit(n: int) -> int:
     return max(64, n // 10)
+
+
+def _direct_2d(op) -> bool:
+    """Whether the 2-D chain of `op` is solved by the LU of its matrix (see `DIRECT_2D_SIZE`)."""
+    cells = op.n * op.n
+    return op.sparse_size <= DIRECT_2D_SIZE and (cells <= DENSE_2D_CELLS or op.sparse_size <= DIRECT_2D_ROW * cells)
 
 
 def _bands(matrix) -> tuple[int, int]:
@@ -91,7 +102,7 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
     return _solve_matrix(matrix, leak, grid.points, grid.points - step_size * gradient, pin, like, bands=bands)
 
 
-def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, pin_first=False, ordering: str = "NATURAL", step_size=None):
+def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, pin_first=False, ordering: str = "NATURAL", dense=None, step_size=None):
     """`solve_1d`'s work on the chain's matrix P (SciPy sparse), 1-D or 2-D. `bands`: P's band,
     where GTH replaces the LU's pi when the chain is metastable; `None` (2-D grids too large for
     the dense matrix GTH works in), where the LU's pi is kept and an `InaccurateLawWarning` says so
@@ -101,7 +112,7 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
     n = matrix.shape[0]
     lower, upper = bands or (0, 0)
     apply_transpose = solvers.sparse_or_dense(matrix, lower, upper)
-    pi, solve = solvers.pinned_lu(matrix, pin, lower, upper, ordering=ordering)
+    pi, solve = solvers.pinned_lu(matrix, pin, lower, upper, ordering=ordering, dense=dense)
     method = "lu"
     if like is None:
         # A gap near 1 under SMALLEST_GAP settles it (|lambda_2| is at least that close to 1);
@@ -179,6 +190,8 @@ def _stationary_2d(op, size):
     for _ in range(3):  # a few plain steps smooth the clipped rounding
         pi = push(pi)
         pi = pi / pi.sum()
+    pi = np.maximum(pi, 0.0)  # the FFT's rounding leaves entries of -1e-18
+    pi = pi / pi.sum()
     return pi, float(np.abs(push(pi) - pi).sum())
 
 
@@ -189,20 +202,23 @@ def _poisson_2d(op, pi, g):
 
 
 def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: dict | None = None):
-    """As `solve_1d`, on a 2-D grid: the matrix P and its LU when it is small enough
-    (`Operator2D.sparse_size` up to `DIRECT_2D_SIZE`: the narrow kernels of small step sizes,
-    where metastability lives), else the operator form by GMRES."""
+    """As `solve_1d`, on a 2-D grid. Where the direct solve is affordable (`_direct_2d`: small
+    grids, or narrow kernels, i.e. small step sizes, where metastability lives), the matrix P
+    (`Operator2D.sparse`) and the pinned LU of 1-D, then GTH (`_solve_matrix`); else GMRES on the
+    operator (wide kernels: large step sizes, which mix fast), and a residual left above
+    `GMRES_RESIDUAL_WARNING` is warned about. GMRES is not tried first: on a nearly decomposable
+    chain it stops at a small residual with the basins' weights wrong."""
     op = kernel.Operator2D(grid, gradient, law, step_size, reach)
-    points = grid.points
-    if op.sparse_size <= DIRECT_2D_SIZE:
+    points, size = grid.points, grid.size
+    if _direct_2d(op):
         matrix = op.sparse()
-        bands = _bands(matrix) if grid.size <= GTH_2D_CELLS else None
+        bands = _bands(matrix) if size <= GTH_2D_CELLS else None
         return _solve_matrix(
-            matrix, op.leak, points, points - step_size * gradient, pin, like, bands=bands, pin_first=True, ordering=FILL_REDUCING, step_size=step_size
+            matrix, op.leak, points, points - step_size * gradient, pin, like, bands=bands, pin_first=True,
+            ordering=FILL_REDUCING, dense=size <= DENSE_2D_CELLS, step_size=step_size,
         )
-    relaxation = like is None
-    size = grid.size
     pi, residual = _stationary_2d(op, size)
+    relaxation = like is None
     if relaxation and not residual < GMRES_RESIDUAL_WARNING:
         warnings.warn(
             f"step size {step_size:g}: GMRES left a residual |pi - pi P|_1 = {residual:.3g} on this {grid.n_cells} x "
@@ -308,14 +324,14 @@ def _basin_direct(matrix, inside, start, quasi: bool, step_size: float, iteratio
     size = matrix.shape[0]
     where = np.flatnonzero(inside)
     if where.size == size:  # one basin: its quasi-stationary law is the stationary law
-        pi, _ = solvers.pinned_lu(matrix, start, 0, 0, ordering=FILL_REDUCING)
+        pi, _ = solvers.pinned_lu(matrix, start, 0, 0, ordering=FILL_REDUCING, dense=size <= DENSE_2D_CELLS)
         pi = np.maximum(pi, 0.0)
         return dict(escape_time=math.inf, quasi_stationary=pi / pi.sum(), exit_rate=0.0)
     block = matrix[where][:, where]
     exits = np.maximum(1.0 - np.asarray(block.sum(axis=1)).ravel(), 0.0)
-    factor = scipy.sparse.linalg.splu((scipy.sparse.identity(where.size, format="csc") - block).tocsc(), permc_spec=FILL_REDUCING)
+    solve = solvers.lu_solver(scipy.sparse.identity(where.size, format="csc") - block, ordering=FILL_REDUCING, dense=size <= DENSE_2D_CELLS)
     local_start = int(np.searchsorted(where, start))
-    times = factor.solve(np.ones(where.size))
+    times = solve(np.ones(where.size))
     escape = float(times[local_start])
     if not (times.min() >= 1.0 - 1e-9 and times.max() < TRUST_LU_EXIT_UP_TO):
         if size <= GTH_2D_CELLS:  # GTH on the resurrected chain, as in 1-D (state 0: the exit, every cell reaches it)
@@ -333,7 +349,7 @@ def _basin_direct(matrix, inside, start, quasi: bool, step_size: float, iteratio
             )
     q = np.full(where.size, 1.0 / where.size)
     for _ in range(iterations if quasi else 0):
-        new = np.maximum(factor.solve(q, trans="T"), 0.0)
+        new = np.maximum(solve(q, trans=1), 0.0)
         new /= new.sum()
         change, q = np.abs(new - q).sum(), new
         if change < 1e-12:
@@ -343,13 +359,13 @@ def _basin_direct(matrix, inside, start, quasi: bool, step_size: float, iteratio
     return dict(escape_time=escape, quasi_stationary=full, exit_rate=float(q @ exits))
 
 
-def basin_2d(grid, gradient, law, step_size, reach, inside, start, *, quasi: bool = True, iterations: int = 20000):
-    """As `basin_1d` in 2-D. Where P is small enough to solve directly (`DIRECT_2D_SIZE`), by
-    sparse LU (`_basin_direct`: accurate when the basin is left rarely); otherwise the escape
-    time by GMRES on (I - P_BB) m = 1, and the quasi-stationary law by power iteration of
-    q <- q P_BB / |q P_BB| (no protection against metastability)."""
+def basin_2d(grid, gradient, law, step_size, reach, inside, start, *, direct: bool, quasi: bool = True, iterations: int = 20000):
+    """As `basin_1d` in 2-D. `direct` (the law at this step size was solved directly): by sparse LU
+    of P (`_basin_direct`: accurate when the basin is left rarely); otherwise the escape time by
+    GMRES on (I - P_BB) m = 1, and the quasi-stationary law by power iteration of
+    q <- q P_BB / |q P_BB| (a chain that mixes)."""
     operator = kernel.Operator2D(grid, gradient, law, step_size, reach)
-    if operator.sparse_size <= DIRECT_2D_SIZE:
+    if direct:
         return _basin_direct(operator.sparse(), np.asarray(inside, bool), int(start), quasi, step_size)
     inside = jnp.asarray(inside.astype(np.float64))
     pull, push = jax.jit(operator.pull), jax.jit(operator.push)

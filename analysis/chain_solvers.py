@@ -31,7 +31,7 @@ import scipy.linalg.lapack
 import scipy.sparse
 import scipy.sparse.linalg
 
-__all__ = ["InaccurateLawWarning", "NoStationaryLaw", "gth", "pinned_lu", "asymptotic_covariance", "second_eigenvalue", "gap_near_one"]
+__all__ = ["InaccurateLawWarning", "NoStationaryLaw", "gth", "lu_solver", "pinned_lu", "asymptotic_covariance", "second_eigenvalue", "gap_near_one"]
 
 class NoStationaryLaw(ValueError):
     """The cell chain is reducible or singular: no unique stationary law on this grid."""
@@ -103,7 +103,7 @@ def _pinned(matrix, pin: int):
 DENSE_ABOVE = 0.3
 
 
-def pinned_lu(matrix, pin: int, lower_band: int, upper_band: int, *, ordering: str = "NATURAL"):
+def pinned_lu(matrix, pin: int, lower_band: int, upper_band: int, *, ordering: str = "NATURAL", dense: bool | None = None):
     """(pi, solve) from one LU of A = I - P with column `pin` replaced by e_pin.
 
     A^T x = e_pin gives pi (normalised); `solve(g, trans=0)` `(n, m) -> (n, m)` is the Poisson
@@ -115,17 +115,26 @@ def pinned_lu(matrix, pin: int, lower_band: int, upper_band: int, *, ordering: s
     did the same work but took 0.03 to 3 s for one matrix on a loaded 2-core machine (its
     threads); SuperLU runs on one. Dense getrf above `DENSE_ABOVE` non-zeros. `ordering`:
     SuperLU's column ordering; a 2-D grid's chain wants a fill-reducing one ("MMD_AT_PLUS_A":
-    0.8 s against COLAMD's 2.8 s and the natural order's much more, 101 x 101 cells). Negative
-    entries of pi are left as computed (the caller checks them).
+    0.8 s against COLAMD's 2.8 s and the natural order's much more, 101 x 101 cells); `dense`:
+    see `lu_solver`. Negative entries of pi are left as computed (the caller checks them).
     """
     n = matrix.shape[0]
-    a = _pinned(scipy.sparse.csr_matrix(matrix), pin)
+    solve = lu_solver(_pinned(scipy.sparse.csr_matrix(matrix), pin), ordering=ordering, dense=dense)
     unit = np.zeros(n)
     unit[pin] = 1.0
+    x = solve(unit, trans=1)
+    return x / x.sum(), solve
+
+
+def lu_solver(a, *, ordering: str = "NATURAL", dense: bool | None = None):
+    """`solve(b, trans=0)` from one LU of the sparse square matrix `a` (`trans=1` solves with
+    a^T): SuperLU with the column `ordering`, or dense LAPACK getrf when `dense` (default: above
+    `DENSE_ABOVE` non-zeros, or when SuperLU finds a zero pivot column)."""
+    n = a.shape[0]
     factor = None
-    if a.nnz < DENSE_ABOVE * n * n:
+    if not (a.nnz >= DENSE_ABOVE * n * n if dense is None else dense):
         try:
-            factor = scipy.sparse.linalg.splu(a, permc_spec=ordering)
+            factor = scipy.sparse.linalg.splu(scipy.sparse.csc_matrix(a), permc_spec=ordering)
         except RuntimeError:  # "Factor is exactly singular": SuperLU's pivoting met a zero column; dense LAPACK decides
             factor = None
     if factor is not None:
@@ -133,14 +142,13 @@ def pinned_lu(matrix, pin: int, lower_band: int, upper_band: int, *, ordering: s
         def solve(b, trans=0):
             return factor.solve(np.asarray(b, dtype=np.float64), trans="T" if trans else "N")
 
-    else:
-        dense = scipy.linalg.lu_factor(a.toarray(), check_finite=False)
+        return solve
+    lu = scipy.linalg.lu_factor(a.toarray(), check_finite=False)
 
-        def solve(b, trans=0):
-            return scipy.linalg.lu_solve(dense, b, trans=trans, check_finite=False)
+    def solve(b, trans=0):
+        return scipy.linalg.lu_solve(lu, b, trans=trans, check_finite=False)
 
-    x = solve(unit, trans=1)
-    return x / x.sum(), solve
+    return solve
 
 
 def asymptotic_covariance(pi: np.ndarray, g: np.ndarray, h: np.ndarray) -> np.ndarray:

@@ -185,7 +185,9 @@ class StationaryLaw:
         gradient, law = _gradient(self.objective, self.grid), kernel.noise_law(self.noise, self.dim)
         if self.dim == 1:
             return _per_step_size(lambda s, eta: chains.basin_1d(self.grid, gradient, law, eta, inside, start, quasi=quasi), self.step_sizes)
-        return _per_step_size(lambda s, eta: chains.basin_2d(self.grid, gradient, law, eta, self.reach, inside, start, quasi=quasi), self.step_sizes)
+        return _per_step_size(
+            lambda s, eta: chains.basin_2d(self.grid, gradient, law, eta, self.reach, inside, start, direct=self.method[s] != "gmres", quasi=quasi), self.step_sizes
+        )
 
     def _check_basin(self, points, basin) -> int:
         if isinstance(basin, bool) or not isinstance(basin, (int, np.integer)) or not 0 <= basin < points.shape[0]:

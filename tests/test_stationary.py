@@ -251,9 +251,9 @@ def test_2d_matrix_is_the_operator(noise):
 
 
 def test_2d_direct_and_gmres_solves_agree(monkeypatch):
-    """A 2-D chain that mixes, solved by its matrix's LU (the default at this size) and by GMRES
-    on the operator (forced): the same law, asymptotic variances, relaxation times, exit times
-    and quasi-stationary laws, to the iterative solver's tolerance."""
+    """A 2-D chain that mixes, solved by its matrix's LU (the choice at this size) and by GMRES on
+    the operator (forced): the same law, asymptotic variances, relaxation times, exit times and
+    quasi-stationary laws, to the iterative solver's tolerance; the law has no negative entry."""
     from analysis import chain_operators
 
     with jax.enable_x64(True):
@@ -266,6 +266,7 @@ def test_2d_direct_and_gmres_solves_agree(monkeypatch):
     direct, direct_quasi = compute()
     monkeypatch.setattr(chain_operators, "DIRECT_2D_SIZE", 0)
     iterative, iterative_quasi = compute()
+    assert iterative.density.min() >= 0 and iterative.coarse.density.min() >= 0
     assert direct.method == ("lu", "lu") and iterative.method == ("gmres", "gmres")
     assert np.all(direct.residual < 1e-14)
     np.testing.assert_allclose(direct.mean, iterative.mean, rtol=0, atol=1e-9)
