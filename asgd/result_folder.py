@@ -166,9 +166,11 @@ def claim_folder(out_dir, name: str, raw_config: dict, *, fresh: bool) -> Path:
     A folder holding another config's results, or results made under another precision,
     library version or randomness contract (`provenance()`), is refused (`ConfigError`) unless
     `fresh`; another JAX version gives a warning. So is a folder that holds files but no
-    `sweep.json` (not a result folder: a user's own files, or a folder of an older asgd). With `fresh`, a previous result folder (one
-    with `sweep.json`) is removed as a whole first (`_discard`), so an interrupted `--fresh`
-    leaves the old folder whole or a new one that the same command resumes, never a mix.
+    `sweep.json` (not a result folder: a user's own files, or a folder of an older asgd). With
+    `fresh`, a previous result folder (one with `sweep.json`) is removed as a whole first
+    (`_discard`), so an interrupted `--fresh` leaves the old folder whole or a new one that the
+    same command resumes, never a mix; in a folder without `sweep.json` only `points/` is removed
+    and the run writes beside the other files.
     """
     out = check_out_dir(out_dir)
     for leftover in out.parent.glob(f".{out.name}.discarded-*"):
