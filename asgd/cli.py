@@ -155,6 +155,7 @@ def cmd_list(args) -> int:
     for name, constructor in sorted(OBJECTIVE_KINDS.items()):
         print(f"  {name:<20} {first_line(constructor)}")
     print(f"  {'python':<20} your own: function = \"module:make_objective\" returning an Objective, [objective.args]")
+    print(f"  {'(any kind)':<20} search_box = [lower, upper]: where minimizers and v*(eta) are searched (needed by python objectives)")
     print("noise models (noise.family):")
     for name, constructor in sorted(NOISE_FAMILIES.items()):
         print(f"  {name:<20} {first_line(constructor)}")
