@@ -25,14 +25,14 @@ from simulate.gradients import gradient_source
 from simulate.kernels import Kernel, sgd
 from simulate.progress import StepBar, report_progress_to
 from simulate.result import ESTIMATORS, SimulationResult
-from simulate.schedules import Schedule, multipliers
+from simulate.schedules import MAX_STEP, Schedule, check
 from simulate.trackers import Records, Trackers, estimators_at_checkpoints
 
 __all__ = ["DivergenceWarning", "run", "checkpoint_schedule", "tail_length"]
 
 #: The most steps `method="sgd"` runs: the driver counts steps in int32, up to the sentinel
 #: n_steps + 1 that pads its record steps (`method="exact"` samples and has no such limit).
-MAX_STEPS = 2**31 - 2
+MAX_STEPS = MAX_STEP
 
 #: The largest trajectory (n_steps * n_step_sizes * n_chains * dim numbers) kept in memory.
 MAX_TRAJECTORY_NUMBERS = 50_000_000
@@ -115,7 +115,8 @@ def _check_trajectory_size(trajectory: bool, n_numbers: int) -> None:
 
 def _check_schedule(schedule, n_steps: int) -> Schedule | None:
     """The schedule, or None for constant step sizes; its multipliers s(1..n_steps) must be
-    finite and positive (checked once, on the host)."""
+    finite and positive (`simulate.schedules.check`: on the host, once, without an array of
+    n_steps numbers)."""
     if schedule is None:
         return None
     if not isinstance(schedule, Schedule):
@@ -125,13 +126,7 @@ def _check_schedule(schedule, n_steps: int) -> Schedule | None:
         )
     if schedule.name == "constant":
         return None
-    values = multipliers(schedule, n_steps)
-    bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
-    if bad.size:
-        raise ValueError(
-            f"schedule {schedule!r} gives step-size multiplier s({bad[0] + 1}) = {values[bad[0]]:g}; "
-            f"every s(k), k = 1..n_steps={n_steps}, must be finite and > 0"
-        )
+    check(schedule, n_steps)
     return schedule
 
 

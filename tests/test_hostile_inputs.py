@@ -253,3 +253,39 @@ def test_config_file_that_is_not_toml_names_the_file(tmp_path):
     path.write_text("[run\nn_steps = 3\n")
     with pytest.raises(ConfigError, match="broken.toml"):
         load_config(path)
+
+
+# ---- step-size schedules (issue 26) ----------------------------------------------------------
+
+SCHEDULE_CASES = [
+    # np.asarray(...).astype(int32) wrapped 3e9 to -1294967296: the decay started at step 1.
+    (lambda: simulate.step_decay([3_000_000_000]), r"boundaries must be .* integer steps in \[1, 2147483646\], got \[3000000000\]"),
+    (lambda: simulate.step_decay(np.array([5, 2**33])), r"boundaries must be .* in \[1, 2147483646\]"),
+    (lambda: simulate.cosine_decay(2**40), r"decay_steps must be an integer in \[1, 2147483646\]"),  # was OverflowError
+    (lambda: simulate.swa(0, 3_000_000_000, 0.1), r"decay_end must be an integer in \[1, 2147483646\]"),
+    (lambda: simulate.swa(3e9, 4e9, 0.1), r"decay_start must be an integer in \[0, 2147483646\]"),
+    # A Python branch on the traced step: refused when the schedule is made, not deep in the driver.
+    (lambda: simulate.schedules.custom(lambda k: 1.0 if k < 10 else 0.5), r"fn must be a JAX-traceable function of the int32 step k .*TracerBoolConversionError"),
+    (lambda: simulate.schedules.custom(lambda k: float(k)), r"fn must be a JAX-traceable function"),
+    (lambda: simulate.schedules.custom(lambda k: jnp.ones(3)), r"fn must return a real scalar multiplier .*shape \(3,\)"),
+    (lambda: simulate.schedules.multipliers(simulate.constant(), 2**31), r"n_steps must be an integer in \[1, 2147483646\]"),
+]
+
+
+@pytest.mark.parametrize("make, message", SCHEDULE_CASES, ids=[m for _, m in SCHEDULE_CASES])
+def test_schedules_refuse_step_counts_int32_cannot_hold_and_untraceable_functions(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("schedule, first_bad", [
+    (simulate.cosine_decay(100, final=0.0), 101),  # s(k) = 0 from step D + 1 on
+    (simulate.schedules.custom(lambda k: jnp.where(k < 3_000_000, 1.0, 0.0)), 3_000_000),
+])
+def test_schedule_check_at_the_int32_limit_finds_the_first_bad_step_without_an_array_of_n_steps(schedule, first_bad):
+    # Every multiplier was evaluated up front: 2**31 - 2 float32 numbers, 8.6 GB. Now the built-in
+    # families are checked at their ends (they never increase) and a custom one in bounded blocks.
+    n_steps = 2**31 - 2 if schedule.name != "custom" else 5_000_000
+    with pytest.raises(ValueError, match=rf"s\({first_bad}\) = 0; every s\(k\), k = 1..n_steps={n_steps}"):
+        simulate.schedules.check(schedule, n_steps)
+    simulate.schedules.check(simulate.cosine_decay(2**31 - 2, final=0.1), 2**31 - 2)  # fine: no error, no 8.6 GB
