@@ -157,10 +157,24 @@ class SimulationResult:
     def load(cls, path: str | Path) -> "SimulationResult":
         """The result `save` wrote to `path`: every field as it was saved (the noise model as
         its description, a dict). Fields the type no longer has are refused; fields the file
-        lacks take their defaults."""
-        with np.load(path, allow_pickle=False) as data:
+        lacks take their defaults.
+
+        The file must agree with itself (`ValueError` naming the file and the field otherwise):
+        every estimator `(S, C, d)` with S = len(step_sizes), C = n_chains, d = dim; `diverged`
+        and `diverged_at` `(S, C)`; `checkpoints[name]` `(K, S, C, d)` for the K
+        `checkpoint_steps`, increasing and ending at n_steps; `trajectory` `(n_steps + 1, S, C, d)`.
+        """
+        not_ours = f"{str(path)!r} is not a file written by SimulationResult.save"
+        try:
+            data = np.load(path, allow_pickle=False)
+        except ValueError:
+            # NumPy's message suggests allow_pickle=True: never the advice for a file of unknown origin.
+            raise ValueError(f"{not_ours} (not a .npz archive of plain arrays)") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{not_ours} (a single array, not a .npz archive)")
+        with data:
             if "__fields__" not in data.files:
-                raise ValueError(f"{str(path)!r} is not a file written by SimulationResult.save")
+                raise ValueError(not_ours)
             fields = json.loads(str(data["__fields__"]))
             known = {field.name for field in dataclasses.fields(cls)}
             unknown = sorted(set(fields) - known)
@@ -177,6 +191,9 @@ class SimulationResult:
                     values[name] = tuple(stored["value"])
                 else:
                     values[name] = stored["value"]
+        problem = _inconsistency(values)
+        if problem:
+            raise ValueError(f"{str(path)!r} disagrees with itself: {problem}")
         return cls(**values)
 
     def __repr__(self) -> str:
@@ -185,6 +202,43 @@ class SimulationResult:
             f"step_sizes={np.array2string(self.step_sizes, precision=4)}, n_steps={self.n_steps}, "
             f"n_chains={self.n_chains}, dim={self.dim}, diverged={int(self.diverged.sum())})"
         )
+
+
+def _inconsistency(values: dict) -> str | None:
+    """What is wrong with a loaded result's fields (`values`, as `load` read them), or None."""
+    for name in ("n_steps", "n_chains", "dim", "seed"):
+        if name in values and (not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 0):
+            return f"{name} = {values[name]!r} is not a count"
+    arrays = ("x", "x_avg", "x_tail", "v", "v_avg", "x_ema", "diverged", "diverged_at", "checkpoint_steps", "step_sizes", "trajectory")
+    for name in arrays:
+        if values.get(name) is not None and not isinstance(values[name], np.ndarray):
+            return f"{name} must be an array, got a {type(values[name]).__name__}"
+    if "checkpoints" in values and not isinstance(values["checkpoints"], dict):
+        return f"checkpoints must be arrays by estimator, got a {type(values['checkpoints']).__name__}"
+    step_sizes = values.get("step_sizes")
+    if step_sizes is None or step_sizes.ndim != 1:
+        return "step_sizes must be a 1-D array"
+    shape = (step_sizes.size, values.get("n_chains"), values.get("dim"))
+    estimators = tuple(values.get("estimators", ESTIMATORS))
+    for name in estimators:
+        if values.get(name) is None or values[name].shape != shape:
+            got = None if values.get(name) is None else values[name].shape
+            return f"estimator {name} has shape {got}, not (len(step_sizes), n_chains, dim) = {shape}"
+    for name in ("diverged", "diverged_at"):
+        if values.get(name) is None or values[name].shape != shape[:2]:
+            got = None if values.get(name) is None else values[name].shape
+            return f"{name} has shape {got}, not (len(step_sizes), n_chains) = {shape[:2]}"
+    steps = values.get("checkpoint_steps")
+    if steps is None or steps.ndim != 1 or steps.size == 0 or np.any(np.diff(steps) <= 0) or steps[-1] != values.get("n_steps"):
+        return f"checkpoint_steps {None if steps is None else steps.tolist()} must increase and end at n_steps = {values.get('n_steps')}"
+    for name in estimators:
+        stored = values.get("checkpoints", {}).get(name)
+        if stored is None or stored.shape != (steps.size, *shape):
+            return f"checkpoints[{name!r}] has shape {None if stored is None else stored.shape}, not (K, S, C, d) = {(steps.size, *shape)}"
+    trajectory = values.get("trajectory")
+    if trajectory is not None and trajectory.shape != (values["n_steps"] + 1, *shape):
+        return f"trajectory has shape {trajectory.shape}, not (n_steps + 1, S, C, d) = {(values['n_steps'] + 1, *shape)}"
+    return None
 
 
 def _json_scalar(value):

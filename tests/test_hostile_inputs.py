@@ -289,3 +289,58 @@ def test_schedule_check_at_the_int32_limit_finds_the_first_bad_step_without_an_a
     with pytest.raises(ValueError, match=rf"s\({first_bad}\) = 0; every s\(k\), k = 1..n_steps={n_steps}"):
         simulate.schedules.check(schedule, n_steps)
     simulate.schedules.check(simulate.cosine_decay(2**31 - 2, final=0.1), 2**31 - 2)  # fine: no error, no 8.6 GB
+
+
+# ---- saved results (issue 26) ----------------------------------------------------------------
+
+
+def _tampered(tmp_path, change):
+    """A saved `_result()` whose stored arrays and fields `change(arrays, fields)` edits in place."""
+    import json
+
+    path = _result().save(tmp_path / "point.npz")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    fields = json.loads(str(arrays.pop("__fields__")))
+    change(arrays, fields)
+    np.savez(path, __fields__=np.asarray(json.dumps(fields)), **arrays)
+    return path
+
+
+def _set_value(name, value):
+    def change(arrays, fields):
+        fields[name]["value"] = value
+    return change
+
+
+def _x_as_tuple(arrays, fields):
+    del arrays["x"]
+    fields["x"] = {"kind": "tuple", "value": [1.0, 2.0]}
+
+
+LOAD_CASES = [
+    (lambda arrays, fields: arrays.update(x=np.zeros(3)), r"estimator x has shape \(3,\), not \(len\(step_sizes\), n_chains, dim\) = \(2, 3, 1\)"),
+    (_set_value("n_chains", 999), r"estimator x has shape \(2, 3, 1\), not .* = \(2, 999, 1\)"),
+    (lambda arrays, fields: arrays.update(step_sizes=np.array([0.1, 0.2, 0.3])), r"estimator x has shape \(2, 3, 1\), not .* = \(3, 3, 1\)"),
+    (_x_as_tuple, "x must be an array, got a tuple"),
+    (lambda arrays, fields: arrays.update(diverged=np.zeros((2, 4), bool)), r"diverged has shape \(2, 4\)"),
+    (_set_value("n_steps", 9), r"checkpoint_steps \[.*8\] must increase and end at n_steps = 9"),
+    (lambda arrays, fields: arrays.update({"checkpoints/x_avg": np.zeros((1, 2, 3, 1))}), r"checkpoints\['x_avg'\] has shape \(1, 2, 3, 1\)"),
+    (_set_value("n_chains", "3"), r"n_chains = '3' is not a count"),
+]
+
+
+@pytest.mark.parametrize("change, message", LOAD_CASES, ids=[m for _, m in LOAD_CASES])
+def test_simulation_result_load_refuses_a_file_that_disagrees_with_itself(tmp_path, change, message):
+    path = _tampered(tmp_path, change)
+    with pytest.raises(ValueError, match=rf"point.npz' disagrees with itself: {message}"):
+        simulate.SimulationResult.load(path)
+
+
+@pytest.mark.parametrize("content", [b"garbage" * 40, b"\x93NUMPY garbage"])
+def test_loading_a_garbage_file_says_what_it_is_and_never_suggests_pickle(tmp_path, content):
+    path = tmp_path / "point.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"point.npz' is not a file written by SimulationResult.save") as caught:
+        simulate.SimulationResult.load(path)
+    assert "pickle" not in str(caught.value)
