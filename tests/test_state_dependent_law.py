@@ -1,0 +1,356 @@
+"""The exact law of SGD with noise that follows the landscape (`theory.state_law`,
+`theory.absorption`, `theory.stability`) against closed forms and simulated chains.
+
+Monte Carlo comparisons allow 4.5 standard errors plus the law's grid error (twice the change on
+the coarse grid). Chains with a covariance function C(x) are stepped here by a reference loop,
+x' = x - eta (grad f(x) + C(x)^(1/2) z); minibatch chains by `simulate.run`.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import objectives
+import simulate
+from theory.absorption import absorption
+from theory.cell_mixtures import tent_rows
+from theory.minibatch_kernel import MAX_MINIBATCHES, enumerate_minibatches
+from theory.stability import linear_stability, lyapunov_exponent_1d, minibatch_threshold_1d, second_moment_map
+from theory.state_law import state_dependent_law
+
+QUADRATIC = 1.5  # curvature of the 1-D quadratic
+
+
+def quadratic():
+    return objectives.from_function(lambda x: 0.5 * QUADRATIC * jnp.sum(x * x), 1, name="quadratic")
+
+
+def double_well():
+    """(x^2 - 1)^2 e^(0.7 x): minima at -1 and +1, both at f = 0, curvatures 8 e^(-0.7) and 8 e^(0.7)."""
+    return objectives.from_function(lambda x: jnp.sum((x * x - 1.0) ** 2 * jnp.exp(0.7 * x)), 1, name="double_well")
+
+
+def mean_check(values, expected, slack=0.0):
+    se = values.std(ddof=1) / math.sqrt(values.size)
+    assert abs(values.mean() - expected) <= 4.5 * se + slack, (values.mean(), expected, se, slack)
+
+
+def variance_check(values, expected, slack=0.0):
+    centred = values - values.mean()
+    variance = centred.var(ddof=1)
+    se = math.sqrt(max(np.mean(centred**4) - variance**2, 0.0) / values.size)
+    assert abs(variance - expected) <= 4.5 * se + slack, (variance, expected, se, slack)
+
+
+def simulate_covariance(f, covariance, eta, x0, n_steps, seed=0):
+    """Reference chains x' = x - eta (grad f(x) + C(x)^(1/2) z) in float64: the final iterates `(C, d)`
+    and, per step, the iterates `(T, C, d)`."""
+    key = jax.random.PRNGKey(seed)
+    grad = jax.vmap(f.point_grad)
+    root = jax.vmap(lambda x: _psd_root(jnp.asarray(covariance(x)).reshape(f.dim, f.dim)))
+
+    def step(x, k):
+        z = jax.random.normal(jax.random.fold_in(key, k), x.shape, jnp.float64)
+        x = x - eta * (grad(x) + jnp.einsum("cab,cb->ca", root(x), z))
+        return x, x
+
+    with jax.enable_x64(True):
+        final, path = jax.jit(lambda x: jax.lax.scan(step, x, jnp.arange(n_steps)))(jnp.asarray(x0, jnp.float64))
+        return np.asarray(final), np.asarray(path)
+
+
+def _psd_root(c):
+    values, vectors = jnp.linalg.eigh(0.5 * (c + c.T))
+    return (vectors * jnp.sqrt(jnp.clip(values, 0.0, None))[None, :]) @ vectors.T
+
+
+# ---- the rows --------------------------------------------------------------------------------
+
+
+def test_tent_rows_keep_mass_and_mean_for_every_width():
+    n, h = 60, 0.1
+    mean = np.array([3.0, 3.02, 2.96, 3.0, 3.0, 3.0])
+    spread = np.array([0.0, 0.0, 1e-4, 0.03, 0.3, 0.4])
+    first, values, leak = tent_rows(0.05, h, n, mean, spread)
+    centres = 0.05 + h * (first[:, None] + np.arange(values.shape[1]))
+    np.testing.assert_allclose(values.sum(axis=1) + leak, 1.0, atol=1e-13)
+    np.testing.assert_allclose((values * centres).sum(axis=1), mean, atol=1e-12)  # the first moment exactly
+    variance = (values * (centres - mean[:, None]) ** 2).sum(axis=1)
+    assert np.all(variance >= spread**2) and np.all(variance <= spread**2 + h * h / 4 + 1e-12)
+    np.testing.assert_allclose(variance[-2:], spread[-2:] ** 2 + h * h / 6, rtol=1e-9)  # wide: + h^2 / 6
+
+
+# ---- state-dependent Gaussian noise ---------------------------------------------------------
+
+
+def test_constant_covariance_gives_the_additive_law():
+    f, eta = quadratic(), [0.2, 0.6]
+    noise = simulate.noise.gaussian(0.8)
+    law = state_dependent_law(f, noise, eta, bounds=(-5.0, 5.0), n_grid=801)
+    as_function = state_dependent_law(f, lambda x: jnp.full((1, 1), 0.64), eta, bounds=(-5.0, 5.0), n_grid=801)
+    np.testing.assert_allclose(law.density, as_function.density, rtol=1e-9)
+    import analysis
+
+    additive = analysis.stationary_law(f, noise, eta, bounds=(-5.0, 5.0), n_grid=801)
+    h2 = law.grid.widths[0] ** 2
+    np.testing.assert_allclose(law.mean, additive.mean, atol=1e-10)
+    # The tent adds h^2 / 6 per step to the noise, cell integrals h^2 / 12: Var = Var_eta (1 + O(h^2)).
+    np.testing.assert_allclose(law.covariance, additive.covariance, atol=2 * h2)
+    # On cells the chain is the AR(1) with h^2 / 6 more noise per step (the tent of a wide Gaussian).
+    exact = np.array([(e * e * 0.64 + h2 / 6) / (1 - (1 - e * QUADRATIC) ** 2) for e in eta])
+    np.testing.assert_allclose(law.covariance[:, 0, 0], exact, rtol=1e-6)
+    np.testing.assert_allclose(law.asymptotic_variance[:, 0, 0], 0.64 / QUADRATIC**2, rtol=2e-3)
+
+
+def test_multiplicative_noise_variance_matches_closed_form():
+    # C(x) = c0 + c1 x^2 on a quadratic: v = eta^2 c0 / (1 - (1 - eta a)^2 - eta^2 c1).
+    c0, c1 = 0.5, 0.8
+    f, eta = quadratic(), np.array([0.1, 0.3, 0.5])
+    law = state_dependent_law(f, lambda x: (c0 + c1 * x * x)[None], eta, bounds=(-6.0, 6.0), n_grid=1201)
+    # (+ h^2 / 6 per step on cells: the tent of a wide Gaussian)
+    exact = (eta**2 * c0 + law.grid.widths[0] ** 2 / 6) / (1 - (1 - eta * QUADRATIC) ** 2 - eta**2 * c1)
+    np.testing.assert_allclose(law.covariance[:, 0, 0], exact, rtol=1e-5)
+    np.testing.assert_allclose(law.mean[:, 0], 0.0, atol=1e-9)
+
+
+HESSIAN_SCALE = 1.0
+
+
+def hessian_aligned(f):
+    """C(x) = scale x the PSD part of the Hessian."""
+
+    def covariance(x):
+        values, vectors = jnp.linalg.eigh(f.point_hessian(x))
+        return HESSIAN_SCALE * (vectors * jnp.clip(values, 0.0, None)[None, :]) @ vectors.T
+
+    return covariance
+
+
+def symmetric_double_well():
+    return objectives.from_function(lambda x: jnp.sum(0.25 * (x * x - 1.0) ** 2 + 0.1 * x), 1, name="tilted_well")
+
+
+def test_hessian_aligned_law_matches_simulation_1d():
+    f, eta = symmetric_double_well(), 0.1
+    covariance = hessian_aligned(f)
+    law = state_dependent_law(f, covariance, [eta], bounds=(-3.5, 3.5), n_grid=701)
+    start = law.sample(4000, seed=1)[0]
+    final, _ = simulate_covariance(f, covariance, eta, start, 400, seed=2)
+    slack = law.discretization_error[0]
+    for values in (start[:, 0], final[:, 0]):
+        mean_check(values, law.mean[0, 0], slack)
+        variance_check(values, law.covariance[0, 0, 0], 2 * abs(law.covariance[0, 0, 0] - law.coarse.covariance[0, 0, 0]) + law.grid.widths[0] ** 2)
+        right = (values > 0).astype(np.float64)
+        mean_check(right, law.density[0][law.grid.axes[0] > 0].sum(), slack)
+
+
+def test_hessian_aligned_law_matches_simulation_2d():
+    f = objectives.gaussian_wells([0.5, 0.3], [[-0.6, 0.0], [0.6, 0.3]], [0.4, 0.5], 0.3)
+    eta = 0.3
+    covariance = hessian_aligned(f)
+    law = state_dependent_law(f, covariance, [eta], bounds=((-3.0, -3.0), (3.0, 3.2)), n_grid=48)
+    start = law.sample(2000, seed=1)[0]
+    final, _ = simulate_covariance(f, covariance, eta, start, 300, seed=3)
+    for a in range(2):
+        slack = law.discretization_error[0]
+        mean_check(final[:, a], law.mean[0, a], slack)
+        grid_cov = 2 * abs(law.covariance[0, a, a] - law.coarse.covariance[0, a, a]) + law.grid.widths.max() ** 2
+        variance_check(final[:, a], law.covariance[0, a, a], grid_cov)
+
+
+def test_bad_covariance_is_refused_by_name():
+    f = quadratic()
+    for bad, says in (
+        (lambda x: jnp.full((1, 1), -1.0), "positive semi-definite"),
+        (lambda x: jnp.ones((2, 2)), "shape"),
+        (lambda x: jnp.full((1, 1), 1.0 + 1.0j), "real"),
+    ):
+        with pytest.raises(ValueError, match=f"noise.*{says}"):
+            state_dependent_law(f, bad, [0.1], bounds=(-3.0, 3.0), n_grid=64)
+
+
+# ---- the exact minibatch kernel --------------------------------------------------------------
+
+
+def regression(n=8, seed=0, interpolate=False):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.5, 1.5, n)
+    y = a * 0.4 + (0.0 if interpolate else rng.normal(0.0, 0.5, n))
+    return objectives.least_squares(a[:, None], y), a.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64)
+
+
+@pytest.mark.parametrize("batch_size, replace", [(2, False), (3, True)])
+def test_minibatch_kernel_matches_the_regression_closed_form(batch_size, replace):
+    # x' - x* = (1 - eta h_b) e + eta u_b, u_j = a_j (y_j - a_j x*) (sum 0), b independent of e:
+    # Var_pi = eta^2 E u_b^2 / (1 - E (1 - eta h_b)^2), E u_b^2 = c mean(u^2), c the minibatch factor.
+    f, a, y = regression()
+    x_star = (a @ y) / (a @ a)
+    u = a * (y - a * x_star)
+    n, eta = a.size, np.array([0.2, 0.6])
+    c = 1 / batch_size if replace else (n - batch_size) / (batch_size * (n - 1))
+    exact = eta**2 * c * np.mean(u * u) / (1 - ((1 - eta * np.mean(a * a)) ** 2 + eta**2 * c * np.var(a * a)))
+    law = state_dependent_law(f, simulate.noise.minibatch(batch_size, replace), eta, bounds=(-2.0, 3.0), n_grid=1001)
+    np.testing.assert_allclose(law.mean[:, 0], x_star, atol=1e-6)
+    np.testing.assert_allclose(law.covariance[:, 0, 0], exact, rtol=5e-3)
+
+
+def test_minibatch_kernel_matches_simulated_minibatches():
+    # A double well whose examples disagree: loss_j = w_j (x^2 - 1)^2 / 4 + b_j x.
+    rng = np.random.default_rng(3)
+    w, b = rng.uniform(0.5, 1.5, 10), rng.normal(0.0, 0.6, 10)
+
+    def loss(x, example):
+        weight, tilt = example
+        return weight * (x[0] ** 2 - 1.0) ** 2 / 4 + tilt * x[0]
+
+    f = objectives.finite_sum(loss, jnp.zeros(1, jnp.float32), (w.astype(np.float32), b.astype(np.float32)))
+    noise, eta = simulate.noise.minibatch(2), 0.25
+    law = state_dependent_law(f, noise, [eta], bounds=(-3.0, 3.0), n_grid=601)
+    start = law.sample(4000, seed=1)[0]
+    with jax.enable_x64(True):
+        result = simulate.run(f, step_sizes=[eta], n_steps=300, n_chains=4000, x0=start, noise=noise, seed=4, dtype="float64", checkpoints=1)
+    final = result.x[0, :, 0]
+    mean_check(final, law.mean[0, 0], law.discretization_error[0])
+    variance_check(final, law.covariance[0, 0, 0], 2 * abs(law.covariance[0, 0, 0] - law.coarse.covariance[0, 0, 0]) + law.grid.widths[0] ** 2)
+
+
+def test_minibatches_are_enumerated_with_their_probabilities():
+    without = enumerate_minibatches(6, 3, False)
+    assert without.counts.shape == (20, 6) and np.all(without.counts.sum(axis=1) == 3)
+    np.testing.assert_allclose(without.probability, 1 / 20)
+    with_ = enumerate_minibatches(4, 3, True)
+    assert with_.counts.shape == (math.comb(6, 3), 4)
+    # Each example appears B / n times per minibatch on average; a given ordered draw has n^-B.
+    np.testing.assert_allclose(with_.probability @ with_.counts, 3 / 4)
+    np.testing.assert_allclose(with_.probability[np.all(with_.counts == [3, 0, 0, 0], axis=1)], 4.0**-3)
+
+
+def test_too_large_a_finite_sum_is_refused_by_name():
+    f, _, _ = regression(n=24)
+    with pytest.raises(ValueError, match=r"noise.*batch_size=12.*n_examples=24.*MAX_MINIBATCHES"):
+        state_dependent_law(f, simulate.noise.minibatch(12), [0.1], bounds=(-2.0, 3.0), n_grid=64)
+    assert math.comb(24, 3) <= MAX_MINIBATCHES
+
+
+# ---- absorption ------------------------------------------------------------------------------
+
+LOSS_SCALE = 4.0
+
+
+def loss_scaled(f):
+    return lambda x: LOSS_SCALE * jnp.maximum(f.point_value(x), 0.0)[None, None]
+
+
+def test_loss_scaled_absorption_matches_simulation():
+    f, eta, start = double_well(), 0.1, 0.3
+    covariance = loss_scaled(f)
+    minima = np.array([[-1.0], [1.0]])
+    converged = absorption(f, covariance, [eta], minima, [start], bounds=(-2.5, 2.5), n_grid=801)
+    hitting = absorption(f, covariance, [eta], minima, [start], radius=0.1, bounds=(-2.5, 2.5), n_grid=801)
+    final, path = simulate_covariance(f, covariance, eta, np.full((8000, 1), start), 2000, seed=5)
+    assert np.all(np.abs(np.abs(final) - 1.0) < 1e-6)  # every chain converged to a minimizer
+    mean_check((final[:, 0] > 0).astype(np.float64), converged.probability[0, 1], converged.discretization_error[0])
+    near = np.abs(np.abs(path[:, :, 0]) - 1.0) <= 0.1
+    first = np.argmax(near, axis=0)
+    mean_check((path[first, np.arange(path.shape[1]), 0] > 0).astype(np.float64), hitting.probability[0, 1], hitting.discretization_error[0])
+    mean_check(first + 1.0, hitting.time[0], 2 * abs(hitting.time[0] - hitting.coarse.time[0]))
+    np.testing.assert_allclose(converged.probability.sum(axis=1), 1.0, atol=1e-9)
+
+
+def shared_minima_sum(n=6, seed=1):
+    """loss_j = e_j(x) (x^2 - 1)^2 with e_j = w_j exp(k_j x): every example is minimal at -1 and +1."""
+    rng = np.random.default_rng(seed)
+    w, k = rng.uniform(0.5, 1.5, n), rng.normal(0.5, 0.6, n)
+
+    def loss(x, example):
+        weight, tilt = example
+        return weight * jnp.exp(tilt * x[0]) * (x[0] ** 2 - 1.0) ** 2
+
+    f = objectives.finite_sum(loss, jnp.zeros(1, jnp.float32), (w.astype(np.float32), k.astype(np.float32)))
+    w64, k64 = w.astype(np.float32).astype(np.float64), k.astype(np.float32).astype(np.float64)
+    return f, {x: 8 * w64 * np.exp(k64 * x) for x in (-1.0, 1.0)}
+
+
+def test_minibatch_absorption_matches_simulation():
+    f, _ = shared_minima_sum()
+    noise, eta, start = simulate.noise.minibatch(2), 0.08, 0.2
+    law = absorption(f, noise, [eta], [[-1.0], [1.0]], [start], bounds=(-2.0, 2.0), n_grid=801)
+    with jax.enable_x64(True):
+        result = simulate.run(f, step_sizes=[eta], n_steps=3000, n_chains=6000, x0=[start], noise=noise, seed=6, dtype="float64", checkpoints=1)
+    final = result.x[0, :, 0]
+    assert np.all(np.abs(np.abs(final) - 1.0) < 1e-3)
+    mean_check((final > 0).astype(np.float64), law.probability[0, 1], law.discretization_error[0])
+
+
+def test_absorption_refuses_noise_that_does_not_vanish():
+    with pytest.raises(ValueError, match="minimizers: the noise does not vanish"):
+        absorption(double_well(), lambda x: jnp.full((1, 1), 0.3), [0.1], [[-1.0], [1.0]], [0.3], bounds=(-2.5, 2.5), n_grid=64)
+
+
+# ---- linear stability ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_size, replace", [(1, False), (3, False), (2, True)])
+def test_linear_stability_matches_the_1d_formula(batch_size, replace):
+    f, a, _ = regression(interpolate=True)
+    threshold = minibatch_threshold_1d(a * a, batch_size, replace)
+    result = linear_stability(f, simulate.noise.minibatch(batch_size, replace), [0.4], [0.97 * threshold, 1.03 * threshold])
+    assert result.stable.tolist() == [True, False]
+    np.testing.assert_allclose(result.largest_stable_step_size, threshold, rtol=1e-6)
+    # The second moment map in 1-D is the number E(1 - eta a_b)^2.
+    batches = enumerate_minibatches(a.size, batch_size, replace)
+    a_b = batches.counts @ (a * a) / batch_size
+    np.testing.assert_allclose(result.spectral_radius, [batches.probability @ (1 - e * a_b) ** 2 for e in result.step_sizes], rtol=1e-6)
+
+
+def test_linear_stability_matches_simulated_second_moments():
+    # Interpolating regression: e_T = prod (1 - eta h_b) e_0 exactly, so E e_T^2 = rho^T e_0^2.
+    f, a, _ = regression(interpolate=True)
+    noise = simulate.noise.minibatch(1)
+    threshold = minibatch_threshold_1d(a * a, 1)
+    eta = np.array([0.9, 1.1]) * threshold
+    result = linear_stability(f, noise, [0.4], eta)
+    n_steps = 12
+    with jax.enable_x64(True):
+        run = simulate.run(f, step_sizes=eta, n_steps=n_steps, n_chains=20000, x0=[1.4], noise=noise, seed=7, dtype="float64", checkpoints=1)
+    ratio = ((run.x[:, :, 0] - 0.4) / 1.0) ** 2
+    for s in range(2):
+        mean_check(ratio[s], result.spectral_radius[s] ** n_steps)
+    assert ratio[0].mean() < 1.0 < ratio[1].mean()
+
+
+def test_linear_stability_of_a_2d_minibatch_solves_the_second_moment_recursion():
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(6, 2))
+    w = np.array([0.3, -0.2])
+    f = objectives.least_squares(features, features @ w)
+    result = linear_stability(f, simulate.noise.minibatch(2), w, [0.3])
+    batches = enumerate_minibatches(6, 2, False)
+    a64 = features.astype(np.float32).astype(np.float64)
+    per_example = np.einsum("na,nb->nab", a64, a64)
+    expected = sum(p * np.kron(np.eye(2) - 0.3 * (c @ per_example.reshape(6, 4) / 2).reshape(2, 2), np.eye(2) - 0.3 * (c @ per_example.reshape(6, 4) / 2).reshape(2, 2)) for p, c in zip(batches.probability, batches.counts))
+    np.testing.assert_allclose(result.spectral_radius[0], np.max(np.abs(np.linalg.eigvals(expected))), rtol=1e-6)
+
+
+def test_a_minimum_past_its_threshold_is_not_absorbing():
+    # Shared minima at -1 and +1. Past the sharp one's mean-square threshold its Lyapunov exponent
+    # E log|1 - eta a_b| is still negative for a while: the chain still converges there with
+    # positive probability; once the exponent is positive the law sends (almost) no mass there.
+    f, curvatures = shared_minima_sum()
+    sharp = 1.0 if curvatures[1.0].mean() > curvatures[-1.0].mean() else -1.0
+    noise = simulate.noise.minibatch(1)
+    threshold = minibatch_threshold_1d(curvatures[sharp], 1)
+    below, between, above = 0.6 * threshold, 1.15 * threshold, 1.6 * threshold
+    stability = linear_stability(f, noise, [sharp], [below, between, above])
+    assert stability.stable.tolist() == [True, False, False]
+    assert lyapunov_exponent_1d(curvatures[sharp], 1, between) < 0 < lyapunov_exponent_1d(curvatures[sharp], 1, above)
+    law = absorption(f, noise, [below, between, above], [[-1.0], [1.0]], [sharp * 0.9], bounds=(-2.5, 2.5), n_grid=801)
+    index = 1 if sharp > 0 else 0
+    assert law.probability[0, index] > 0.9 and law.probability[1, index] > 0.9
+    # Past the Lyapunov threshold only the grid keeps some mass there (a chain rounded into the
+    # minimizer's cell from next to it): below the grid error, and shrinking with the cell width.
+    assert law.probability[2, index] < law.discretization_error[2]
+    assert law.probability[2, index] < 0.6 * law.coarse.probability[2, index]
