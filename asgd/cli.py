@@ -1,7 +1,7 @@
 """The `asgd` command line (also `python -m asgd`).
 
-    asgd reproduce [NAME ...] [--quick] [--out DIR] [--fresh] [--quiet] [HOSTS]
-    asgd run CONFIG.toml [--quick] [--out DIR] [--fresh] [--quiet] [HOSTS]
+    asgd reproduce [NAME ...] [--quick] [--replications R] [--out DIR] [--fresh] [--quiet] [HOSTS]
+    asgd run CONFIG.toml [--quick] [--replications R] [--out DIR] [--fresh] [--quiet] [HOSTS]
     asgd list
     asgd plot RESULT_DIR
     asgd demo
@@ -30,7 +30,7 @@ import objectives
 import simulate
 from analysis import theory
 from analysis.errors import ErrorTable, pool
-from asgd import distributed, interrupts, network, result_folder
+from asgd import distributed, interrupts, network, replications, result_folder
 from asgd.config import NOISE_FAMILIES, OBJECTIVE_KINDS, ConfigError, load_config
 from asgd.experiment_figures import draw_figures
 from asgd.network_config import NetworkConfig
@@ -91,9 +91,34 @@ def _run_network(config, out_dir: Path, *, fresh: bool, quiet: bool) -> None:
           + "".join(f", {p.name}" for p in written) + ")")
 
 
-def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool, cluster=distributed.SINGLE) -> None:
+def _run_replicated(config, out_dir: Path, count: int, *, fresh: bool, quiet: bool) -> None:
+    outcome = replications.run_replicated(config, out_dir, replications=count, fresh=fresh, quiet=quiet)
+    print(f"\n== {config.name}: {config.description}")
+    print(f"   {count} replications (data seed, training seeds and initialisations drawn anew; replications.csv) x "
+          f"{config.n_seeds} seeds, T = {config.n_steps}")
+    print("   test_accuracy minus the tuned cosine baseline (each replication's own): pooled mean [95% CI over the "
+          "replications' means] and in how many replications it is significantly above 0:")
+    print(replications.format_pooled_table(outcome.pooled))
+    print(f"   {outcome.wall_time:.1f} s; results in {out_dir}/ (pooled.csv, replications.csv, windows.csv, "
+          "window_frequencies.csv, summary.md, replication_*/)")
+
+
+def _replications(config, requested: int | None) -> int:
+    """How many replications to run: `--replications`, else the config's `[replicate]` table."""
+    if requested is None:
+        return getattr(config, "replications", 1)
+    if requested < 1:
+        raise ConfigError(f"--replications {requested}: must be an integer >= 1")
+    if not isinstance(config, NetworkConfig):
+        raise ConfigError(f"--replications {requested}: only network experiments (kind = \"network\") replicate; {config.name!r} is a sweep")
+    return requested
+
+
+def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool, cluster=distributed.SINGLE, count: int = 1) -> None:
     if isinstance(config, NetworkConfig):
-        if cluster.is_writer:  # its seeds are vmapped in one program: process 0 runs it whole
+        if cluster.is_writer and count > 1:
+            _run_replicated(config, out_dir, count, fresh=fresh, quiet=quiet)
+        elif cluster.is_writer:  # its seeds are vmapped in one program: process 0 runs it whole
             _run_network(config, out_dir, fresh=fresh, quiet=quiet)
         return None
     if config.n_chains < cluster.num_processes:
@@ -129,16 +154,18 @@ def cmd_reproduce(args) -> int:
         raise ConfigError(f"experiment {unknown[0]!r}: unknown; built-in experiments: {sorted(available)}, groups: {sorted(GROUPS)}")
     cluster = _cluster(args)
     configs = [load_config(available[name], quick=args.quick) for name in names]  # validate all first
+    counts = [_replications(config, args.replications) for config in configs]
     out_root = Path(args.out)
-    for config in configs:
-        _run_config(config, out_root / config.name, fresh=args.fresh, quiet=args.quiet, cluster=cluster)
+    for config, count in zip(configs, counts):
+        _run_config(config, out_root / config.name, fresh=args.fresh, quiet=args.quiet, cluster=cluster, count=count)
     return 0
 
 
 def cmd_run(args) -> int:
     cluster = _cluster(args)
     config = load_config(args.config, quick=args.quick)
-    _run_config(config, Path(args.out) / config.name, fresh=args.fresh, quiet=args.quiet, cluster=cluster)
+    count = _replications(config, args.replications)
+    _run_config(config, Path(args.out) / config.name, fresh=args.fresh, quiet=args.quiet, cluster=cluster, count=count)
     return 0
 
 
@@ -216,6 +243,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", default=out_default, help=f"results go to OUT/<experiment name>/ (default {out_default})")
         sub.add_argument("--fresh", action="store_true", help="start over: the folder's previous results are removed (in one rename) instead of resumed")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
+        sub.add_argument("--replications", type=int, metavar="R", help="network experiments: R independent draws of the data "
+                         "and training seeds, pooled (default: the config's [replicate] table, else 1)")
         hosts = sub.add_argument_group(
             "several processes (hosts)",
             "split every sweep point's chains across processes (jax.distributed); process 0 writes "

@@ -49,7 +49,7 @@ from scipy import stats
 import objectives
 import simulate
 from analysis import plots
-from asgd import interrupts, result_folder
+from asgd import averaging_window, interrupts, result_folder
 from asgd.network_config import NetworkConfig
 from simulate.progress import StepBar
 
@@ -62,6 +62,7 @@ __all__ = [
     "evaluate",
     "format_table",
     "paired_differences",
+    "seed_differences",
     "plot_network",
     "run_network",
 ]
@@ -114,7 +115,7 @@ def load_dataset(config: NetworkConfig):
 
 def build_model(config: NetworkConfig, dataset):
     """(training objective, test objective, x0 of shape (n_seeds, dim)): seed i starts from the
-    model's initialisation with seed i."""
+    model's initialisation with seed `config.init_seed` + i."""
     inputs, labels = dataset.train
     kind, l2 = config.model["kind"], config.model["l2"]
     if kind == "cnn1d":
@@ -129,7 +130,7 @@ def build_model(config: NetworkConfig, dataset):
         )
     else:
         train = objectives.logistic_regression(inputs, labels, n_classes=dataset.n_classes, l2=l2)
-    x0 = np.stack([train.init(seed) for seed in range(config.n_seeds)])
+    x0 = np.stack([train.init(config.init_seed + seed) for seed in range(config.n_seeds)])
     test = train.with_data(dataset.test)
     return train, test, x0
 
@@ -189,13 +190,14 @@ class NetworkOutcome:
     resumed: int
     wall_time: float
     paired: list = dataclasses.field(default_factory=list)  # `paired_differences` rows (with cosine)
+    windows: list = dataclasses.field(default_factory=list)  # `averaging_window.window_rows`
 
 
-def _train(config: NetworkConfig, train, x0, which: str, progress) -> simulate.SimulationResult:
+def _train(config: NetworkConfig, train, x0, which: str, progress, checkpoints) -> simulate.SimulationResult:
     kwargs = dict(
         step_sizes=config.step_sizes, n_steps=config.n_steps, n_chains=config.n_seeds, x0=x0,
         noise=simulate.noise.minibatch(config.batch_size, replace=config.replace), seed=config.seed,
-        tail_fraction=config.tail_fraction, checkpoints=[config.n_steps], progress=progress,
+        tail_fraction=config.tail_fraction, checkpoints=checkpoints, progress=progress,
         warn_on_divergence=False,
     )
     if which == "sgd":
@@ -214,30 +216,39 @@ def _runs(config: NetworkConfig) -> list[str]:
     return list(dict.fromkeys(ALL_METHODS[method][0] for method in config.methods))
 
 
-def paired_differences(config: NetworkConfig, metrics: dict, diverged: dict, baseline: str = "cosine") -> list[dict]:
-    """Per method and step size, the per-seed differences metric(method) - metric(baseline at its
-    best step size) for `PAIRED_METRICS`: mean, standard error and the 95% t-interval over the
-    seeds where neither diverged. The baseline's best step size maximises its mean test accuracy
-    (the tuned baseline)."""
+def seed_differences(config: NetworkConfig, metrics: dict, diverged: dict, baseline: str = "cosine") -> tuple[float, dict]:
+    """(the baseline's best step size, {(method, step size, metric): per-seed differences}): the
+    differences metric(method) - metric(baseline at its best step size) for `PAIRED_METRICS`, over
+    the seeds where neither diverged. The best step size maximises the baseline's mean test
+    accuracy (the tuned baseline)."""
     which = ALL_METHODS[baseline][0]
     accuracy = metrics[baseline]["test_accuracy"]
     means = [accuracy[s][~diverged[which][s]].mean() if (~diverged[which][s]).any() else -np.inf for s in range(len(config.step_sizes))]
     best = int(np.argmax(means))
-    rows = []
+    differences = {}
     for method in config.methods:
         for s, eta in enumerate(config.step_sizes):
             good = ~diverged[ALL_METHODS[method][0]][s] & ~diverged[which][best]
             for metric in PAIRED_METRICS:
-                differences = (metrics[method][metric][s] - metrics[baseline][metric][best])[good].astype(np.float64)
-                n = differences.size
-                mean = float(differences.mean()) if n else math.nan
-                se = float(differences.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-                half = float(stats.t.ppf(0.975, n - 1)) * se if n > 1 else math.nan
-                rows.append({
-                    "experiment": config.name, "method": method, "step_size": eta, "metric": metric, "baseline": baseline,
-                    "baseline_step_size": config.step_sizes[best], "mean_difference": mean, "se": se,
-                    "ci_low": mean - half, "ci_high": mean + half, "n_seeds": int(n),
-                })
+                differences[(method, eta, metric)] = (metrics[method][metric][s] - metrics[baseline][metric][best])[good].astype(np.float64)
+    return config.step_sizes[best], differences
+
+
+def paired_differences(config: NetworkConfig, metrics: dict, diverged: dict, baseline: str = "cosine") -> list[dict]:
+    """Per method and step size, the per-seed differences of `seed_differences`: mean, standard
+    error and the 95% t-interval over the seeds."""
+    best, differences = seed_differences(config, metrics, diverged, baseline)
+    rows = []
+    for (method, eta, metric), values in differences.items():
+        n = values.size
+        mean = float(values.mean()) if n else math.nan
+        se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        half = float(stats.t.ppf(0.975, n - 1)) * se if n > 1 else math.nan
+        rows.append({
+            "experiment": config.name, "method": method, "step_size": eta, "metric": metric, "baseline": baseline,
+            "baseline_step_size": best, "mean_difference": mean, "se": se,
+            "ci_low": mean - half, "ci_high": mean + half, "n_seeds": int(n),
+        })
     return rows
 
 
@@ -261,12 +272,12 @@ def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dic
     return rows
 
 
-def _load_training_run(path: Path, which: str, methods) -> dict | None:
+def _load_training_run(path: Path, which: str, methods, traced: list[str]) -> dict | None:
     """The arrays of a saved training run, or `None` with a warning naming the file when it is
-    damaged (the run is then trained again)."""
+    damaged (the run is then trained again). `traced`: its window diagnostic's arrays."""
     def load(path):
         with np.load(path, allow_pickle=False) as saved:
-            return {name: saved[name] for name in ["diverged", *(m for m in methods if ALL_METHODS[m][0] == which)]}
+            return {name: saved[name] for name in ["diverged", *(m for m in methods if ALL_METHODS[m][0] == which), *traced]}
 
     return result_folder.load_or_redo(path, load, "training run", "training it again")
 
@@ -280,23 +291,33 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
     points = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
 
     runs = _runs(config)
+    windows = averaging_window.averaging_windows(config)
+    steps = averaging_window.trace_steps(config)
+    diagnosed = averaging_window.diagnostic_objective(train, config.diagnostic_examples)
+    traced = {run: ["trace_loss", "last_iterate", *(f"first/{w.method}" for w in windows.values() if w.run == run)]
+              for run in runs if any(w.run == run for w in windows.values())}
+    records = {}
     bar = StepBar(total=len(runs) * config.n_steps, label=config.name, enabled=False if quiet else None)
     estimates, diverged, resumed = {}, {}, 0
     for index, which in enumerate(runs):
         interrupts.check()
         path = points / f"{which}.npz"
-        saved = _load_training_run(path, which, config.methods) if path.exists() else None
+        saved = _load_training_run(path, which, config.methods, traced.get(which, [])) if path.exists() else None
         if saved is not None:
             estimates.update({m: saved[m] for m in config.methods if ALL_METHODS[m][0] == which})
             diverged[which] = saved["diverged"]
+            if which in traced:
+                records[which] = {name: saved[name] for name in traced[which]}
             resumed += 1
         else:
             within = None
             if bar.enabled:
                 within = lambda done, total, base=index * config.n_steps: bar.update_to(base + config.n_steps * done // total)  # noqa: E731
-            result = _train(config, train, x0, which, within)
+            result = _train(config, train, x0, which, within, steps if which in traced else [config.n_steps])
             mine = {m: getattr(result, ALL_METHODS[m][1]) for m in config.methods if ALL_METHODS[m][0] == which}
-            result_folder.write_npz(path, diverged=result.diverged, **mine)
+            if which in traced:
+                records[which] = averaging_window.trace_record(diagnosed, steps, result.checkpoints["x"], windows, which)
+            result_folder.write_npz(path, diverged=result.diverged, **mine, **records.get(which, {}))
             estimates.update(mine)
             diverged[which] = result.diverged
         bar.update_to((index + 1) * config.n_steps)
@@ -314,6 +335,10 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
     paired = paired_differences(config, metrics, diverged) if "cosine" in config.methods else []
     if paired:
         result_folder.write_csv(out / "paired.csv", paired, PAIRED_COLUMNS)
+    window_rows = _diagnose_windows(config, diagnosed, test, steps, records, estimates, metrics, diverged)
+    if window_rows:
+        result_folder.write_csv(out / "windows.csv", window_rows, averaging_window.WINDOW_COLUMNS)
+        result_folder.write_csv(out / "window_frequencies.csv", averaging_window.window_frequencies(window_rows), averaging_window.FREQUENCY_COLUMNS)
     wall_time = time.perf_counter() - start
     result_folder.write_results(
         out, rows, RESULT_COLUMNS,
@@ -321,6 +346,7 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
             "step_sizes": np.asarray(config.step_sizes), "x0": x0,
             **{f"{method}/params": estimates[method] for method in config.methods},
             **{f"{method}/{metric}": metrics[method][metric] for method in config.methods for metric in METRICS},
+            **({"trace/steps": steps} if records else {}), **{f"trace/{run}_loss": record["trace_loss"] for run, record in records.items()},
         },
         {
             "experiment": config.name, "kind": "network", "description": config.description, "config": config.raw,
@@ -328,7 +354,31 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
             "resumed_points": resumed, "wall_time_s": wall_time,
         },
     )
-    return NetworkOutcome(out, rows, metrics, diverged, resumed, wall_time, paired)
+    return NetworkOutcome(out, rows, metrics, diverged, resumed, wall_time, paired, window_rows)
+
+
+def _diagnose_windows(config, diagnosed, test, steps, records, estimates, metrics, diverged) -> list[dict]:
+    """`averaging_window.window_rows` for the averaged methods: each average against its run's
+    last iterate."""
+    windows = averaging_window.averaging_windows(config)
+    if not windows:
+        return []
+    last_accuracy = {run: evaluate_accuracy(test, record["last_iterate"]) for run, record in records.items()}
+    return averaging_window.window_rows(
+        config, steps, records, diagnosed, {m: estimates[m] for m in windows},
+        {m: metrics[m]["test_accuracy"] for m in windows}, last_accuracy, diverged,
+    )
+
+
+@jax.jit
+def _accuracies(objective, flat):
+    return jax.lax.map(lambda x: objectives.accuracy(objective, x), flat, batch_size=8)
+
+
+def evaluate_accuracy(objective, points) -> np.ndarray:
+    """The classification accuracy of `objective`'s data at every row of `points` `(..., dim)`."""
+    points = jnp.asarray(points)
+    return np.asarray(_accuracies(objective, points.reshape(-1, points.shape[-1]))).reshape(points.shape[:-1])
 
 
 # ---- tables and figures ------------------------------------------------------------------------
@@ -430,5 +480,20 @@ def draw_network_figures(folder) -> list[Path]:
         fig = plot_network(rows, metrics, path=folder / name)
         plt.close(fig)
         written.append(folder / f"{name}.png")
+    if (folder / "windows.csv").exists():
+        written += _draw_windows(folder)
     return written
+
+
+def _draw_windows(folder: Path) -> list[Path]:
+    """`windows.png`: the seeds whose average falls below the last iterate (`averaging_window.plot_windows`)."""
+    rows = result_folder.read_csv(folder / "windows.csv")
+    with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
+        losses = {name[len("trace/"):-len("_loss")]: arrays[name] for name in arrays.files if name.startswith("trace/") and name.endswith("_loss")}
+        steps, step_sizes = arrays["trace/steps"], arrays["step_sizes"]
+    fig = averaging_window.plot_windows(rows, steps, losses, step_sizes, path=folder / "windows")
+    if fig is None:
+        return []
+    plt.close(fig)
+    return [folder / "windows.png"]
 

@@ -6,12 +6,17 @@
     [model]     kind = "mlp" | "logistic_regression" | "cnn1d", hidden = [32], activation, l2;
                 for cnn1d channels = [16, 32, 32], kernel_size, stride
     [train]     step_sizes (increasing), n_steps, n_seeds (>= 2), batch_size, replace,
-                tail_fraction, ema_decay, sam_radius, seed; methods (default the five of
+                tail_fraction, ema_decay, sam_radius, seed (the minibatches'), init_seed (seed i starts
+                from the model's initialisation with seed init_seed + i); methods (default the five of
                 `nn`: sgd, uniform_average, tail_average, ema, sam; also cosine, swa),
                 cosine_final (the cosine schedule's last multiplier), swa_start (the fraction of
                 the run SWA's step size decays over), swa_final (its constant multiplier)
     [metrics]   hutchinson_probes, power_iterations, sharpness_examples (the Hessian of the loss
-                on the first m training examples; default all)
+                on the first m training examples; default all); trace_points (the iterates at this
+                many evenly spaced steps, for the averaging-window diagnostic, `asgd.averaging_window`),
+                diagnostic_examples (that diagnostic's training loss on the first m examples; default all)
+    [replicate] replications (R >= 1, default 1): R independent draws of the data and of the
+                training seeds (`asgd.replications`); `--replications R` overrides it
     [quick]     overrides of [data], [train] and [metrics] keys for --quick
 
 Validated with the same rules as the sweeps (`asgd.schema`); every error names the key, the
@@ -33,13 +38,14 @@ _MODELS = ("mlp", "logistic_regression", "cnn1d")
 _METHODS = ("sgd", "uniform_average", "tail_average", "ema", "sam", "cosine", "swa")
 _DEFAULT_METHODS = ("sgd", "uniform_average", "tail_average", "ema", "sam")
 _ACTIVATIONS = ("tanh", "relu")
-_TOP_KEYS = {"kind", "name", "description", "data", "model", "train", "metrics", "quick"}
+_TOP_KEYS = {"kind", "name", "description", "data", "model", "train", "metrics", "quick", "replicate"}
 _DATA_KEYS = {"dataset", "n_train", "n_test", "n_features", "n_classes", "teacher_hidden", "label_noise", "test_fraction", "seed",
               "n_samples", "train_fraction"}
 _MODEL_KEYS = {"kind", "hidden", "activation", "l2", "channels", "kernel_size", "stride"}
 _TRAIN_KEYS = {"step_sizes", "n_steps", "n_seeds", "batch_size", "replace", "tail_fraction", "ema_decay", "sam_radius", "seed",
-               "methods", "cosine_final", "swa_start", "swa_final"}
-_METRIC_KEYS = {"hutchinson_probes", "power_iterations", "sharpness_examples"}
+               "methods", "cosine_final", "swa_start", "swa_final", "init_seed"}
+_METRIC_KEYS = {"hutchinson_probes", "power_iterations", "sharpness_examples", "trace_points", "diagnostic_examples"}
+_REPLICATE_KEYS = {"replications"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +73,10 @@ class NetworkConfig:
     swa_start: float = 0.75
     swa_final: float = 0.5
     sharpness_examples: int | None = None
+    init_seed: int = 0
+    trace_points: int = 40
+    diagnostic_examples: int | None = None
+    replications: int = 1
 
 
 def parse_network_config(data: dict, *, quick: bool = False, source: str = "config") -> NetworkConfig:
@@ -80,7 +90,7 @@ def parse_network_config(data: dict, *, quick: bool = False, source: str = "conf
     sections = {}
     for section, allowed in (
         ("data", _DATA_KEYS), ("model", _MODEL_KEYS), ("train", _TRAIN_KEYS), ("metrics", _METRIC_KEYS),
-        ("quick", _TRAIN_KEYS | _METRIC_KEYS | _DATA_KEYS),
+        ("quick", _TRAIN_KEYS | _METRIC_KEYS | _DATA_KEYS), ("replicate", _REPLICATE_KEYS),
     ):
         sections[section] = table(data, section)
         check_keys(sections[section], allowed, section)
@@ -145,4 +155,8 @@ def parse_network_config(data: dict, *, quick: bool = False, source: str = "conf
         swa_start=real("train.swa_start", train.get("swa_start", 0.75), lo=0, hi=1, open_lo=True, open_hi=True),
         swa_final=real("train.swa_final", train.get("swa_final", 0.5), lo=0, hi=1, open_lo=True),
         sharpness_examples=None if "sharpness_examples" not in metrics else integer("metrics.sharpness_examples", metrics["sharpness_examples"]),
+        init_seed=integer("train.init_seed", train.get("init_seed", 0), lo=0, hi=2**32 - 1),
+        trace_points=integer("metrics.trace_points", metrics.get("trace_points", 40), lo=2),
+        diagnostic_examples=None if "diagnostic_examples" not in metrics else integer("metrics.diagnostic_examples", metrics["diagnostic_examples"]),
+        replications=integer("replicate.replications", sections["replicate"].get("replications", 1)),
     )

@@ -69,6 +69,24 @@ def test_every_method_writes_a_tidy_row_per_step_size_and_metric_and_the_cli_pri
     assert "minus the tuned baseline (cosine at eta = " in stdout and "swa" in stdout
 
 
+def test_every_averaged_method_and_seed_has_its_window_diagnostic_and_the_arrays_hold_the_loss_trace(tiny_run):
+    result, _ = tiny_run
+    windows = result_folder.read_csv(result / "windows.csv")
+    assert len(windows) == 4 * 2 * 3 and {r["method"] for r in windows} == {"uniform_average", "tail_average", "ema", "swa"}
+    arrays = np.load(result / "arrays.npz")
+    steps, trace = arrays["trace/steps"], arrays["trace/sgd_loss"]  # (K,), (K, S, seeds)
+    assert trace.shape == (steps.size, 2, 3) and steps[-1] == 64 and arrays["trace/swa_loss"].shape == trace.shape
+    row = next(r for r in windows if r["method"] == "tail_average" and r["step_size"] == 0.5 and r["seed"] == 1)
+    assert row["first_step"] == 33 and row["iterates_loss"] == pytest.approx(trace[steps >= 33, 1, 1].mean(), rel=1e-5)
+    # The average's own test accuracy, and the flags as the numbers say.
+    assert row["average_test_accuracy"] == pytest.approx(float(arrays["tail_average/test_accuracy"][1, 1]))
+    assert row["last_test_accuracy"] == pytest.approx(float(arrays["sgd/test_accuracy"][1, 1]))  # SGD's own last iterate
+    assert all(r["flagged"] == (r["jensen_gap"] > 0) and r["below_last"] == (r["average_test_accuracy"] < r["last_test_accuracy"]) for r in windows)
+    frequencies = result_folder.read_csv(result / "window_frequencies.csv")
+    assert len(frequencies) == 8 and sum(r["n_seeds"] for r in frequencies) == len(windows)
+    assert (result / "windows.png").exists() == any(r["below_last"] for r in windows)
+
+
 def test_paired_differences_are_those_of_the_saved_per_seed_metrics_against_the_best_cosine_step(tiny_run):
     result, _ = tiny_run
     arrays = np.load(result / "arrays.npz")
