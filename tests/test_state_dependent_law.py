@@ -354,3 +354,28 @@ def test_a_minimum_past_its_threshold_is_not_absorbing():
     # minimizer's cell from next to it): below the grid error, and shrinking with the cell width.
     assert law.probability[2, index] < law.discretization_error[2]
     assert law.probability[2, index] < 0.6 * law.coarse.probability[2, index]
+
+
+# ---- escape times ----------------------------------------------------------------------------
+
+
+def test_escape_formulas_and_the_exact_escape_time():
+    from theory.escape import diffusion_escape_steps_1d, escape_steps, eyring_kramers_steps, xie_escape_steps
+
+    import analysis
+
+    f = objectives.from_function(lambda x: jnp.sum(0.25 * (x * x - 1.0) ** 2), 1, name="quartic_well")
+    minima, noise = np.array([[-1.0], [1.0]]), simulate.noise.gaussian(1.0)
+    exact = escape_steps(f, noise, [0.05, 0.2], minima, 0, bounds=(-3.0, 3.0), n_grid=801)
+    additive = analysis.stationary_law(f, noise, [0.05, 0.2], bounds=(-3.0, 3.0), n_grid=801).escape_time(minima, 0)
+    # Tent weights add h^2 / 6 of noise per step, cell integrals h^2 / 12: 2% at e^10 steps.
+    np.testing.assert_allclose(exact, additive, rtol=0.03)
+    diffusion = [diffusion_escape_steps_1d(f, lambda x: jnp.ones((1, 1)), e, -1.0, 0.0, -3.0) for e in (0.05, 0.2)]
+    kramers = eyring_kramers_steps(0.25, 2.0, 1.0, np.array([0.05, 0.2]), 1.0) / 2  # to the saddle: half
+    ratio = np.array(diffusion) / kramers
+    assert abs(ratio[0] - 1) < 0.06 and abs(ratio[0] - 1) < abs(ratio[1] - 1)  # Kramers is the small-eta limit
+    assert abs(exact[0] / diffusion[0] - 1) < 0.1 < abs(exact[1] / diffusion[1] - 1)  # and so is the diffusion
+    # Xie et al. with equal curvatures at the minimum and the saddle is Kramers at sigma^2 = scale h.
+    np.testing.assert_allclose(xie_escape_steps(0.3, 2.0, -2.0, 0.1, 0.5, 0.3), eyring_kramers_steps(0.3, 2.0, 2.0, 0.1, 1.0), rtol=1e-12)
+    # Noise that vanishes on the way (the PSD part of f'' is 0 for |x| < 1/sqrt(3)): the diffusion never crosses.
+    assert diffusion_escape_steps_1d(f, lambda x: jnp.maximum(3 * x * x - 1, 0.0).reshape(1, 1), 0.1, -1.0, 0.0, -3.0) == math.inf
