@@ -71,12 +71,8 @@ from simulate.exact import applicable_form
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config", "OBJECTIVE_KINDS", "NOISE_FAMILIES"]
 
-NOISE_FAMILIES = {
-    "gaussian": simulate.noise.gaussian,
-    "rademacher": simulate.noise.rademacher,
-    "uniform": simulate.noise.uniform,
-    "student_t": simulate.noise.student_t,
-}
+#: `noise.family` -> its constructor, from the table of families (`objectives.noise_families`).
+NOISE_FAMILIES = {name: family.constructor for name, family in simulate.noise.TABLE.items()}
 
 #: The objectives a sweep config may name (`objective.kind`): constructors that need only
 #: numbers. Finite sums need data; the network experiment (`asgd.network`) builds them.
@@ -413,8 +409,8 @@ def _check_buildable(config: ExperimentConfig) -> None:
     if config.stationary:
         if dim not in (1, 2):
             fail("theory.stationary", True, f"needs an objective of dim 1 or 2 (the law lives on a grid), got {config.objective_kind!r} of dim {dim}")
-        if getattr(noise, "family", None) == "minibatch":
-            fail("theory.stationary", True, "needs additive noise (gaussian, rademacher, uniform, student_t), not minibatch noise")
+        if not noise.additive:
+            fail("theory.stationary", True, f"needs additive noise ({', '.join(simulate.noise.FAMILIES)}), not {noise!r}")
         if config.target_kind == "local":
             fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
     for key, box in (("theory.bounds", config.law_bounds), ("objective.search_box", config.search_box)):

@@ -95,7 +95,8 @@ def critical_step_size(config: ExperimentConfig) -> tuple[float, str] | None:
         curvature = np.max(np.linalg.eigvalsh(np.asarray(f.hessian(np.zeros(f.dim)), np.float64)))
         return (2.0 / curvature, rf"$2/\lambda_{{\max}}$ = {2.0 / curvature:.3g} (SGD diverges beyond)") if curvature > 0 else None
     noise = config.noise_params
-    if config.objective_kind == "sharp_flat" and noise["family"] == "gaussian" and np.ndim(noise.get("scale", 1.0)) == 0 and "covariance" not in noise:
+    model = config.noise
+    if config.objective_kind == "sharp_flat" and model.additive and model.standard_law.gaussian and model.is_isotropic and np.ndim(noise.get("scale", 1.0)) == 0:
         eta = SHARP_FLAT_CRITICAL_STEP_SIZE / float(noise.get("scale", 1.0))
         return eta, rf"$\eta_c$ = {eta:.3g} ($v^*(\eta)$ jumps to the flat well)"
     return None

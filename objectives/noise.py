@@ -13,177 +13,30 @@ in higher moments.
 
 A model is a pytree: `scale`, `df` and the covariance factor are leaves (traced under `jit`, a
 new value does not recompile); the family name and whether the model is isotropic are static.
+
+Each additive family is one object (`objectives.noise_families`, one file per family): how to
+draw its standardised z, its density and tails, its quadrature rule, its kernel's reach. Every
+consumer asks `noise.standard_law` instead of comparing family names.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from objectives import validation
+from objectives.noise_families import FAMILIES, TABLE, NoiseFamily, NoiseModel, family_named
+from objectives.noise_families.gaussian import gaussian
+from objectives.noise_families.rademacher import rademacher
+from objectives.noise_families.student_t import student_t
+from objectives.noise_families.uniform import uniform
 
-__all__ = ["FAMILIES", "Minibatch", "NoiseModel", "floyd_sample", "gaussian", "minibatch", "rademacher", "uniform", "student_t"]
-
-#: The additive noise families (`NoiseModel.family`), each with its constructor below.
-FAMILIES = ("gaussian", "rademacher", "uniform", "student_t")
-
-
-@dataclasses.dataclass(frozen=True)
-class NoiseModel:
-    """A zero-mean noise law with known covariance.
-
-    Fields (build with the constructors `gaussian`, `rademacher`, `uniform`, `student_t`):
-
-    - `family`: one of "gaussian", "rademacher", "uniform", "student_t" (static).
-    - `scale`: the standard deviation s of each coordinate of the isotropic models (leaf).
-    - `df`: degrees of freedom of the Student-t model (leaf; `nan` for other families).
-    - `factor`: a matrix L with L L^T = C for a full-covariance Gaussian, else `None` (leaf).
-    """
-
-    family: str
-    scale: object = 1.0
-    df: object = math.nan
-    factor: object = None
-
-    @property
-    def fixed_dim(self) -> int | None:
-        """The dimension a full-covariance model is tied to, or `None` for isotropic models."""
-        return None if self.factor is None else int(np.shape(self.factor)[0])
-
-    @property
-    def is_isotropic(self) -> bool:
-        return self.factor is None
-
-    def covariance(self, dim: int | None = None) -> np.ndarray:
-        """The covariance matrix Sigma of eps in dimension `dim`, shape `(dim, dim)` (NumPy)."""
-        if self.factor is not None:
-            factor = np.asarray(self.factor, dtype=np.float64)
-            if dim is not None and dim != factor.shape[0]:
-                raise ValueError(
-                    f"dim={dim} does not match the noise covariance, which is {factor.shape[0]}-dimensional"
-                )
-            return factor @ factor.T
-        if dim is None:
-            raise ValueError("dim is required for an isotropic noise model")
-        return float(self.scale) ** 2 * np.eye(dim)
-
-    def sample(self, key: jax.Array, shape: tuple[int, ...], dim: int, dtype=None) -> jax.Array:
-        """Draw i.i.d. eps of shape `shape + (dim,)` from one key.
-
-        Standardised draws z (zero mean, unit variance per coordinate) are mapped to eps =
-        s z, or eps = z L^T for a full covariance (`from_standardized`).
-        """
-        dtype = dtype or jnp.result_type(float)
-        full = tuple(shape) + (dim,)
-        if self.family == "gaussian":
-            z = jax.random.normal(key, full, dtype)
-        elif self.family == "rademacher":
-            z = jax.random.rademacher(key, full, dtype)
-        elif self.family == "uniform":
-            z = jax.random.uniform(key, full, dtype, minval=-1.0, maxval=1.0) * jnp.sqrt(jnp.asarray(3.0, dtype))
-        elif self.family == "student_t":
-            df = jnp.asarray(self.df, dtype)
-            z = jax.random.t(key, df, full, dtype) * jnp.sqrt((df - 2) / df)
-        else:  # pragma: no cover - the constructors only make known families
-            raise ValueError(f"unknown noise family {self.family!r}; allowed: {FAMILIES}")
-        return self.from_standardized(z, dtype)
-
-    def from_standardized(self, z: jax.Array, dtype) -> jax.Array:
-        """eps from standardised draws z of shape `(..., dim)`: s z, or z L^T for a full covariance."""
-        if self.factor is not None:
-            return z @ jnp.asarray(self.factor, dtype).T
-        return z * jnp.asarray(self.scale, dtype)
-
-    def describe(self) -> dict:
-        """A JSON-friendly description (for result metadata)."""
-        out = {"family": self.family}
-        if self.factor is None:
-            out["scale"] = float(self.scale)
-        else:
-            out["covariance"] = self.covariance().tolist()
-        if self.family == "student_t":
-            out["df"] = float(self.df)
-        return out
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in self.describe().items() if k != "family")
-        return f"{self.family}({args})"
-
-
-jax.tree_util.register_dataclass(
-    NoiseModel, data_fields=["scale", "df", "factor"], meta_fields=["family"]
-)
-
-
-def _check_scale(scale) -> float:
-    try:
-        if isinstance(scale, (complex, np.complexfloating)):  # float() would drop the imaginary part
-            raise TypeError
-        value = float(scale)
-    except (TypeError, ValueError):
-        raise ValueError(f"scale must be a non-negative finite number, got {scale!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"scale must be a non-negative finite number, got {scale!r}")
-    return value
-
-
-def gaussian(scale: float | None = None, *, covariance=None) -> NoiseModel:
-    """Gaussian noise: eps ~ N(0, scale^2 I), or N(0, C) with `covariance=C`.
-
-    **Arguments:**
-
-    - `scale`: standard deviation of each coordinate (default 1.0 when no covariance is given).
-    - `covariance`: a symmetric positive semi-definite matrix C of shape `(dim, dim)`; ties the
-      model to that dimension.
-    """
-    if covariance is None:
-        return NoiseModel("gaussian", scale=_check_scale(1.0 if scale is None else scale))
-    if scale is not None:
-        raise ValueError("give either scale= or covariance=, not both")
-    c = validation.float_array("covariance", covariance, ndim=(2,), allowed="a square matrix of shape (dim, dim)")
-    if c.shape[0] != c.shape[1] or c.shape[0] < 1:
-        raise ValueError(f"covariance must be a square matrix of shape (dim, dim), got shape {c.shape}")
-    if not np.allclose(c, c.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(c).max())):
-        raise ValueError(f"covariance must be symmetric, got {c.tolist()}")
-    eigenvalues, eigenvectors = np.linalg.eigh(c)
-    tolerance = 1e-12 * max(1.0, np.abs(eigenvalues).max())
-    if eigenvalues.min() < -tolerance:
-        raise ValueError(
-            f"covariance must be positive semi-definite, got smallest eigenvalue {eigenvalues.min():.3g}"
-        )
-    # A symmetric square root works for singular C too, where a Cholesky factor would fail.
-    factor = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
-    return NoiseModel("gaussian", scale=math.nan, factor=factor)
-
-
-def rademacher(scale: float = 1.0) -> NoiseModel:
-    """Rademacher noise: each coordinate is +scale or -scale with probability 1/2 (covariance scale^2 I)."""
-    return NoiseModel("rademacher", scale=_check_scale(scale))
-
-
-def uniform(scale: float = 1.0) -> NoiseModel:
-    """Uniform noise on [-sqrt(3) scale, sqrt(3) scale]^dim (covariance scale^2 I)."""
-    return NoiseModel("uniform", scale=_check_scale(scale))
-
-
-def student_t(scale: float = 1.0, df: float = 4.0) -> NoiseModel:
-    """Heavy-tailed noise: scale * sqrt((df - 2)/df) * t_df per coordinate (covariance scale^2 I).
-
-    `df` must exceed 2, where the variance exists.
-    """
-    try:
-        if isinstance(df, (complex, np.complexfloating)):  # float() would drop the imaginary part
-            raise TypeError
-        df_value = float(df)
-    except (TypeError, ValueError):
-        raise ValueError(f"df must be a number > 2, got {df!r}") from None
-    if not math.isfinite(df_value) or df_value <= 2:
-        raise ValueError(f"df must be > 2 (the variance of Student-t noise is infinite otherwise), got {df!r}")
-    return NoiseModel("student_t", scale=_check_scale(scale), df=df_value)
+__all__ = [
+    "FAMILIES", "TABLE", "Minibatch", "NoiseFamily", "NoiseModel", "family_named", "floyd_sample", "gaussian",
+    "minibatch", "rademacher", "uniform", "student_t",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +58,7 @@ class Minibatch:
     family = "minibatch"
     fixed_dim = None
     is_isotropic = False
+    additive = False
 
     def covariance(self, dim: int | None = None):
         raise ValueError(

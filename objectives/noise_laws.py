@@ -7,14 +7,12 @@ turns them into the smoothed objective F(v) = sum_i w_i f(v - eta eps_i).
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import jax.numpy as jnp
 import numpy as np
 
 from objectives import validation
 from objectives.noise import FAMILIES, NoiseModel
+from objectives.noise_families.base import DEFAULT_ORDER, MAX_QUADRATURE_DIM
 
 __all__ = [
     "DEFAULT_ORDER",
@@ -27,18 +25,15 @@ __all__ = [
     "monte_carlo_draws",
 ]
 
-#: Nodes per axis of the tensor quadrature rules, by dimension (order^dim evaluations of f).
-DEFAULT_ORDER = {1: 128, 2: 32, 3: 16}
 #: Draws of eps in the Monte Carlo fallback.
 DEFAULT_N_SAMPLES = 4096
-#: Tensor quadrature is used up to this dimension (order^dim nodes); Monte Carlo beyond.
-MAX_QUADRATURE_DIM = 3
-#: Rademacher noise is averaged exactly over its 2^dim sign vectors up to this dimension.
+#: Rademacher noise is averaged exactly over its 2^dim sign vectors up to this dimension
+#: (its family's `auto_quadrature_dim`).
 MAX_ENUMERATION_DIM = 10
 
 
 def check_noise(noise, dim: int) -> tuple[str, np.ndarray]:
-    """(family, Sigma `(dim, dim)`) of an additive noise model (`objectives.noise.NoiseModel`)."""
+    """(family name, Sigma `(dim, dim)`) of an additive noise model (`objectives.noise.NoiseModel`)."""
     if not isinstance(noise, NoiseModel):
         raise ValueError(
             f"noise must be a noise model, an additive one (simulate.noise.gaussian, rademacher, uniform or student_t, "
@@ -56,7 +51,7 @@ def check_noise(noise, dim: int) -> tuple[str, np.ndarray]:
         )
     if not np.all(np.isfinite(covariance)):
         raise ValueError(f"noise covariance must be finite, got {covariance.tolist()}")
-    if family != "gaussian" and not is_isotropic(covariance):
+    if not noise.standard_law.full_covariance and not is_isotropic(covariance):
         raise ValueError(f"{family} noise must be isotropic (covariance s^2 I), got {covariance.tolist()}")
     return family, covariance
 
@@ -64,20 +59,6 @@ def check_noise(noise, dim: int) -> tuple[str, np.ndarray]:
 def is_isotropic(covariance: np.ndarray) -> bool:
     """Whether Sigma is exactly s^2 I (then the penalty uses f's own Hessian trace)."""
     return bool(np.array_equal(covariance, covariance[0, 0] * np.eye(covariance.shape[0])))
-
-
-def _square_root(covariance: np.ndarray) -> np.ndarray:
-    """A symmetric L with L L^T = Sigma (works for a singular Sigma, where Cholesky fails)."""
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
-
-
-def _tensor(nodes_1d: np.ndarray, weights_1d: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    grids = np.meshgrid(*([nodes_1d] * dim), indexing="ij")
-    weight_grids = np.meshgrid(*([weights_1d] * dim), indexing="ij")
-    nodes = np.stack([g.reshape(-1) for g in grids], axis=-1)
-    weights = np.prod(np.stack([w.reshape(-1) for w in weight_grids], axis=-1), axis=-1)
-    return nodes, weights
 
 
 def noise_quadrature(noise, dim: int, order: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -98,32 +79,8 @@ def noise_quadrature(noise, dim: int, order: int | None = None) -> tuple[np.ndar
     """
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
-    family, covariance = check_noise(noise, int(dim))
-    if family == "rademacher":
-        if dim > 16:
-            raise ValueError(f"Rademacher enumeration needs dim <= 16 (2^dim sign vectors), got dim={dim}")
-        signs = np.array(list(itertools.product((-1.0, 1.0), repeat=int(dim))))
-        return math.sqrt(covariance[0, 0]) * signs, np.full(signs.shape[0], 0.5**dim)
-    if family == "student_t":
-        raise ValueError(
-            "Student-t noise has no quadrature rule matching its law (its high moments are infinite): "
-            "use method='monte_carlo'"
-        )
-    if dim > MAX_QUADRATURE_DIM:
-        raise ValueError(
-            f"tensor quadrature is for dim <= {MAX_QUADRATURE_DIM} (order^dim nodes), got dim={dim}: "
-            "use method='monte_carlo'"
-        )
-    order = DEFAULT_ORDER[int(dim)] if order is None else validation.positive_int("order", order, note="nodes per axis")
-    if family == "gaussian":
-        z, w = np.polynomial.hermite_e.hermegauss(order)
-        nodes, weights = _tensor(z, w / w.sum(), int(dim))
-        return nodes @ _square_root(covariance).T, weights / weights.sum()
-    u, w = np.polynomial.legendre.leggauss(order)
-    nodes, weights = _tensor(math.sqrt(3.0 * covariance[0, 0]) * u, w / w.sum(), int(dim))
-    return nodes, weights / weights.sum()
-
-
+    _, covariance = check_noise(noise, int(dim))
+    return noise.standard_law.quadrature(covariance, int(dim), order)
 
 
 def monte_carlo_draws(noise, dim: int, n_samples: int, seed) -> tuple[np.ndarray, np.ndarray]:

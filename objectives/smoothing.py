@@ -52,8 +52,6 @@ from objectives.base import Objective
 from objectives.noise_laws import (
     DEFAULT_N_SAMPLES,
     DEFAULT_ORDER,
-    MAX_ENUMERATION_DIM,
-    MAX_QUADRATURE_DIM,
     check_noise,
     is_isotropic,
     monte_carlo_draws,
@@ -279,22 +277,21 @@ def _lifted_search_box(f: Objective):
     return None if f.search_box is None else _OfObjectiveParams(f.search_box)
 
 
-def _resolve_method(method: str, f: Objective, family: str) -> str:
+def _resolve_method(method: str, f: Objective, noise) -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    closed = family == "gaussian" and f.gaussian_smoothing is not None
+    law = noise.standard_law
+    closed = law.gaussian and f.gaussian_smoothing is not None
     if method == "closed_form" and not closed:
         raise ValueError(
             f"method='closed_form' needs Gaussian noise and an objective with a closed-form "
-            f"gaussian_smoothing; objective {f.name!r} with {family} noise has none (use 'auto')"
+            f"gaussian_smoothing; objective {f.name!r} with {noise.family} noise has none (use 'auto')"
         )
     if method != "auto":
         return method
     if closed:
         return "closed_form"
-    if family == "rademacher" and f.dim <= MAX_ENUMERATION_DIM:
-        return "quadrature"
-    if family in ("gaussian", "uniform") and f.dim <= MAX_QUADRATURE_DIM:
+    if f.dim <= law.auto_quadrature_dim:
         return "quadrature"
     return "monte_carlo"
 
@@ -344,7 +341,7 @@ def smoothed(
     _check_objective(f)
     family, covariance = check_noise(noise, f.dim)
     eta = _check_step_size(step_size)
-    method = _resolve_method(method, f, family)
+    method = _resolve_method(method, f, noise)
     dim = f.dim
     composed = None
     if method == "closed_form":

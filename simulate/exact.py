@@ -41,10 +41,10 @@ def applicable_form(objective, noise, step_sizes) -> tuple[np.ndarray, np.ndarra
     every step size stable (|1 - eta lambda| <= 1 for every curvature lambda of H). Else a
     `ValueError` saying which condition fails. Callers check this before any work."""
     form = quadratic_form_of(objective)
-    if form is None or noise.family != "gaussian":
+    if form is None or not (noise.additive and noise.standard_law.gaussian):
         raise ValueError(
             f"method='exact' needs a quadratic objective (objectives.quadratic) and Gaussian noise, "
-            f"got objective {objective.name!r} and {noise.family} noise"
+            f"got objective {objective.name!r} and {getattr(noise, 'family', type(noise).__name__)} noise"
         )
     hessian, center = form
     curvatures = np.linalg.eigvalsh(hessian)

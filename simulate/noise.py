@@ -5,6 +5,21 @@ minibatch sampling of a finite sum (`minibatch`). They are defined once, in `obj
 so that smoothing (`objectives.smoothed`) and simulation share them.
 """
 
-from objectives.noise import FAMILIES, Minibatch, NoiseModel, gaussian, minibatch, rademacher, student_t, uniform
+from objectives.noise import (
+    FAMILIES,
+    TABLE,
+    Minibatch,
+    NoiseFamily,
+    NoiseModel,
+    family_named,
+    gaussian,
+    minibatch,
+    rademacher,
+    student_t,
+    uniform,
+)
 
-__all__ = ["FAMILIES", "Minibatch", "NoiseModel", "gaussian", "minibatch", "rademacher", "uniform", "student_t"]
+__all__ = [
+    "FAMILIES", "TABLE", "Minibatch", "NoiseFamily", "NoiseModel", "family_named", "gaussian", "minibatch",
+    "rademacher", "uniform", "student_t",
+]

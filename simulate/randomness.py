@@ -70,19 +70,13 @@ def noise_block(noise, seed, chain_indices: jax.Array, block_index, dim: int, dt
     """
     keys = jax.vmap(lambda chain_index: block_key(seed, chain_index, block_index))(chain_indices)
     shape = (NOISE_BLOCK_STEPS, dim)
-    if noise.family in _FAST_STANDARDIZED and threefry.supported(dtype):
-        z = _FAST_STANDARDIZED[noise.family](jax.random.key_data(keys), shape, dtype)
+    law = noise.standard_law
+    if law.threefry_bulk and threefry.supported(dtype):
+        # The family's own draw with `threefry` in place of `jax.random`: the same bits for
+        # every key at once (its functions take a batch of keys).
+        z = law.standard(threefry, jax.random.key_data(keys), shape, dtype, noise.df)
         return noise.from_standardized(z, dtype)
     return jax.vmap(lambda key: noise.sample(key, (NOISE_BLOCK_STEPS,), dim, dtype))(keys)
-
-
-def _uniform_standardized(keys, shape, dtype):
-    return threefry.uniform(keys, shape, dtype, -1.0, 1.0) * jnp.sqrt(jnp.asarray(3.0, dtype))
-
-
-# Standardised draws (zero mean, unit variance) for a batch of keys, bit-identical to the
-# corresponding branch of `NoiseModel.sample`.
-_FAST_STANDARDIZED = {"gaussian": threefry.normal, "rademacher": threefry.rademacher, "uniform": _uniform_standardized}
 
 
 def minibatch_block(noise, seed, chain_indices: jax.Array, block_index, n_examples: int) -> jax.Array:
