@@ -55,7 +55,7 @@ def builtin_experiments() -> dict[str, Path]:
 def _format_table(rows: list[dict], horizon: int) -> str:
     """Estimator x step size: mse +- se at the final horizon (simulated rows only), every seed
     pooled by `analysis.pool`: all chains of all seeds as one sample."""
-    rows = [r for r in rows if r["n_steps"] == horizon and r.get("source", "simulation") == "simulation"]
+    rows = [r for r in rows if r["n_steps"] == horizon and r.get("horizon", horizon) == horizon and r.get("source", "simulation") == "simulation"]
     if not rows:
         return ""
     rows = pool(ErrorTable(rows)).to_records()

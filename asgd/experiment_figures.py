@@ -30,7 +30,7 @@ from asgd.result_folder import (
     read_metadata,
     read_results,
 )
-from asgd.sweep import RESULT_COLUMNS, point_path
+from asgd.sweep import RESULT_COLUMNS, check_point, point_path
 from objectives import SHARP_FLAT_CRITICAL_STEP_SIZE, penalized, smoothed
 
 __all__ = ["draw_figures", "law_curves"]
@@ -72,15 +72,18 @@ def _warn_nan(path: Path, rows: list[dict], simulated: list[dict]) -> None:
             )
 
 
-def _saved_point(path: Path, figures: list[str]) -> simulate.SimulationResult:
-    """The saved sweep point the figures `figures` are drawn from; missing or damaged is a
+def _saved_point(path: Path, figures: list[str], config: ExperimentConfig, seed: int, horizon: int) -> simulate.SimulationResult:
+    """The saved sweep point (seed, horizon) the figures `figures` are drawn from; missing,
+    damaged, or recording another seed, horizon or config (`asgd.sweep.check_point`) is a
     `ResultFolderError` naming the file."""
     if not path.exists():
         raise ResultFolderError(f"{str(path)!r}: missing; the figures {figures} are drawn from the saved sweep points")
     try:
-        return simulate.SimulationResult.load(path)
+        result = simulate.SimulationResult.load(path)
     except DAMAGED_FILE_ERRORS as error:
         raise ResultFolderError(f"{str(path)!r}: damaged sweep point ({type(error).__name__}: {error})") from None
+    check_point(config, path, seed, horizon, result)
+    return result
 
 
 def critical_step_size(config: ExperimentConfig) -> tuple[float, str] | None:
@@ -126,6 +129,9 @@ def draw_figures(result_dir) -> list[Path]:
     simulated = [r for r in rows if r.get("source", "simulation") == "simulation"]  # older folders: no column
     _warn_nan(results_path, rows, simulated)
     seeds, horizon = list(config.seeds), max(config.horizons)
+    # The figures show the longest run (T = horizon) at its checkpoints; with several horizons
+    # the shorter runs' rows repeat the same checkpoint steps. Older folders: one horizon, no column.
+    simulated = [r for r in simulated if r.get("horizon", horizon) == horizon]
     tables = {seed: ErrorTable(r for r in simulated if r["seed"] == seed) for seed in seeds}
     pooled = pool(list(tables.values()))
     per_seed = config.per_seed and len(seeds) > 1
@@ -133,7 +139,7 @@ def draw_figures(result_dir) -> list[Path]:
     f, noise = config.objective, config.noise
     step_sizes = np.asarray(config.step_sizes)
     needs_point = [name for name in config.figures if name in POINT_FIGURES]
-    results = [_saved_point(point_path(folder / "points", seed, horizon), needs_point) if needs_point else None for seed in seeds]
+    results = [_saved_point(point_path(folder / "points", seed, horizon), needs_point, config, seed, horizon) if needs_point else None for seed in seeds]
     target_label = {"smoothed": r"$v^*(\eta)$", "local": r"argmin $F_\eta$ in the chains' basin", "penalized": r"argmin $P_\eta$", "minimizer": r"argmin $f$", "point": "the target"}
     ylabel = f"mean squared distance to {target_label[config.target_kind]}"
     critical = critical_step_size(config)

@@ -51,6 +51,7 @@ import simulate
 from analysis import plots
 from asgd import averaging_window, interrupts, result_folder
 from asgd.network_config import NetworkConfig
+from asgd.schema import ConfigError
 from simulate.progress import StepBar
 
 __all__ = [
@@ -288,8 +289,19 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
     out = result_folder.check_out_dir(out_dir)
     dataset = load_dataset(config)
     train, test, x0 = build_model(config, dataset)  # errors here come before anything is written
+    n_train = len(dataset.train[1])
+    if not config.replace and config.batch_size > n_train:
+        raise ConfigError(
+            f"train.batch_size = {config.batch_size}: must be <= the {n_train} training examples of the dataset "
+            "(batches are drawn without replacement; or set train.replace = true)"
+        )
     points = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
+    with result_folder.released_on_failure(out):
+        return _train_and_write(config, out, points, dataset, train, test, x0, start, quiet)
 
+
+def _train_and_write(config, out, points, dataset, train, test, x0, start, quiet) -> NetworkOutcome:
+    """`run_network` once the folder is claimed: train (or resume) every run, evaluate, write."""
     runs = _runs(config)
     windows = averaging_window.averaging_windows(config)
     steps = averaging_window.trace_steps(config)

@@ -131,6 +131,9 @@ def parse_network_config(data: dict, *, quick: bool = False, source: str = "conf
     replace = train.get("replace", False)
     if not isinstance(replace, bool):
         fail("train.replace", replace, "must be true or false")
+    n_steps = integer("train.n_steps", train.get("n_steps"))
+    if "swa" in methods and n_steps < 2:
+        fail("train.n_steps", n_steps, "must be >= 2 with method swa (a decay phase, then a constant phase to average)")
     return NetworkConfig(
         name=name,
         description=str(data.get("description", "")),
@@ -139,7 +142,7 @@ def parse_network_config(data: dict, *, quick: bool = False, source: str = "conf
                "kernel_size": integer("model.kernel_size", model.get("kernel_size", 5)),
                "stride": integer("model.stride", model.get("stride", 2))},
         step_sizes=step_sizes,
-        n_steps=integer("train.n_steps", train.get("n_steps")),
+        n_steps=n_steps,
         n_seeds=n_seeds,
         batch_size=integer("train.batch_size", train.get("batch_size", 32)),
         replace=replace,

@@ -6,14 +6,17 @@ that the same command resumes an interrupted run). A file that exists is complet
 goes to a temporary name in the same folder, then `os.replace`. Formats are plain: CSV with a
 header, `.npz`, JSON.
 
-`sweep.json` claims the folder for one config and records what else fixes the numbers
-(`provenance()`): a resume under another config, precision, library version or randomness
-contract is refused; under another JAX version it warns. A damaged folder is reported as one
+`sweep.json` claims the folder for one config (its fingerprint, and the config itself, which
+must hash to that fingerprint: an edited fingerprint is refused) and records what else fixes the
+numbers (`provenance()`): a resume under another config, precision, library version or
+randomness contract is refused; under another JAX version it warns. Each saved point is also
+checked against its file name and the config (`asgd.sweep.point_disagreement`). A damaged folder is reported as one
 line naming the file and what is wrong (`ResultFolderError`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -43,6 +46,7 @@ __all__ = [
     "check_out_dir",
     "load_or_redo",
     "claim_folder",
+    "released_on_failure",
     "environment",
     "fingerprint",
     "provenance",
@@ -185,6 +189,13 @@ def claim_folder(out_dir, name: str, raw_config: dict, *, fresh: bool) -> Path:
         shutil.rmtree(points_dir, ignore_errors=True)
     if manifest_path.exists():
         previous = _read_json(manifest_path)
+        recorded_config = previous.get("config")
+        if recorded_config is not None and fingerprint(recorded_config) != previous.get("fingerprint"):
+            raise ConfigError(
+                f"{str(manifest_path)!r}: its fingerprint {previous.get('fingerprint')} is not that of the config it "
+                f"records ({fingerprint(recorded_config)}): edited or copied by hand, so the folder's config is unknown; "
+                "use --fresh to overwrite or another --out"
+            )
         if previous.get("fingerprint") != config_fingerprint:
             raise ConfigError(
                 f"--out {str(out)!r} holds results of a different config ({previous.get('experiment')!r}, "
@@ -221,8 +232,29 @@ def claim_folder(out_dir, name: str, raw_config: dict, *, fresh: bool) -> Path:
             "of asgd (or was made before folders were claimed), and a folder must not mix runs; use --fresh to "
             "write into it anyway or another --out"
         )
-    write_json(manifest_path, {"experiment": name, "fingerprint": config_fingerprint, "provenance": current})
+    write_json(manifest_path, {"experiment": name, "fingerprint": config_fingerprint, "config": raw_config, "provenance": current})
     return points_dir
+
+
+@contextlib.contextmanager
+def released_on_failure(out_dir):
+    """Run the body of a claimed folder's work; if it fails (any exception, Ctrl-C included)
+    before anything was saved in it (no file under `points/`, no `results.csv`), remove the
+    claim (`sweep.json`, an empty `points/`): a late check that fails must not leave the folder
+    claimed by a config that produced nothing, or the corrected config would be refused as "a
+    different config". A folder holding saved work keeps its claim: that work is resumable."""
+    out = Path(out_dir)
+    try:
+        yield
+    except BaseException:
+        points = out / "points"
+        saved = points.is_dir() and any(not p.name.startswith(".") for p in points.iterdir())
+        if not saved and not (out / "results.csv").exists():
+            with contextlib.suppress(OSError):
+                (out / "sweep.json").unlink()
+                if points.is_dir():
+                    shutil.rmtree(points)
+        raise
 
 
 def _foreign_files(out: Path, shown: int = 3) -> list[str]:

@@ -9,8 +9,9 @@ The folder, once complete:
 
 - `results.csv`: one row per experiment x seed x estimator x step size x checkpoint, columns
   `experiment, seed, estimator, step_size, n_steps, n_chains, mse, mse_se, n_diverged, target,
-  source, law_regime, mse_grid_error`; simulated rows have `source = "simulation"` and the last
-  two empty. With `[theory] stationary = true`, rows with `source = "law"` follow: the exact
+  source, law_regime, mse_grid_error, horizon`; `n_steps` is the checkpoint step t, `horizon` the
+  run's T (with several horizons, runs of T = 200 and T = 400 both have rows at t = 100);
+  simulated rows have `source = "simulation"` and `law_regime`, `mse_grid_error` empty. With `[theory] stationary = true`, rows with `source = "law"` follow: the exact
   long-run law's values (estimators `x`, `x_avg`, `x_avg_bias`; see `asgd.law_rows`);
 - `arrays.npz`: the final estimators of every chain, keys `seed{s}_T{T}/{estimator}`, plus
   `step_sizes` and `targets` (one target point per step size; v*(eta) for target.kind = "local",
@@ -23,6 +24,7 @@ The folder, once complete:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -38,11 +40,14 @@ from asgd.config import ExperimentConfig
 from asgd.schema import ConfigError
 from simulate.progress import StepBar
 
-__all__ = ["SweepOutcome", "run_sweep", "compute_targets", "load_point", "point_path", "point_targets", "target_path"]
+__all__ = [
+    "SweepOutcome", "run_sweep", "check_point", "compute_targets", "load_point", "point_disagreement", "point_path",
+    "point_targets", "target_path",
+]
 
 RESULT_COLUMNS = [
     "experiment", "seed", "estimator", "step_size", "n_steps", "n_chains", "mse", "mse_se", "n_diverged", "target",
-    "source", "law_regime", "mse_grid_error",
+    "source", "law_regime", "mse_grid_error", "horizon",
 ]
 
 
@@ -106,6 +111,45 @@ def load_point(path) -> simulate.SimulationResult | None:
     return result_folder.load_or_redo(path, simulate.SimulationResult.load, "sweep point", "computing it again")
 
 
+def point_disagreement(config: ExperimentConfig, seed: int, horizon: int, result) -> str | None:
+    """What a saved sweep point records that disagrees with its file name (seed, horizon) or the
+    folder's config (step sizes, chains, objective, noise, checkpoints, ...), or None.
+
+    A point copied under another seed's name, or left by another config whose `sweep.json` was
+    edited, would otherwise be pooled as if it were this point."""
+    kwargs = config.run_kwargs(seed, horizon)
+    expected = {
+        "seed": seed,
+        "n_steps": horizon,
+        "n_chains": config.n_chains,
+        "dim": config.objective.dim,
+        "objective_name": config.objective.name,
+        "tail_fraction": kwargs["tail_fraction"],
+        "method": config.method,
+        "noise": config.noise.describe(),
+        "step_sizes": np.asarray(config.step_sizes, np.float64).tolist(),
+        "checkpoint_steps": simulate.checkpoint_schedule(horizon, config.checkpoints).tolist(),
+    }
+    for name, want in expected.items():
+        got = getattr(result, name)
+        got = got.tolist() if isinstance(got, np.ndarray) else got.describe() if hasattr(got, "describe") else got
+        if got != want:
+            return f"it records {name} = {got!r}, the folder's config and the file name say {want!r}"
+    return None
+
+
+def check_point(config: ExperimentConfig, path, seed: int, horizon: int, result) -> None:
+    """Refuse (`ResultFolderError` naming the file) a saved point that `point_disagreement` finds wrong."""
+    problem = point_disagreement(config, seed, horizon, result)
+    if problem:
+        raise result_folder.ResultFolderError(_misplaced(path, problem))
+
+
+def _misplaced(path, problem: str) -> str:
+    return (f"{str(path)!r}: this sweep point does not belong here: {problem}; remove the file to recompute it, "
+            "or --fresh to start the folder over")
+
+
 def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> list[dict]:
     table = errors(result, targets)
     rows = []
@@ -119,6 +163,7 @@ def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> l
                 **{k: record[k] for k in ("estimator", "step_size", "n_steps", "n_chains", "mse", "mse_se", "n_diverged")},
                 "target": config.target_kind,
                 "source": "simulation",
+                "horizon": result.n_steps,
             }
         )
     return rows
@@ -148,62 +193,68 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
     if not cluster.agree(claim_error is None):
         raise claim_error or ConfigError(f"process 0 could not claim --out {str(out)!r}; see its error")
 
-    objective = config.objective
-    results, rows, resumed, local_targets = {}, [], 0, {}
-    points = config.sweep_points()
-    progress = StepBar(total=sum(horizon for _, horizon in points), label=config.name, enabled=False if quiet or not writer else None)
-    finished = 0
-    first_chain, n_mine = cluster.chain_slice(config.n_chains)
-    for seed, horizon in points:
-        interrupts.check()
-        path = point_path(points_dir, seed, horizon)
-        result = load_point(path) if writer and path.exists() else None  # a damaged point: None, recomputed
-        if cluster.agree(result is not None):
-            resumed += 1
-        else:
-            # The bar moves within the point too: the engine reports every few noise blocks.
-            within = None
-            if progress.enabled:
-                within = lambda done, total, base=finished, horizon=horizon: progress.update_to(base + horizon * done // total)  # noqa: E731
-            kwargs = {**config.run_kwargs(seed, horizon), "n_chains": n_mine, "first_chain": first_chain}
-            result = cluster.gather(simulate.run(objective, **kwargs, progress=within), config.n_chains)
+    # A failure before any point is saved releases the claim (the corrected config may then run here).
+    with result_folder.released_on_failure(out) if writer else contextlib.nullcontext():
+        objective = config.objective
+        results, rows, resumed, local_targets = {}, [], 0, {}
+        points = config.sweep_points()
+        progress = StepBar(total=sum(horizon for _, horizon in points), label=config.name, enabled=False if quiet or not writer else None)
+        finished = 0
+        first_chain, n_mine = cluster.chain_slice(config.n_chains)
+        for seed, horizon in points:
+            interrupts.check()
+            path = point_path(points_dir, seed, horizon)
+            result = load_point(path) if writer and path.exists() else None  # a damaged point: None, recomputed
+            problem = None if result is None else point_disagreement(config, seed, horizon, result)
+            if not cluster.agree(problem is None):
+                raise result_folder.ResultFolderError(_misplaced(path, problem) if writer else "process 0 refused a saved sweep point; see its error")
+            if cluster.agree(result is not None):
+                resumed += 1
+            else:
+                # The bar moves within the point too: the engine reports every few noise blocks.
+                within = None
+                if progress.enabled:
+                    within = lambda done, total, base=finished, horizon=horizon: progress.update_to(base + horizon * done // total)  # noqa: E731
+                kwargs = {**config.run_kwargs(seed, horizon), "n_chains": n_mine, "first_chain": first_chain}
+                result = cluster.gather(simulate.run(objective, **kwargs, progress=within), config.n_chains)
+                if writer:
+                    result.save(path)
+            finished += horizon
+            progress.update_to(finished)
             if writer:
-                result.save(path)
-        finished += horizon
-        progress.update_to(finished)
-        if writer:
-            results[(seed, horizon)] = result
-            here = point_targets(config, solution, targets, result)
-            if config.target_kind == "local":
-                local_targets[f"seed{seed}_T{horizon}/target"] = here
-            rows.extend(_rows(config, seed, result, here))
-    progress.close()
-    if not writer:
-        return None
+                results[(seed, horizon)] = result
+                here = point_targets(config, solution, targets, result)
+                if config.target_kind == "local":
+                    local_targets[f"seed{seed}_T{horizon}/target"] = here
+                rows.extend(_rows(config, seed, result, here))
+        progress.close()
+        if not writer:
+            return None
 
-    arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
-    arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
-    arrays.update(local_targets)
-    extra = {}
-    if law is not None:
-        horizons = sorted({row["n_steps"] for row in rows})
-        regime = law_rows.regimes(config, law, horizons)
-        rows.extend(law_rows.law_rows(config, law, targets, horizons, regime))
-        arrays.update(law_rows.law_arrays(law))
-        extra["law"] = law_rows.law_metadata(law, regime[horizons[-1]])
-    wall_time = time.perf_counter() - start
-    result_folder.write_results(
-        out, rows, RESULT_COLUMNS, {"step_sizes": np.asarray(config.step_sizes), "targets": targets, **arrays},
-        {
-            **extra,
-            "experiment": config.name,
-            "description": config.description,
-            "config": config.raw,
-            "seeds": list(config.seeds),
-            "targets": targets,
-            "resumed_points": resumed,
-            "processes": cluster.num_processes,
-            "wall_time_s": wall_time,
-        },
-    )
-    return SweepOutcome(out, rows, results, targets, resumed, wall_time)
+        arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
+        arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
+        arrays.update(local_targets)
+        extra = {}
+        if law is not None:
+            horizons = sorted({row["n_steps"] for row in rows})
+            regime = law_rows.regimes(config, law, horizons)
+            # A law row at T describes a run of T steps: its horizon is T.
+            rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.law_rows(config, law, targets, horizons, regime))
+            arrays.update(law_rows.law_arrays(law))
+            extra["law"] = law_rows.law_metadata(law, regime[horizons[-1]])
+        wall_time = time.perf_counter() - start
+        result_folder.write_results(
+            out, rows, RESULT_COLUMNS, {"step_sizes": np.asarray(config.step_sizes), "targets": targets, **arrays},
+            {
+                **extra,
+                "experiment": config.name,
+                "description": config.description,
+                "config": config.raw,
+                "seeds": list(config.seeds),
+                "targets": targets,
+                "resumed_points": resumed,
+                "processes": cluster.num_processes,
+                "wall_time_s": wall_time,
+            },
+        )
+        return SweepOutcome(out, rows, results, targets, resumed, wall_time)
