@@ -95,7 +95,7 @@ def _run_replicated(config, out_dir: Path, count: int, *, fresh: bool, quiet: bo
     outcome = replications.run_replicated(config, out_dir, replications=count, fresh=fresh, quiet=quiet)
     print(f"\n== {config.name}: {config.description}")
     print(f"   {count} replications (data seed, training seeds and initialisations drawn anew; replications.csv) x "
-          f"{config.n_seeds} seeds, T = {config.n_steps}")
+          f"{config.replication_seeds or config.n_seeds} seeds, T = {config.n_steps}")
     print("   test_accuracy minus the tuned cosine baseline (each replication's own): pooled mean [95% CI over the "
           "replications' means] and in how many replications it is significantly above 0:")
     print(replications.format_pooled_table(outcome.pooled))

@@ -16,7 +16,8 @@
                 many evenly spaced steps, for the averaging-window diagnostic, `asgd.averaging_window`),
                 diagnostic_examples (that diagnostic's training loss on the first m examples; default all)
     [replicate] replications (R >= 1, default 1): R independent draws of the data and of the
-                training seeds (`asgd.replications`); `--replications R` overrides it
+                training seeds (`asgd.replications`); `--replications R` overrides it; n_seeds
+                (>= 2): the seeds of each replication when R > 1 (default train.n_seeds)
     [quick]     overrides of [data], [train] and [metrics] keys for --quick
 
 Validated with the same rules as the sweeps (`asgd.schema`); every error names the key, the
@@ -45,7 +46,7 @@ _MODEL_KEYS = {"kind", "hidden", "activation", "l2", "channels", "kernel_size", 
 _TRAIN_KEYS = {"step_sizes", "n_steps", "n_seeds", "batch_size", "replace", "tail_fraction", "ema_decay", "sam_radius", "seed",
                "methods", "cosine_final", "swa_start", "swa_final", "init_seed"}
 _METRIC_KEYS = {"hutchinson_probes", "power_iterations", "sharpness_examples", "trace_points", "diagnostic_examples"}
-_REPLICATE_KEYS = {"replications"}
+_REPLICATE_KEYS = {"replications", "n_seeds"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +78,7 @@ class NetworkConfig:
     trace_points: int = 40
     diagnostic_examples: int | None = None
     replications: int = 1
+    replication_seeds: int | None = None
 
 
 def parse_network_config(data: dict, *, quick: bool = False, source: str = "config") -> NetworkConfig:
@@ -162,4 +164,5 @@ def parse_network_config(data: dict, *, quick: bool = False, source: str = "conf
         trace_points=integer("metrics.trace_points", metrics.get("trace_points", 40), lo=2),
         diagnostic_examples=None if "diagnostic_examples" not in metrics else integer("metrics.diagnostic_examples", metrics["diagnostic_examples"]),
         replications=integer("replicate.replications", sections["replicate"].get("replications", 1)),
+        replication_seeds=None if "n_seeds" not in sections["replicate"] else integer("replicate.n_seeds", sections["replicate"]["n_seeds"], lo=2),
     )

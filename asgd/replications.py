@@ -3,7 +3,9 @@ training seeds, each a full result folder, and their pooled answer.
 
 Replication r = 0 .. R-1 of a config draws its data with seed `data.seed + r`, trains with
 minibatch seed `train.seed + r` and starts seed i from the initialisation `train.init_seed +
-r n_seeds + i`: replication 0 is the config itself, and no two replications share a data draw,
+r n_seeds + i`, with n_seeds = `replicate.n_seeds` when given (the seeds per replication;
+default `train.n_seeds`): replication 0 is the config itself (with those seeds), and no two
+replications share a data draw,
 a minibatch stream (chain i's noise depends on (seed, i, step), `simulate.randomness`) or an
 initialisation. The result folder `OUT/<name>/` holds `replication_<r>/` (a network result folder
 each, resumable) and:
@@ -66,16 +68,18 @@ def _data_seed(config: NetworkConfig) -> int:
 def replication_config(config: NetworkConfig, replication: int) -> NetworkConfig:
     """Replication `replication` of `config` (see the module): its seeds shifted, its raw table
     (what claims its folder and `asgd run` would read) saying so."""
+    n_seeds = config.replication_seeds or config.n_seeds
     data_seed, seed = _data_seed(config) + replication, config.seed + replication
-    init_seed = config.init_seed + replication * config.n_seeds
-    if max(data_seed, seed, init_seed + config.n_seeds - 1) > 2**32 - 1:
+    init_seed = config.init_seed + replication * n_seeds
+    if max(data_seed, seed, init_seed + n_seeds - 1) > 2**32 - 1:
         raise ConfigError(f"replicate.replications = {config.replications}: replication {replication} would need a seed above 2**32 - 1; use smaller seeds")
     raw = copy.deepcopy(config.raw)
     raw.pop("replicate", None)
-    for section, key, value in (("data", "seed", data_seed), ("train", "seed", seed), ("train", "init_seed", init_seed)):
+    for section, key, value in (("data", "seed", data_seed), ("train", "seed", seed), ("train", "init_seed", init_seed), ("train", "n_seeds", n_seeds)):
         raw.setdefault(section, {})[key] = value
         raw.get("quick", {}).pop(key, None)
-    return dataclasses.replace(config, data={**config.data, "seed": data_seed}, seed=seed, init_seed=init_seed, replications=1, raw=raw)
+    return dataclasses.replace(config, data={**config.data, "seed": data_seed}, seed=seed, init_seed=init_seed, n_seeds=n_seeds,
+                               replications=1, replication_seeds=None, raw=raw)
 
 
 @dataclasses.dataclass

@@ -140,3 +140,13 @@ def test_replications_are_refused_where_they_cannot_pool(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "only network experiments (kind = \"network\") replicate" in out.stderr
     assert read_toml(path)["replicate"]["count"] == 3
+
+
+def test_replicate_n_seeds_sets_the_seeds_of_each_replication_and_their_disjoint_initialisations(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.replace("replications = 2", "replications = 2\nn_seeds = 2"))
+    config = load_config(path)
+    assert config.n_seeds == 3 and config.replication_seeds == 2  # the plain run keeps train.n_seeds
+    replicated = [replications.replication_config(config, r) for r in range(3)]
+    assert [(c.n_seeds, c.init_seed, c.seed, c.data["seed"]) for c in replicated] == [(2, 0, 11, 5), (2, 2, 12, 6), (2, 4, 13, 7)]
+    assert all(parse_network_config(c.raw) == c for c in replicated)
