@@ -235,6 +235,8 @@ def mixture_matrix(grid, weights, mean, covariance, *, allow_empty: bool = False
     totals = np.asarray(matrix.sum(axis=1)).ravel()
     if not totals.min() > 0 and not allow_empty:
         raise NoStationaryLaw("a cell sends all its mass out of the box")
-    matrix = scipy.sparse.diags(np.where(totals > 0, 1.0 / np.where(totals > 0, totals, 1.0), 0.0)) @ matrix
+    inverse = np.zeros(size)
+    np.divide(1.0, totals, out=inverse, where=totals > 0)
+    matrix = scipy.sparse.diags(inverse) @ matrix
     leak = np.where(totals > 0, leak, 1.0)
     return matrix.tocsr(), np.clip(leak, 0.0, 1.0)

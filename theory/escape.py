@@ -82,7 +82,8 @@ def escape_steps(f, noise, step_sizes, minimizers, basin: int, *, bounds=None, n
     """`(S,)` the exact mean number of steps for SGD (cell chain) started at `minimizers[basin]` to
     reach a cell of another basin (basins of gradient descent on f), for any noise of
     `theory.state_dependent`. One sparse LU of I - P_BB: accurate while the escape time is well
-    below 1e12 steps (relative error about 1e-16 x the time)."""
+    below 1e12 steps (relative error about 1e-16 x the time); inf where the chain cannot leave (a
+    closed set inside the basin: noise that vanishes on the way out, beyond the Gaussian's reach)."""
     eta = validation.step_sizes("step_sizes", step_sizes)
     points = np.asarray(getattr(minimizers, "points", minimizers), np.float64)
     lower, upper = _search_box(f, bounds)
@@ -95,6 +96,9 @@ def escape_steps(f, noise, step_sizes, minimizers, basin: int, *, bounds=None, n
     for e in eta:
         matrix, _ = cell_kernel(grid, parts, float(e), allow_empty=True)
         block = matrix[inside][:, inside]
-        times = scipy.sparse.linalg.spsolve((scipy.sparse.identity(inside.size, format="csc") - block).tocsc(), np.ones(inside.size))
+        try:
+            times = scipy.sparse.linalg.splu((scipy.sparse.identity(inside.size, format="csc") - block).tocsc()).solve(np.ones(inside.size))
+        except RuntimeError:  # singular: a closed set inside the basin (noise that vanishes on the way out)
+            times = np.full(inside.size, np.inf)
         out.append(float(times[start]))
     return np.array(out)
