@@ -45,7 +45,7 @@ clean:
 # (ASGD_FAST=1), into build/notebooks-fast/ so they never pass for the full-size copies.
 # A copy is redone when its notebook or the library changes.
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
-LIBRARY := $(wildcard objectives/*.py simulate/*.py analysis/*.py asgd/*.py asgd/experiments/*.toml)
+LIBRARY := $(wildcard objectives/*.py simulate/*.py analysis/*.py theory/*.py figures/*.py asgd/*.py asgd/experiments/*.toml)
 ifeq ($(FAST),1)
 EXECUTED := build/notebooks-fast
 NOTEBOOK_ENV := ASGD_FAST=1 ASGD_FIGURES=$(CURDIR)/$(EXECUTED)/figures

@@ -1,24 +1,26 @@
-"""Errors, theory and plots: what the simulations say about the smoothing view of SGD."""
+"""Statistics of runs and their targets: errors with standard errors, rates, drift checks, basins,
+minimizers of f and of F_eta, near ties.
+
+The exact theory moved to `theory` and the figures to `figures` (the second redesign); the old names
+(`analysis.stationary_law`, `analysis.theory`, `analysis.plots`, ...) still work for this
+release, with a `DeprecationWarning` naming the new home.
+"""
 
 import importlib
+import warnings
 
-from analysis import minima, theory, ties
+from analysis import minima, ties
 from analysis.basins import assign_basins, basin_occupancy, sharpness_summary
-from analysis.chain_solvers import InaccurateLawWarning
 from analysis.drift import drift_check
 from analysis.errors import ErrorTable, errors, pool
 from analysis.minima import TieWarning, global_minimizer, minimizers, penalized_solution, smoothed_solution
 from analysis.rates import RateFit, fit_rate
-from analysis.stationary import QuasiStationary, StationaryLaw, stationary_law
 from analysis.ties import NearTieWarning
 
 __all__ = [
     "ErrorTable",
-    "InaccurateLawWarning",
     "NearTieWarning",
-    "QuasiStationary",
     "RateFit",
-    "StationaryLaw",
     "TieWarning",
     "assign_basins",
     "basin_occupancy",
@@ -29,20 +31,30 @@ __all__ = [
     "minima",
     "minimizers",
     "penalized_solution",
-    "plots",
     "pool",
     "sharpness_summary",
     "smoothed_solution",
-    "stationary_law",
-    "theory",
     "ties",
 ]
 
+#: Names that moved out of `analysis` in the second redesign: old name -> (module, attribute or None for the module).
+MOVED = {
+    "theory": ("theory.quadratic", None),
+    "plots": ("figures", None),
+    "stationary_law": ("theory", "stationary_law"),
+    "StationaryLaw": ("theory", "StationaryLaw"),
+    "QuasiStationary": ("theory", "QuasiStationary"),
+    "InaccurateLawWarning": ("theory", "InaccurateLawWarning"),
+}
+
 
 def __getattr__(name: str):
-    """`analysis.plots` is imported on first use (PEP 562), not with the package: it loads
-    matplotlib (about a second, and a backend choice), which a script that only computes
-    errors, theory or minimizers should not pay for. `from analysis import plots` works as usual."""
-    if name == "plots":
-        return importlib.import_module("analysis.plots")
-    raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    """The moved names, for one release, with a DeprecationWarning (PEP 562). Looked up by name at
+    first use, so `import analysis` never loads the theory or matplotlib."""
+    if name not in MOVED:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    module, attribute = MOVED[name]
+    new = module if attribute is None else f"{module}.{attribute}"
+    warnings.warn(f"analysis.{name} moved to {new}; the old name goes in the next release", DeprecationWarning, stacklevel=2)
+    found = importlib.import_module(module)
+    return found if attribute is None else getattr(found, attribute)

@@ -30,8 +30,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from analysis import atomic_files
 from objectives import validation as check
+from simulate import files as atomic_files
 from simulate.result import SimulationResult
 
 __all__ = ["COLUMNS", "ErrorTable", "errors", "pool"]

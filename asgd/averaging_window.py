@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import figures as plots
 from simulate import tail_length
 
 __all__ = [
@@ -224,8 +225,6 @@ def plot_windows(rows: list[dict], steps, trace_losses: dict, step_sizes, *, pat
     `most` largest falls, worst first. `rows`: `window_rows`; `trace_losses`: run -> `(K, S, C)`
     at `steps`. Returns the figure, or `None` when no average falls below."""
     import matplotlib.pyplot as plt
-
-    from analysis import plots
 
     below = sorted((r for r in rows if r["below_last"]), key=lambda r: r["average_test_accuracy"] - r["last_test_accuracy"])[:most]
     if not below:

@@ -28,7 +28,7 @@ import numpy as np
 
 import objectives
 import simulate
-from analysis import theory
+import theory
 from analysis.errors import ErrorTable, pool
 from asgd import distributed, interrupts, network, replications, result_folder
 from asgd.config import NOISE_FAMILIES, OBJECTIVE_KINDS, ConfigError, load_config

@@ -40,7 +40,7 @@
     per_seed = false              # optional: figures pool the seeds (default) or one panel per seed
 
     [theory]                      # optional: the exact long-run law beside the simulation
-    stationary = true             # dim 1 or 2, additive noise (analysis.stationary_law)
+    stationary = true             # dim 1 or 2, additive noise (theory.stationary_law)
     n_grid = 2001                 # optional: cells per axis (default 2001 in 1-D, 101 in 2-D)
     bounds = [-5.0, 5.0]          # optional: the grid's box, [lower, upper] numbers or dim-vectors
 
@@ -122,7 +122,7 @@ class ExperimentConfig:
     estimators: tuple[str, ...]
     figures: tuple[str, ...]
     per_seed: bool  # [output]: one panel per seed instead of pooling the seeds' chains
-    stationary: bool  # [theory]: draw and tabulate the exact long-run law (analysis.stationary_law)
+    stationary: bool  # [theory]: draw and tabulate the exact long-run law (theory.stationary_law)
     law_n_grid: int | None
     law_bounds: tuple | None  # (lower, upper), numbers or dim-tuples
     raw: dict  # the config as read (after --quick overrides), for metadata

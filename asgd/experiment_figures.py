@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import simulate
-from analysis import plots
+import figures as plots
 from analysis.basins import basin_occupancy
 from analysis.errors import ErrorTable, pool
 from analysis.minima import minimizers

@@ -1,6 +1,6 @@
 """The exact long-run law beside a sweep's simulation: `[theory] stationary = true`.
 
-For a config that asks, the sweep computes `analysis.stationary_law` once, for the config's step
+For a config that asks, the sweep computes `theory.stationary_law` once, for the config's step
 sizes (the same targets as the simulated rows), and adds rows to `results.csv` with
 `source = "law"` (the simulated rows have `source = "simulation"`; a folder written before the
 column existed reads as all simulation). For each step size eta and each checkpoint T of the
@@ -39,7 +39,7 @@ import numpy as np
 
 from analysis import minima
 from analysis.basins import assign_basins
-from analysis.stationary import StationaryLaw, stationary_law
+from theory.stationary import StationaryLaw, stationary_law
 from asgd.config import ExperimentConfig
 from asgd.schema import ConfigError
 

@@ -48,7 +48,7 @@ from scipy import stats
 
 import objectives
 import simulate
-from analysis import plots
+import figures as plots
 from asgd import averaging_window, interrupts, result_folder
 from asgd.network_config import NetworkConfig
 from asgd.schema import ConfigError

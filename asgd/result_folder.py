@@ -33,10 +33,9 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import jax
-import numpy as np
 
-from analysis.atomic_files import read_csv, to_json, write_bytes, write_csv, write_text
 from asgd.schema import ConfigError
+from simulate.files import read_csv, write_bytes, write_csv, write_json, write_npz, write_text
 from simulate.randomness import RANDOMNESS_CONTRACT_VERSION
 
 __all__ = [
@@ -60,16 +59,6 @@ __all__ = [
     "write_results",
     "write_text",
 ]
-
-
-def write_json(path, data) -> Path:
-    return write_text(path, json.dumps(data, indent=2, sort_keys=True, default=to_json) + "\n")
-
-
-def write_npz(path, **arrays) -> Path:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return write_bytes(path, buffer.getvalue())
 
 
 class ResultFolderError(ValueError):

@@ -16,6 +16,7 @@ import numpy as np
 import analysis
 import objectives
 import simulate
+import theory
 from benchmarks import references
 from benchmarks.timing import compile_events, interleaved
 from simulate.randomness import minibatch_block
@@ -196,7 +197,7 @@ def compile_times(*, n_chains: int, n_steps: int, names=None) -> dict:
 
 
 def stationary_law_times(*, n_grid_1d: int, n_step_sizes: int, n_grid_2d: int, repeats: int) -> dict:
-    """Case 6: `analysis.stationary_law` (issue 12). 1-D: `sharp_flat`, `n_step_sizes` step sizes
+    """Case 6: `theory.stationary_law` (issue 12). 1-D: `sharp_flat`, `n_step_sizes` step sizes
     in [0.01, 0.4] (both sides of its critical step size, metastable ones included) on
     `n_grid_1d` cells over [-7, 9]; 2-D: `gaussian_wells_2d` of `builtin_objectives`, one step
     size (0.3) on `n_grid_2d` x `n_grid_2d` cells. Each call includes the coarse grid (the
@@ -207,8 +208,8 @@ def stationary_law_times(*, n_grid_1d: int, n_step_sizes: int, n_grid_2d: int, r
     step_sizes = np.geomspace(0.01, 0.4, n_step_sizes)
     wells_2d, _ = builtin_objectives()["gaussian_wells_2d"]
     calls = {
-        "one_d": lambda: analysis.stationary_law(sharp_flat, noise, step_sizes, bounds=(-7.0, 9.0), n_grid=n_grid_1d),
-        "two_d": lambda: analysis.stationary_law(wells_2d, noise, [0.3], bounds=((-6.5, -6.5), (7.0, 7.0)), n_grid=n_grid_2d),
+        "one_d": lambda: theory.stationary_law(sharp_flat, noise, step_sizes, bounds=(-7.0, 9.0), n_grid=n_grid_1d),
+        "two_d": lambda: theory.stationary_law(wells_2d, noise, [0.3], bounds=((-6.5, -6.5), (7.0, 7.0)), n_grid=n_grid_2d),
     }
     figures = {"n_grid_1d": n_grid_1d, "n_step_sizes": n_step_sizes, "n_grid_2d": n_grid_2d}
     for name, call in calls.items():

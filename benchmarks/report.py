@@ -13,8 +13,8 @@ TARGETS = (
     ("case4_memory", "peak RSS at 10^5 steps / peak RSS at 10^3 steps", 1.1),
     ("compile_once", "recompilations for a new sweep point of the same shapes (all cases)", 0),
     ("compile_time", "slowest first-call compile time over the built-in objectives, seconds", 5.0),
-    ("stationary_1d", "analysis.stationary_law, sharp_flat, 16 step sizes x 4,001 cells, seconds", 10.0),
-    ("stationary_2d", "analysis.stationary_law, 2-D wells, one step size, 201 x 201 cells, seconds", 60.0),
+    ("stationary_1d", "theory.stationary_law, sharp_flat, 16 step sizes x 4,001 cells, seconds", 10.0),
+    ("stationary_2d", "theory.stationary_law, 2-D wells, one step size, 201 x 201 cells, seconds", 60.0),
     ("smoothed_solution_2d", "analysis.smoothed_solution, 2-D from_function wells, 5 step sizes, first call (compiles included), seconds", 5.0),
 )
 
@@ -102,7 +102,7 @@ def case_table(key: str, c: dict) -> str:
             lines.append(f"  {name:24s} {compiled['compile_s']:6.2f} s   recompilations {compiled['recompilations_new_sweep_point']}")
     elif key == "case6_stationary_law":
         lines = [
-            "6. analysis.stationary_law (exact long-run law; coarse grid, Poisson equation and spectral gap included)",
+            "6. theory.stationary_law (exact long-run law; coarse grid, Poisson equation and spectral gap included)",
             f"  1-D sharp_flat, {c['n_step_sizes']} step sizes x {c['n_grid_1d']} cells: {c['one_d_s']:7.2f} s (first call {c['one_d_first_call_s']:.2f} s); solvers {c['one_d_methods']}",
             f"  2-D wells, one step size, {c['n_grid_2d']} x {c['n_grid_2d']} cells:   {c['two_d_s']:7.2f} s (first call {c['two_d_first_call_s']:.2f} s)",
         ]

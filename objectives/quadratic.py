@@ -1,7 +1,7 @@
 """The quadratic objective f(x) = 1/2 (x - c)^T H (x - c).
 
 The one landscape where SGD with Gaussian noise is a linear Gaussian recursion, so every
-moment of every estimator is known exactly (see `analysis.theory`). Its Gaussian smoothing is
+moment of every estimator is known exactly (see `theory.quadratic`). Its Gaussian smoothing is
 closed form: E f(v - s*eps) = f(v) + (s^2/2) tr(H Sigma) for Cov(eps) = Sigma, so the smoothed
 minimizer is c for every step size.
 """

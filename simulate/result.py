@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ESTIMATORS", "SimulationResult", "atomic_write"]
+from simulate.files import atomic_write
+
+__all__ = ["ESTIMATORS", "SimulationResult", "atomic_write"]  # atomic_write lives in simulate.files
 
 #: The estimators every run produces, in a fixed order:
 #: x (last iterate x_T), x_avg (uniform average of x_1..x_T), x_tail (average of the last
@@ -244,34 +243,3 @@ def _inconsistency(values: dict) -> str | None:
 def _json_scalar(value):
     """A NumPy scalar as the Python number JSON can hold; anything else unchanged."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb"):
-    """Open a temporary file beside `path`; on success fsync it and rename it to `path`.
-
-    An interrupted write never leaves a half-written file under the final name: a file that
-    exists is complete (`os.replace` is atomic on one file system). The file's mode honours the
-    umask, as a file made by `open` would.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: it creates mode 0600 whatever the umask, so collaborators could not
-    # read the results. os.open with 0o666 lets the umask decide (0644 under umask 022), like open().
-    while True:
-        temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-        try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:  # another writer drew the same name: draw again
-            continue
-    try:
-        with os.fdopen(descriptor, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise

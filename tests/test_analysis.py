@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import analysis  # noqa: E402
 import objectives  # noqa: E402
 import simulate  # noqa: E402
-from analysis import theory  # noqa: E402
+import theory  # noqa: E402
 
 
 def test_stationary_floor_solves_the_lyapunov_equation_and_matches_the_commuting_formula():

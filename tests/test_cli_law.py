@@ -9,9 +9,10 @@ import tomllib
 import numpy as np
 import pytest
 
-import analysis
 import objectives
 import simulate
+import figures
+import theory
 from analysis.errors import ErrorTable
 from asgd import experiment_figures, result_folder
 from asgd.config import ConfigError, parse_config
@@ -66,7 +67,7 @@ def folder(tmp_path_factory):
 
 def _law():
     f = objectives.quadratic(np.array([HESSIAN]), np.array([CENTER]))
-    return analysis.stationary_law(f, simulate.noise.gaussian(SCALE), STEP_SIZES, bounds=(-4.0, 5.0), n_grid=401)
+    return theory.stationary_law(f, simulate.noise.gaussian(SCALE), STEP_SIZES, bounds=(-4.0, 5.0), n_grid=401)
 
 
 def test_law_rows_equal_a_direct_stationary_law_call(folder):
@@ -155,7 +156,7 @@ def test_an_old_results_csv_without_source_still_loads_and_plots(folder, tmp_pat
 def test_an_unreached_law_is_drawn_dotted_without_stretching_the_axis():
     table = ErrorTable([{"estimator": "x", "step_size": e, "n_steps": 10, "mse": 1.0, "mse_se": 0.1} for e in (0.1, 0.2, 0.4)])
     theory = {"x": (np.array([0.1, 0.2, 0.4]), np.array([1e7, 1.1, 1.2]), np.array([False, True, True]))}
-    fig = analysis.plots.plot_tradeoff(table, theory)
+    fig = figures.plot_tradeoff(table, theory)
     assert fig.axes[0].get_ylim()[1] < 1e2  # an unreached value (here 1e7) does not stretch the axis
     lines = {line.get_gid(): line for line in fig.axes[0].get_lines()}
     assert lines["theory-unreached:x"].get_linestyle() == ":"

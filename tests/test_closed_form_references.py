@@ -1,6 +1,6 @@
 """SGD on a quadratic with Gaussian noise against its exact law (a linear Gaussian recursion).
 
-`analysis.theory.quadratic_law` gives the mean and covariance of x_T, x_avg, x_tail, v_T and
+`theory.quadratic_law` gives the mean and covariance of x_T, x_avg, x_tail, v_T and
 v_avg for every T (derived in its docstring). The simulated mean squared distance to the
 minimizer must match within a few Monte Carlo standard errors, the standard error coming from
 the exact variance of ||y - c||^2 under that law.
@@ -11,7 +11,7 @@ import pytest
 
 import objectives
 import simulate
-from analysis import theory
+import theory
 
 N_SIGMA = 4.5  # ~150 comparisons per test: a 4.5-sigma band fails by chance with p < 1e-3 overall
 

@@ -6,7 +6,7 @@ import pytest
 
 import objectives
 import simulate
-from analysis import theory
+import theory
 
 HESSIAN = np.array([[3.0, 1.0], [1.0, 0.5]])
 COVARIANCE = np.array([[1.0, 0.6], [0.6, 0.5]])

@@ -15,6 +15,7 @@ import pytest
 import analysis
 import objectives
 import simulate
+import theory
 from asgd.config import ConfigError, load_config, parse_config
 
 QUADRATIC = objectives.quadratic([1.0, 2.0], [0.0, 0.0])
@@ -189,10 +190,10 @@ ANALYSIS_CASES = [
     (lambda r: analysis.errors(r, [0.0], confidence=1.0), ValueError, r"confidence must be a number in \(0, 1\)"),
     (lambda r: analysis.errors(r, [0.0], bootstrap=2.5), ValueError, "bootstrap must be an integer >= 0"),
     (lambda r: analysis.errors(r, [0.0], seed=-3), ValueError, "seed must be an integer in"),
-    (lambda r: analysis.stationary_law(LINE, simulate.noise.gaussian(1.0), [0.1, -0.1]), ValueError, "step_sizes must be finite and > 0"),
-    (lambda r: analysis.stationary_law(LINE, simulate.noise.gaussian(1.0), [0.1], n_grid=1), ValueError, "n_grid must be an integer >= 16"),
-    (lambda r: analysis.stationary_law(LINE, simulate.noise.gaussian(1.0), [0.1], max_leak=2.0), ValueError, r"max_leak must be a number in \(0, 1\)"),
-    (lambda r: analysis.stationary_law(LINE, "gaussian", [0.1]), ValueError, "noise must be a noise model"),
+    (lambda r: theory.stationary_law(LINE, simulate.noise.gaussian(1.0), [0.1, -0.1]), ValueError, "step_sizes must be finite and > 0"),
+    (lambda r: theory.stationary_law(LINE, simulate.noise.gaussian(1.0), [0.1], n_grid=1), ValueError, "n_grid must be an integer >= 16"),
+    (lambda r: theory.stationary_law(LINE, simulate.noise.gaussian(1.0), [0.1], max_leak=2.0), ValueError, r"max_leak must be a number in \(0, 1\)"),
+    (lambda r: theory.stationary_law(LINE, "gaussian", [0.1]), ValueError, "noise must be a noise model"),
     (lambda r: analysis.smoothed_solution(LINE, simulate.noise.gaussian(1.0), [1j]), ValueError, "step_sizes must be real"),
     (lambda r: analysis.smoothed_solution(LINE, simulate.noise.gaussian(1.0), [0.1], n_starts=0), ValueError, "n_starts must be an integer >= 1"),
     (lambda r: analysis.penalized_solution(LINE, simulate.noise.gaussian(1.0), "eta"), ValueError, "step_sizes must be finite numbers >= 0, got 'eta'"),

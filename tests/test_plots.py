@@ -1,4 +1,4 @@
-"""`analysis.plots`: every figure renders under Agg, saves PNG and PDF atomically, in one style."""
+"""`figures`: every figure renders under Agg, saves PNG and PDF atomically, in one style."""
 
 import io
 import os
@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 import analysis  # noqa: E402
 import objectives  # noqa: E402
 import simulate  # noqa: E402
-from analysis import plots  # noqa: E402
+import figures as plots  # noqa: E402
+import theory  # noqa: E402
 from analysis.errors import ErrorTable  # noqa: E402
 
 STEP_SIZES = [0.01, 0.03, 0.1, 0.3]
@@ -136,7 +137,7 @@ def test_plots_draw_real_error_tables_from_the_engine(tmp_path):
     f = objectives.quadratic(1.0, [0.0])
     result = simulate.run(f, step_sizes=[0.05, 0.2, 0.8], n_steps=400, n_chains=200, x0=[1.0], checkpoints=6, seed=2)
     table = analysis.errors(result, [0.0], bootstrap=50)
-    curves = analysis.theory.quadratic_mse_curves(1.0, 1.0, [0.05, 0.2, 0.8], result.checkpoint_steps, [1.0], [0.0])
+    curves = theory.quadratic_mse_curves(1.0, 1.0, [0.05, 0.2, 0.8], result.checkpoint_steps, [1.0], [0.0])
     plots.plot_tradeoff(table, theory={name: ([0.05, 0.2, 0.8], curves[name][:, -1]) for name in curves}, path=tmp_path / "t")
     plots.plot_rates(table, 0.2, theory={"x_avg": (result.checkpoint_steps, curves["x_avg"][1])}, path=tmp_path / "r")
     assert all((tmp_path / f"{stem}.{suffix}").exists() for stem in "tr" for suffix in ("png", "pdf"))

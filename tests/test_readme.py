@@ -11,6 +11,7 @@ import pytest
 import analysis
 import objectives
 import simulate
+import theory
 from asgd.cli import _parser
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
@@ -64,7 +65,7 @@ def test_the_average_is_closer_by_the_factors_the_readme_prints(namespaces):
     # ... and they are the exact law's, within the Monte Carlo error of the two means (3 SE).
     center = np.array([1.0, -1.0])
     for s, eta in enumerate(result.step_sizes):
-        law = analysis.theory.quadratic_law([[2.0, 0.5], [0.5, 1.0]], np.eye(2), eta, 2_000, [3.0, 3.0], center)
+        law = theory.quadratic_law([[2.0, 0.5], [0.5, 1.0]], np.eye(2), eta, 2_000, [3.0, 3.0], center)
         for name, mse in (("x", mse_last[s]), ("x_avg", mse_avg[s])):
             squared = np.sum((getattr(result, name)[s] - center) ** 2, axis=-1)
             assert abs(mse - law.mse(name, center)) < 3 * squared.std() / np.sqrt(squared.size), (eta, name)

@@ -1,4 +1,4 @@
-"""`analysis.stationary_law` against closed forms, identities, GTH in the metastable regime, and bad input.
+"""`theory.stationary_law` against closed forms, identities, GTH in the metastable regime, and bad input.
 
 Tolerances: the law's own error estimates (the change on the coarse grid, `law.coarse`, which
 bounds the error when it falls at least linearly with the cell width) plus float64 rounding.
@@ -14,7 +14,9 @@ import scipy.stats
 import analysis
 import objectives
 import simulate
-from analysis import markov_kernel, theory
+import theory
+from theory import grid as cells
+from theory import kernel_1d, kernel_2d
 
 GAUSSIAN = simulate.noise.gaussian(1.0)
 
@@ -30,7 +32,7 @@ def test_quadratic_1d_matches_closed_forms():
     curvature, centre = 2.0, 0.3
     f = objectives.quadratic(curvature, [centre])
     eta = np.array([0.05, 0.2, 0.5])
-    law = analysis.stationary_law(f, GAUSSIAN, eta, bounds=(-2.6, 3.1), n_grid=801)
+    law = theory.stationary_law(f, GAUSSIAN, eta, bounds=(-2.6, 3.1), n_grid=801)
     floor = np.array([theory.stationary_covariance(np.array([[curvature]]), np.eye(1), e)[0, 0] for e in eta])
     assert np.all(np.abs(law.mean[:, 0] - centre) <= law.discretization_error + 1e-12)
     assert np.all(np.abs(law.covariance[:, 0, 0] - floor) <= coarse_gap(law, "covariance")[:, 0, 0])
@@ -52,7 +54,7 @@ def test_quadratic_2d_anisotropic_full_covariance_matches_closed_forms():
     noise_covariance = np.array([[1.0, 0.4], [0.4, 0.5]])
     f = objectives.quadratic(hessian, centre)
     eta = np.array([0.15, 0.4])
-    law = analysis.stationary_law(f, simulate.noise.gaussian(covariance=noise_covariance), eta, bounds=([-2.0, -2.0], [2.4, 1.8]), n_grid=81)
+    law = theory.stationary_law(f, simulate.noise.gaussian(covariance=noise_covariance), eta, bounds=([-2.0, -2.0], [2.4, 1.8]), n_grid=81)
     assert law.density.shape == (2, 81, 81)
     inverse = np.linalg.inv(hessian)
     assert np.all(np.linalg.norm(law.mean - centre, axis=1) <= law.discretization_error + 1e-10)
@@ -71,7 +73,7 @@ def test_every_noise_family_gives_the_lyapunov_covariance_on_a_quadratic(noise):
     f = objectives.quadratic(1.5, [0.1])
     eta = np.array([0.2, 0.6])
     box = (-6.0, 6.2) if noise.family == "student_t" else (-2.0, 2.2)
-    law = analysis.stationary_law(f, noise, eta, bounds=box, n_grid=1001, max_leak=1e-3)
+    law = theory.stationary_law(f, noise, eta, bounds=box, n_grid=1001, max_leak=1e-3)
     floor = np.array([theory.stationary_covariance(np.array([[1.5]]), np.eye(1), e)[0, 0] for e in eta])
     tolerance = coarse_gap(law, "covariance")[:, 0, 0] + law.out_of_box * np.diff(box)[0] ** 2 * 10 + 1e-9
     assert np.all(np.abs(law.covariance[:, 0, 0] - floor) <= tolerance)
@@ -81,7 +83,7 @@ def test_every_noise_family_gives_the_lyapunov_covariance_on_a_quadratic(noise):
 def test_uniform_noise_in_2d_gives_the_lyapunov_covariance():
     hessian = np.diag([1.0, 2.5])
     f = objectives.quadratic(hessian, np.zeros(2))
-    law = analysis.stationary_law(f, simulate.noise.uniform(1.0), [0.3], bounds=([-1.5, -1.2], [1.5, 1.2]), n_grid=61)
+    law = theory.stationary_law(f, simulate.noise.uniform(1.0), [0.3], bounds=([-1.5, -1.2], [1.5, 1.2]), n_grid=61)
     lyapunov = theory.stationary_covariance(hessian, np.eye(2), 0.3)
     # The uniform law's support edges cut cells at different places on the two grids, so the
     # coarse-grid change is not a bound here: a 2% check of the kernel's scale (no eta: 10x off).
@@ -95,7 +97,7 @@ def test_discretization_error_bounds_the_true_error_of_the_mean(n_grid):
     # first moments kept by the kernel); uniform noise does not: its support edges fall inside
     # cells. Coarse grids over an asymmetric box, so the error is far above rounding.
     f = objectives.quadratic(1.0, [0.3])
-    law = analysis.stationary_law(f, simulate.noise.uniform(1.0), [0.35, 0.7], bounds=(-2.2, 3.9), n_grid=n_grid)
+    law = theory.stationary_law(f, simulate.noise.uniform(1.0), [0.35, 0.7], bounds=(-2.2, 3.9), n_grid=n_grid)
     true_error = np.abs(law.mean[:, 0] - 0.3)
     assert true_error.max() > 1e-8  # not a trivially exact case
     assert np.all(true_error <= law.discretization_error)
@@ -103,10 +105,10 @@ def test_discretization_error_bounds_the_true_error_of_the_mean(n_grid):
 
 def test_kernel_rows_integrate_the_noise_law_over_cells():
     # Cells as wide as the noise: the density at the centre would be far off the cell integral.
-    grid = markov_kernel.make_grid([-1.0], [1.0], 20)
+    grid = cells.make_grid([-1.0], [1.0], 20)
     gradient = np.zeros((20, 1))
     with jax.enable_x64(True):
-        matrix, leak, _ = markov_kernel.transition_matrix(grid, gradient[:, 0], markov_kernel.noise_law(GAUSSIAN, 1), 0.1)
+        matrix, leak, _ = kernel_1d.transition_matrix(grid, gradient[:, 0], cells.noise_law(GAUSSIAN, 1), 0.1)
     edges = grid.edges[0]
     row = 7
     centre = grid.axes[0][row]
@@ -127,7 +129,7 @@ def test_stationary_identities_hold(name):
     f = getattr(objectives, name)()
     eta = np.array([0.15, 0.3])
     box = (-5.0, 7.0) if name == "sharp_flat" else (-4.0, 4.6)
-    law = analysis.stationary_law(f, GAUSSIAN, eta, bounds=box, n_grid=1201)
+    law = theory.stationary_law(f, GAUSSIAN, eta, bounds=box, n_grid=1201)
 
     def identities(of):
         with jax.enable_x64(True):
@@ -162,7 +164,7 @@ def metastable():
     with jax.enable_x64(True):
         minima = analysis.minimizers(f)
     wells = minima.points[np.argsort(minima.points[:, 0])]
-    law = analysis.stationary_law(f, GAUSSIAN, [0.01], bounds=(-2.0, 3.5), n_grid=1501)
+    law = theory.stationary_law(f, GAUSSIAN, [0.01], bounds=(-2.0, 3.5), n_grid=1501)
     return f, wells, law, law.quasi_stationary(wells)
 
 
@@ -212,7 +214,7 @@ def test_transient_cells_by_the_box_edge_do_not_stop_gth():
     with jax.enable_x64(True):
         f = objectives.from_function(lambda x: 2.0 * (x[0] ** 2 - 1.0) ** 2 + 0.5 * x[0], 1, name="tilted_wells")
         wells = np.sort(analysis.minimizers(f, (-2.0, 2.0)).points, axis=0)
-    law = analysis.stationary_law(f, simulate.noise.gaussian(0.5), [0.05], bounds=(-2.0, 2.0), n_grid=400)
+    law = theory.stationary_law(f, simulate.noise.gaussian(0.5), [0.05], bounds=(-2.0, 2.0), n_grid=400)
     assert law.method == ("gth",) and law.density.min() >= 0 and law.density.sum() == pytest.approx(1.0, abs=1e-12)
     x = law.grid.points[:, 0]
     assert law.density[0, np.abs(x) > 1.6].max() == 0.0  # transient: the drift throws them inward
@@ -237,11 +239,11 @@ def test_2d_matrix_is_the_operator(noise):
     """`Operator2D.sparse()` is the chain the operator applies: P^T p = push(p), P h = pull(h),
     rows summing to 1 (a reach set by a larger step size included)."""
     with jax.enable_x64(True):
-        grid = markov_kernel.make_grid(np.array(WELLS_BOX[0]), np.array(WELLS_BOX[1]), 23)
+        grid = cells.make_grid(np.array(WELLS_BOX[0]), np.array(WELLS_BOX[1]), 23)
         gradient = np.asarray(WELLS_2D.grad(grid.points))
-        law = markov_kernel.noise_law(noise, 2)
+        law = cells.noise_law(noise, 2)
         for eta, reach in [(0.1, None), (0.1, (12, 12)), (0.4, None)]:
-            op = markov_kernel.Operator2D(grid, gradient, law, eta, reach)
+            op = kernel_2d.Operator2D(grid, gradient, law, eta, reach)
             matrix = op.sparse()
             x = np.random.default_rng(0).random(grid.size)
             np.testing.assert_allclose(matrix.T @ x, np.asarray(op.push(x)), rtol=0, atol=1e-13)
@@ -254,13 +256,13 @@ def test_2d_direct_and_gmres_solves_agree(monkeypatch):
     """A 2-D chain that mixes, solved by its matrix's LU (the choice at this size) and by GMRES on
     the operator (forced): the same law, asymptotic variances, relaxation times, exit times and
     quasi-stationary laws, to the iterative solver's tolerance; the law has no negative entry."""
-    from analysis import chain_operators
+    from theory import solve as chain_operators
 
     with jax.enable_x64(True):
         wells = analysis.minimizers(WELLS_2D).points
 
     def compute():
-        law = analysis.stationary_law(WELLS_2D, GAUSSIAN, [0.1, 0.2], bounds=((-6.5, -6.5), (7.0, 7.0)), n_grid=35)
+        law = theory.stationary_law(WELLS_2D, GAUSSIAN, [0.1, 0.2], bounds=((-6.5, -6.5), (7.0, 7.0)), n_grid=35)
         return law, law.quasi_stationary(wells)
 
     direct, direct_quasi = compute()
@@ -286,11 +288,11 @@ def test_2d_nearly_decomposable_chains_are_solved_by_lu_then_gth(monkeypatch):
     1e-18 and negative exit times, and GTH takes over for both. Either way the basin weights
     obey the two-well renewal identity with the exit times, w_1 / w_0 = T(1 -> 0) / T(0 -> 1).
     Beyond `GTH_2D_CELLS` cells a warning says the LU cannot vouch for the law."""
-    from analysis import chain_operators
+    from theory import solve as chain_operators
 
     with jax.enable_x64(True):
         wells = analysis.minimizers(WELLS_2D).points
-    law = analysis.stationary_law(WELLS_2D, GAUSSIAN, [0.05, 0.02], bounds=WELLS_BOX, n_grid=41)
+    law = theory.stationary_law(WELLS_2D, GAUSSIAN, [0.05, 0.02], bounds=WELLS_BOX, n_grid=41)
     assert law.method == ("lu", "gth") and np.all(law.residual < 1e-14) and law.density.min() >= 0
     assert 1e4 < law.relaxation_time[0] < 1e7 and law.relaxation_time[1] == math.inf
     occupancy = law.basin_occupancy(wells)
@@ -298,8 +300,8 @@ def test_2d_nearly_decomposable_chains_are_solved_by_lu_then_gth(monkeypatch):
     assert 1e4 < min(to_0[0], to_1[0]) and max(to_0[1], to_1[1]) > 1e15 and min(to_0[1], to_1[1]) > 1e4
     np.testing.assert_allclose(occupancy[:, 1] / occupancy[:, 0], to_0 / to_1, rtol=1e-2)
     monkeypatch.setattr(chain_operators, "GTH_2D_CELLS", 0)
-    with pytest.warns(analysis.InaccurateLawWarning, match="step size 0.02: the 2-D chain is nearly decomposable"):
-        analysis.stationary_law(WELLS_2D, GAUSSIAN, [0.02], bounds=WELLS_BOX, n_grid=41)
+    with pytest.warns(theory.InaccurateLawWarning, match="step size 0.02: the 2-D chain is nearly decomposable"):
+        theory.stationary_law(WELLS_2D, GAUSSIAN, [0.02], bounds=WELLS_BOX, n_grid=41)
 
 
 # ---- step sizes side by side --------------------------------------------------------------------
@@ -313,14 +315,14 @@ def test_threads_change_no_bit(noise, step_sizes, monkeypatch):
     are the same bits as one step size after another in the caller's thread. Student-t noise
     tidies its rows with compiled JAX code, which runs in float64 only if each worker sets the
     (thread-local) x64 flag."""
-    from analysis import stationary
+    from theory import stationary
 
     f = objectives.sharp_flat()
     with jax.enable_x64(True):
         wells = analysis.minimizers(f).points
 
     def compute():
-        law = analysis.stationary_law(f, noise, step_sizes, bounds=(-7.0, 9.0), n_grid=401)
+        law = theory.stationary_law(f, noise, step_sizes, bounds=(-7.0, 9.0), n_grid=401)
         quasi = law.quasi_stationary(wells)
         return [law.density, law.mean, law.covariance, law.asymptotic_variance, law.relaxation_time, law.discretization_error,
                 law.coarse.density, quasi.density, quasi.exit_rate, quasi.escape_time, law.escape_time(wells, 0, to=1)]
@@ -340,12 +342,12 @@ def test_threads_change_no_bit(noise, step_sizes, monkeypatch):
 
 def test_bad_inputs_are_refused_naming_the_argument():
     with pytest.raises(ValueError, match="f must have dimension 1 or 2"):
-        analysis.stationary_law(objectives.quadratic(1.0, np.zeros(3)), GAUSSIAN, [0.1])
+        theory.stationary_law(objectives.quadratic(1.0, np.zeros(3)), GAUSSIAN, [0.1])
     with pytest.raises(ValueError, match="bounds"):
-        analysis.stationary_law(objectives.quadratic(1.0, [0.0]), GAUSSIAN, [0.5], bounds=(-0.5, 0.5), n_grid=64)
+        theory.stationary_law(objectives.quadratic(1.0, [0.0]), GAUSSIAN, [0.5], bounds=(-0.5, 0.5), n_grid=64)
     with pytest.raises(ValueError, match=r"step_sizes \[2.5\] make the chain transient"):
-        analysis.stationary_law(objectives.quadratic(1.0, [0.0]), GAUSSIAN, [0.5, 2.5], bounds=(-3.0, 3.0), n_grid=64)
+        theory.stationary_law(objectives.quadratic(1.0, [0.0]), GAUSSIAN, [0.5, 2.5], bounds=(-3.0, 3.0), n_grid=64)
     with pytest.raises(ValueError, match="noise must be an additive noise model"):
-        analysis.stationary_law(objectives.quadratic(1.0, [0.0]), simulate.noise.minibatch(4), [0.1])
+        theory.stationary_law(objectives.quadratic(1.0, [0.0]), simulate.noise.minibatch(4), [0.1])
     with pytest.raises(ValueError, match="n_grid"):
-        analysis.stationary_law(objectives.quadratic(1.0, [0.0]), GAUSSIAN, [0.1], n_grid=4)
+        theory.stationary_law(objectives.quadratic(1.0, [0.0]), GAUSSIAN, [0.1], n_grid=4)

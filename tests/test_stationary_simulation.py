@@ -1,4 +1,4 @@
-"""Simulated SGD against `analysis.stationary_law`: chains started from `law.sample` are stationary.
+"""Simulated SGD against `theory.stationary_law`: chains started from `law.sample` are stationary.
 
 Every comparison allows 4.5 Monte Carlo standard errors plus the law's own grid error (twice
 the change on the coarse grid, `law.coarse`).
@@ -13,6 +13,7 @@ import pytest
 import analysis
 import objectives
 import simulate
+import theory
 
 GAUSSIAN = simulate.noise.gaussian(1.0)
 
@@ -42,7 +43,7 @@ def variance_check(values, expected, slack):
 def test_chains_started_from_the_law_match_its_moments(name):
     make, eta, (lower, upper), n_grid, n_steps = CASES[name]
     f = make()
-    law = analysis.stationary_law(f, GAUSSIAN, [eta], bounds=(lower, upper), n_grid=n_grid)
+    law = theory.stationary_law(f, GAUSSIAN, [eta], bounds=(lower, upper), n_grid=n_grid)
     n_chains, n_batches = (1024 if f.dim == 2 else 2048), 5
     batch = n_steps // n_batches
     start = law.sample(n_chains, seed=1)[0]
@@ -94,7 +95,7 @@ def test_simulated_escape_times_match_the_law(name):
         minima = analysis.minimizers(f)
     points = minima.points[np.argsort(minima.points[:, 0])]
     basin = int(np.argmin(np.abs(points[:, 0]))) if which is None else which  # rippled: the minimum near 0
-    law = analysis.stationary_law(f, GAUSSIAN, [eta], bounds=bounds, n_grid=n_grid)
+    law = theory.stationary_law(f, GAUSSIAN, [eta], bounds=bounds, n_grid=n_grid)
     expected = law.escape_time(points, basin)[0]
     grid_error = 2 * abs(expected - law.coarse.escape_time(points, basin)[0])
     assert 100 < expected < n_steps / 8

@@ -1,4 +1,4 @@
-"""`analysis.theory` curves: against their own exact law, direct NumPy Monte Carlo, and the engine."""
+"""`theory` closed-form curves: against their own exact law, direct NumPy Monte Carlo, and the engine."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 import analysis
 import objectives
 import simulate
-from analysis import theory
+import theory
 
 HESSIAN = np.array([[1.5, 0.4], [0.4, 0.3]])
 COVARIANCE = np.array([[0.5, 0.1], [0.1, 0.2]])  # does not commute with the Hessian

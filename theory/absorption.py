@@ -30,9 +30,9 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from analysis import stationary
-from analysis.chain_solvers import NoStationaryLaw
-from analysis.markov_kernel import make_grid
+from theory import stationary
+from theory.linalg import NoStationaryLaw
+from theory.grid import make_grid
 from analysis.minima import _search_box
 from objectives import Objective, validation
 from theory.cell_mixtures import tent_rows

@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse
 import scipy.special
 
-from analysis.chain_solvers import NoStationaryLaw
+from theory.linalg import NoStationaryLaw
 
 __all__ = ["mixture_matrix", "tent_rows", "DROP_BELOW", "GAUSS_HERMITE_NODES"]
 

@@ -35,7 +35,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from analysis.basins import assign_basins
-from analysis.markov_kernel import make_grid
+from theory.grid import make_grid
 from analysis.minima import _search_box
 from objectives import validation
 from theory.state_dependent import cell_kernel, components

@@ -13,10 +13,10 @@ import jax
 import numpy as np
 import scipy.sparse.csgraph
 
-from analysis import chain_operators as chains
-from analysis import stationary
-from analysis.chain_solvers import NoStationaryLaw
-from analysis.markov_kernel import make_grid
+from theory import solve as chains
+from theory import stationary
+from theory.linalg import NoStationaryLaw
+from theory.grid import make_grid
 from analysis.minima import _search_box
 from objectives import FiniteSum, Objective, validation
 from theory.minibatch_kernel import in_float64

@@ -11,9 +11,9 @@ step size at which it is positive recurrent it has a stationary law pi_eta, and
   E_pi x is argmin F_eta up to a term of order Cov_pi(v) times the third derivative of F_eta
   (Dieuleveut, Durmus and Bach 2020), plus the weights of the basins on multi-well landscapes.
 
-The law is computed on a grid of cells (`analysis.markov_kernel`: Ulam discretization of the
-kernel) in float64. 1-D: the matrix, pi by GTH elimination on its band, or pinned LU where the
-band is wide and the chain mixes (`analysis.chain_operators`). 2-D: the kernel as an operator
+The law is computed on a grid of cells (`theory.grid`, `theory.kernel_1d`, `theory.kernel_2d`: Ulam
+discretization of the kernel) in float64. 1-D: the matrix, pi by GTH elimination on its band, or pinned LU where the
+band is wide and the chain mixes (`theory.solve`). 2-D: the kernel as an operator
 (move mass, split bilinearly, convolve by FFT); pi by sparse LU of its matrix, then GTH, where
 that is small enough (small step sizes: nearly decomposable chains), else by GMRES. The step
 sizes are solved side by side, one thread per core; each depends on its own step size alone, so
@@ -38,11 +38,12 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from analysis import chain_operators as chains
-from analysis import markov_kernel as kernel
 from analysis.basins import assign_basins
-from analysis.chain_solvers import NoStationaryLaw
 from analysis.minima import _search_box
+from theory import solve as chains
+from theory.grid import Grid, make_grid, noise_law
+from theory.kernel_2d import kernel_reach
+from theory.linalg import NoStationaryLaw
 from objectives import Objective, validation
 from objectives.noise import Minibatch
 from objectives.noise_laws import check_noise
@@ -74,7 +75,7 @@ class QuasiStationary(NamedTuple):
 class StationaryLaw:
     """The stationary law of SGD on a grid, one per step size (NumPy arrays, leading axis S).
 
-    - `step_sizes` `(S,)`; `grid`: the `analysis.markov_kernel.Grid` (cells, centres, box).
+    - `step_sizes` `(S,)`; `grid`: the `theory.grid.Grid` (cells, centres, box).
     - `density` `(S,) + grid.shape`: the probability of each cell, summing to 1.
     - `mean` `(S, d)` = E_pi[x]; `covariance` `(S, d, d)`; `mean_v` `(S, d)` = E_pi[x - eta grad f(x)].
     - `asymptotic_variance` `(S, d, d)` = lim_T T Cov(x_avg) (Poisson equation; inf when metastable);
@@ -97,7 +98,7 @@ class StationaryLaw:
     """
 
     step_sizes: np.ndarray
-    grid: kernel.Grid
+    grid: Grid
     density: np.ndarray
     mean: np.ndarray
     covariance: np.ndarray
@@ -182,7 +183,7 @@ class StationaryLaw:
             inside = np.ones(self.grid.size, bool)
             inside[int(self.grid.cell_of(points[to]))] = False
         inside[start] = True
-        gradient, law = _gradient(self.objective, self.grid), kernel.noise_law(self.noise, self.dim)
+        gradient, law = _gradient(self.objective, self.grid), noise_law(self.noise, self.dim)
         if self.dim == 1:
             return _per_step_size(lambda s, eta: chains.basin_1d(self.grid, gradient, law, eta, inside, start, quasi=quasi), self.step_sizes)
         return _per_step_size(
@@ -277,7 +278,7 @@ def _check_inputs(f, noise, step_sizes, n_grid, max_leak):
     if isinstance(noise, Minibatch):
         raise ValueError(f"noise must be an additive noise model (gaussian, uniform, rademacher, student_t), got {noise!r}: minibatch noise depends on x")
     check_noise(noise, f.dim)
-    law = kernel.noise_law(noise, f.dim)
+    law = noise_law(noise, f.dim)
     eigenvalues = np.linalg.eigvalsh(law.covariance)
     if not eigenvalues.min() > 0:
         raise ValueError(f"noise must have a positive-definite covariance on the grid, got {law.covariance.tolist()}")
@@ -364,7 +365,7 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
     """The stationary law of SGD with additive noise on `f` (dim 1 or 2), for each step size.
 
     The kernel of x' = x - eta grad f(x) - eta eps is discretized on `n_grid` cells per axis over
-    the box (see `analysis.markov_kernel`), solved per step size (see the module docstring), and
+    the box (see `theory.grid`), solved per step size (see the module docstring), and
     solved again on half as many cells per axis for `discretization_error` (`law.coarse`).
 
     **Arguments:**
@@ -389,13 +390,13 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
     """
     law, eta, n = _check_inputs(f, noise, step_sizes, n_grid, max_leak)
     lower, upper = _search_box(f, bounds)
-    grid = kernel.make_grid(lower, upper, n)
-    coarse_grid = kernel.make_grid(lower, upper, n // 2)
+    grid = make_grid(lower, upper, n)
+    coarse_grid = make_grid(lower, upper, n // 2)
     gradient = _gradient(f, grid)
     divergent = [float(e) for e in eta if _expanding(grid, gradient, e)]
     reach = None
     if f.dim == 2:
-        reach = tuple(int(r) for r in np.max([kernel.kernel_reach(law, float(e), grid.widths, n) for e in eta], axis=0))
+        reach = tuple(int(r) for r in np.max([kernel_reach(law, float(e), grid.widths, n) for e in eta], axis=0))
     try:
         results = _solve(f, grid, law, eta, gradient, reach)
     except NoStationaryLaw as error:
@@ -416,7 +417,7 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
         )
     coarse_reach = None
     if f.dim == 2:
-        coarse_reach = tuple(int(r) for r in np.max([kernel.kernel_reach(law, float(e), coarse_grid.widths, coarse_grid.n_cells) for e in eta], axis=0))
+        coarse_reach = tuple(int(r) for r in np.max([kernel_reach(law, float(e), coarse_grid.widths, coarse_grid.n_cells) for e in eta], axis=0))
     coarse_results = _solve(f, coarse_grid, law, eta, _gradient(f, coarse_grid), coarse_reach, like=results)
     coarse = _assemble(f, noise, coarse_grid, eta, coarse_results, None, coarse_reach)
     return _assemble(f, noise, grid, eta, results, coarse, reach)

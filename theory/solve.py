@@ -1,15 +1,15 @@
 """One step size of the cell chain: its stationary law, Poisson solutions, gap, escape times and
 quasi-stationary laws, in 1-D (a matrix: GTH or LU) and 2-D (an operator: Krylov and power
-iterations in JAX). `analysis.stationary` calls these once per step size.
+iterations in JAX). `theory.stationary` calls these once per step size.
 
-Choice of solver in 1-D: the kernel as a sparse matrix (`markov_kernel.transition_sparse`),
+Choice of solver in 1-D: the kernel as a sparse matrix (`kernel_1d.transition_sparse`),
 one pinned LU (SuperLU, dense LAPACK when the rows cover a third of the matrix; it also solves
 the Poisson equation and serves the shift-invert of the spectral gap). Its pi is then checked:
 negative probabilities, or a relaxation time beyond `TRUST_LU_UP_TO` steps (the spectral gap:
 first the eigenvalue nearest 1 by shift-invert ARPACK with that LU, a few solves; where that gap
 is above `SMALLEST_GAP`, |lambda_2| by plain ARPACK on P, which finds it wherever it lies, near
 -1 too; both whatever the error in pi), mean the chain is nearly decomposable, and pi is
-recomputed by GTH on the band (`chain_solvers.gth`: no subtractions, every entry to a small
+recomputed by GTH on the band (`linalg.gth`: no subtractions, every entry to a small
 relative error). That is where metastability lives: small eta, narrow bands, where GTH is cheap
 (O(n b^2)).
 
@@ -35,8 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse.linalg
 
-from analysis import chain_solvers as solvers
-from analysis import markov_kernel as kernel
+from theory import kernel_1d, kernel_2d
+from theory import linalg as solvers
 
 __all__ = ["solve_1d", "solve_2d", "basin_1d", "basin_2d", "gth_band_limit"]
 
@@ -98,7 +98,7 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = No
     relaxation_time, moments, residual, for one step size on a 1-D grid. `pin`: a cell with mass.
     `like`: the result on a finer grid; its solver choice and relaxation time are reused (the
     coarse grid of the error estimate: no spectral gap computed, relaxation_time nan)."""
-    matrix, leak, bands = kernel.transition_sparse(grid, gradient[:, 0], law, step_size)
+    matrix, leak, bands = kernel_1d.transition_sparse(grid, gradient[:, 0], law, step_size)
     return _solve_matrix(matrix, leak, grid.points, grid.points - step_size * gradient, pin, like, bands=bands)
 
 
@@ -208,7 +208,7 @@ def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: dict | No
     operator (wide kernels: large step sizes, which mix fast), and a residual left above
     `GMRES_RESIDUAL_WARNING` is warned about. GMRES is not tried first: on a nearly decomposable
     chain it stops at a small residual with the basins' weights wrong."""
-    op = kernel.Operator2D(grid, gradient, law, step_size, reach)
+    op = kernel_2d.Operator2D(grid, gradient, law, step_size, reach)
     points, size = grid.points, grid.size
     if _direct_2d(op):
         matrix = op.sparse()
@@ -273,7 +273,7 @@ def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = Tru
     **Returns:** dict escape_time, quasi_stationary `(n,)` (zero outside B), exit_rate (per step,
     from the quasi-stationary law: sum_i q_i P(i, not B)).
     """
-    matrix, _, (lower, upper) = kernel.transition_sparse(grid, gradient[:, 0], law, step_size)
+    matrix, _, (lower, upper) = kernel_1d.transition_sparse(grid, gradient[:, 0], law, step_size)
     matrix = matrix.toarray()
     where = np.flatnonzero(inside)
     local_start = int(np.searchsorted(where, start))
@@ -364,7 +364,7 @@ def basin_2d(grid, gradient, law, step_size, reach, inside, start, *, direct: bo
     of P (`_basin_direct`: accurate when the basin is left rarely); otherwise the escape time by
     GMRES on (I - P_BB) m = 1, and the quasi-stationary law by power iteration of
     q <- q P_BB / |q P_BB| (a chain that mixes)."""
-    operator = kernel.Operator2D(grid, gradient, law, step_size, reach)
+    operator = kernel_2d.Operator2D(grid, gradient, law, step_size, reach)
     if direct:
         return _basin_direct(operator.sparse(), np.asarray(inside, bool), int(start), quasi, step_size)
     inside = jnp.asarray(inside.astype(np.float64))

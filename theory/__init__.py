@@ -1,0 +1,44 @@
+"""Exact theory: the closed forms on quadratics and the exact law of SGD on a grid in 1-D and 2-D.
+
+- `theory.quadratic`: the Gaussian law of every estimator at every horizon on a quadratic
+  (`quadratic_law`, `quadratic_mse_curves`, ...), exact for any T.
+- `theory.stationary`: the exact long-run law (`stationary_law` -> `StationaryLaw`) of constant-step
+  SGD in 1-D and 2-D, with escape times and quasi-stationary laws of basins.
+- Its parts, one job each: `theory.grid` (cells and the noise laws' cell integrals),
+  `theory.kernel_1d` (the 1-D kernel as a matrix), `theory.kernel_2d` (the 2-D kernel as an
+  operator), `theory.linalg` (GTH, pinned LU, Poisson equation, spectral gap), `theory.solve`
+  (which solver, per step size).
+
+The package sits above `analysis` (it uses its minimizers and basins) and below `figures`.
+"""
+
+from theory import quadratic
+from theory.quadratic import (
+    ESTIMATORS,
+    GaussianLaw,
+    averaged_mse_asymptotic,
+    last_iterate_floor,
+    quadratic_law,
+    quadratic_mse,
+    quadratic_mse_curves,
+    stationary_covariance,
+)
+from theory.linalg import InaccurateLawWarning, NoStationaryLaw
+from theory.stationary import QuasiStationary, StationaryLaw, stationary_law
+
+__all__ = [
+    "ESTIMATORS",
+    "GaussianLaw",
+    "InaccurateLawWarning",
+    "NoStationaryLaw",
+    "QuasiStationary",
+    "StationaryLaw",
+    "averaged_mse_asymptotic",
+    "last_iterate_floor",
+    "quadratic",
+    "quadratic_law",
+    "quadratic_mse",
+    "quadratic_mse_curves",
+    "stationary_covariance",
+    "stationary_law",
+]
