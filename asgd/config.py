@@ -185,8 +185,12 @@ def _as_arrays(params: dict) -> dict:
     return {k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v) for k, v in params.items()}
 
 
-def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> ExperimentConfig:
-    """Validate a config dict (as read from TOML); build nothing expensive. Raises `ConfigError`."""
+def parse_config(data: dict, *, quick: bool = False, source: str = "config", config_dir: str | None = None) -> ExperimentConfig:
+    """Validate a config dict (as read from TOML); build nothing expensive. Raises `ConfigError`.
+
+    `config_dir`: where a `kind = "python"` objective's module is looked up first; default the
+    folder of `source` when it is a `.toml` path (`asgd plot` passes the folder recorded in the
+    result folder's `metadata.json`)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the config must be a TOML table")
     check_keys(data, _TOP_KEYS, "")
@@ -227,7 +231,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
     if not quick and quick_table:
         # The --quick variant is checked too, so a bad [quick] value fails now, named quick.KEY,
         # not in the first --quick run.
-        parse_config(data, quick=True, source=source)
+        parse_config(data, quick=True, source=source, config_dir=config_dir)
     if quick:
         run_table.update({k: v for k, v in quick_table.items() if k in _RUN_KEYS})
         if "n_grid" in quick_table:
@@ -329,7 +333,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config") -> 
         law_n_grid=law_n_grid,
         law_bounds=law_bounds,
         raw={**data, "run": run_table, **({"theory": theory_table} if theory_table else {})},
-        config_dir=python_objective.config_folder(source),
+        config_dir=config_dir if config_dir is not None else python_objective.config_folder(source),
         search_box=search_box,
     )
     _check_buildable(config)

@@ -123,7 +123,9 @@ def draw_figures(result_dir) -> list[Path]:
     meta = read_metadata(folder)
     if not isinstance(meta.get("config"), dict):
         raise ResultFolderError(f"{str(folder / 'metadata.json')!r}: damaged, it has no 'config' table")
-    config = parse_config(meta["config"], source=meta.get("experiment", "config"))
+    # The config's folder, recorded by the run: a kind = "python" objective's module is found
+    # there from any working directory (older folders: not recorded, sys.path only).
+    config = parse_config(meta["config"], source=meta.get("experiment", "config"), config_dir=meta.get("config_dir"))
     results_path = folder / "results.csv"
     rows = read_results(results_path, RESULT_COLUMNS[:8], numeric=("seed", "step_size", "n_steps", "n_chains", "mse", "mse_se"))
     simulated = [r for r in rows if r.get("source", "simulation") == "simulation"]  # older folders: no column

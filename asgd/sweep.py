@@ -250,6 +250,8 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
                 "experiment": config.name,
                 "description": config.description,
                 "config": config.raw,
+                # Where a kind = "python" objective's module was found: `asgd plot` looks there.
+                "config_dir": config.config_dir,
                 "seeds": list(config.seeds),
                 "targets": targets,
                 "resumed_points": resumed,

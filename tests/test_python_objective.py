@@ -83,6 +83,26 @@ def test_a_python_objective_next_to_the_config_is_built_with_its_args_and_runs(s
     assert (tmp_path / "out" / "python_study" / "results.csv").exists()
 
 
+def test_asgd_plot_finds_the_python_objective_where_the_run_found_it(study, tmp_path, capsys):
+    """The result folder records the config's folder; `asgd plot` looks there from any working
+    directory (not the module's folder), and names that folder when the module has moved."""
+    path = study()
+    path.write_text(path.read_text().replace('figures = []', 'figures = ["tradeoff"]'))
+    folder = tmp_path / "out" / "python_study"
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    (folder / "tradeoff.png").unlink()
+    sys.modules.pop(study.module)  # a fresh process: the module is not imported yet
+    capsys.readouterr()
+    assert main(["plot", str(folder)]) == 0, capsys.readouterr().err
+    assert (folder / "tradeoff.png").exists()
+    assert str(tmp_path) not in sys.path
+    sys.modules.pop(study.module)
+    (tmp_path / f"{study.module}.py").rename(tmp_path / "moved.py")
+    capsys.readouterr()
+    assert main(["plot", str(folder)]) == 2
+    assert f"module {study.module!r} not found (looked in the config's folder {str(tmp_path)!r}" in capsys.readouterr().err
+
+
 def test_without_args_the_function_gets_its_defaults(study):
     f = load_config(study(args="")).objective
     np.testing.assert_allclose(float(f.value(np.array([2.0], np.float32))), 9.0)
