@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +39,37 @@ import scipy.sparse.linalg
 from theory import kernel_1d, kernel_2d
 from theory import linalg as solvers
 
-__all__ = ["solve_1d", "solve_2d", "basin_1d", "basin_2d", "gth_band_limit"]
+__all__ = ["BasinSolve", "StepSolve", "basin_1d", "basin_2d", "gth_band_limit", "solve_1d", "solve_2d"]
+
+
+class StepSolve(NamedTuple):
+    """The law at one step size, as one solver found it.
+
+    - `density` `(N,)`: pi on the cells; `leak`: the mass pi sends out of the box per step.
+    - `method`: "gth", "lu" or "gmres"; `residual`: |pi P - pi|_1.
+    - `asymptotic` `(2d, 2d)`: lim T Cov of the averages of (x, v) (inf where the chain does not mix).
+    - `relaxation_time`: -1 / log|lambda_2| (nan on the coarse grid, which reuses the fine one's).
+    - `mean`, `mean_v` `(d,)`, `covariance` `(d, d)`: the moments of x and v = x - eta grad f(x) under pi.
+    """
+
+    density: np.ndarray
+    leak: float
+    method: str
+    asymptotic: np.ndarray
+    relaxation_time: float
+    mean: np.ndarray
+    covariance: np.ndarray
+    mean_v: np.ndarray
+    residual: float
+
+
+class BasinSolve(NamedTuple):
+    """One basin at one step size: the mean `escape_time` (steps) from the start cell, the
+    basin's quasi-stationary law `quasi_stationary` `(N,)` and its `exit_rate` per step."""
+
+    escape_time: float
+    quasi_stationary: np.ndarray
+    exit_rate: float
 
 GMRES_TOLERANCE = 1e-12
 #: A 2-D law from GMRES with a residual |pi - pi P|_1 above this is warned about.
@@ -93,9 +124,8 @@ def _poisson_rhs(pi, points, targets):
     return np.concatenate([points - pi @ points, targets - pi @ targets], axis=1)
 
 
-def solve_1d(grid, gradient, law, step_size, *, pin: int, like: dict | None = None):
-    """dict: density, leak (mass sent out per step), method, asymptotic ((x, v) x (x, v)),
-    relaxation_time, moments, residual, for one step size on a 1-D grid. `pin`: a cell with mass.
+def solve_1d(grid, gradient, law, step_size, *, pin: int, like: StepSolve | None = None):
+    """The law (`StepSolve`) for one step size on a 1-D grid. `pin`: a cell with mass.
     `like`: the result on a finer grid; its solver choice and relaxation time are reused (the
     coarse grid of the error estimate: no spectral gap computed, relaxation_time nan)."""
     matrix, leak, bands = kernel_1d.transition_sparse(grid, gradient[:, 0], law, step_size)
@@ -123,7 +153,7 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
             tau = solvers.relaxation_time(solvers.second_eigenvalue(apply_transpose, pi, n))
         metastable = not tau < TRUST_LU_UP_TO
     else:
-        tau, metastable = like["relaxation_time"], like["method"] == "gth"
+        tau, metastable = like.relaxation_time, like.method == "gth"
     negative = pi.min() < -1e-12 * pi.max()
     if bands is not None and (negative or metastable):
         method = "gth"
@@ -151,7 +181,7 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
     if like is not None:
         tau = float("nan")
     mean, covariance, mean_v = _moments(pi, points, targets)
-    return dict(
+    return StepSolve(
         density=pi, leak=float(pi @ leak), method=method, asymptotic=asymptotic, relaxation_time=tau,
         mean=mean, covariance=covariance, mean_v=mean_v, residual=float(np.abs(apply_transpose(pi) - pi).sum()),
     )
@@ -201,7 +231,7 @@ def _poisson_2d(op, pi, g):
     return np.stack([_gmres(lambda y: y - pull(y) + np.sum(pi * y), g[:, c], g[:, c]) for c in range(g.shape[1])], axis=1)
 
 
-def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: dict | None = None):
+def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: StepSolve | None = None):
     """As `solve_1d`, on a 2-D grid. Where the direct solve is affordable (`_direct_2d`: small
     grids, or narrow kernels, i.e. small step sizes, where metastability lives), the matrix P
     (`Operator2D.sparse`) and the pinned LU of 1-D, then GTH (`_solve_matrix`); else GMRES on the
@@ -239,7 +269,7 @@ def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: dict | No
         h = _poisson_2d(op, pi, g)
         asymptotic = solvers.asymptotic_covariance(pi, g, h)
     mean, covariance, mean_v = _moments(pi, points, targets)
-    return dict(
+    return StepSolve(
         density=pi, leak=float(pi @ op.leak), method="gmres", asymptotic=asymptotic, relaxation_time=tau,
         mean=mean, covariance=covariance, mean_v=mean_v, residual=residual,
     )
@@ -279,7 +309,7 @@ def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = Tru
     local_start = int(np.searchsorted(where, start))
     m = where.size
     if m == grid.size:  # one basin: nothing to escape to
-        return dict(escape_time=math.inf, quasi_stationary=solvers.gth(matrix, lower, upper), exit_rate=0.0)
+        return BasinSolve(escape_time=math.inf, quasi_stationary=solvers.gth(matrix, lower, upper), exit_rate=0.0)
     rows, cols = np.nonzero(matrix[np.ix_(inside, inside)])
     band_low, band_up = int(max(0, (rows - cols).max())), int(max(0, (cols - rows).max()))
     wide = max(band_low, band_up) > gth_band_limit(grid.size)
@@ -310,7 +340,7 @@ def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = Tru
             break
     full = np.zeros(grid.size)
     full[where] = q
-    return dict(escape_time=escape, quasi_stationary=full, exit_rate=float(q @ exits))
+    return BasinSolve(escape_time=escape, quasi_stationary=full, exit_rate=float(q @ exits))
 
 
 def _basin_direct(matrix, inside, start, quasi: bool, step_size: float, iterations: int = 100):
@@ -326,7 +356,7 @@ def _basin_direct(matrix, inside, start, quasi: bool, step_size: float, iteratio
     if where.size == size:  # one basin: its quasi-stationary law is the stationary law
         pi, _ = solvers.pinned_lu(matrix, start, 0, 0, ordering=FILL_REDUCING, dense=size <= DENSE_2D_CELLS)
         pi = np.maximum(pi, 0.0)
-        return dict(escape_time=math.inf, quasi_stationary=pi / pi.sum(), exit_rate=0.0)
+        return BasinSolve(escape_time=math.inf, quasi_stationary=pi / pi.sum(), exit_rate=0.0)
     block = matrix[where][:, where]
     exits = np.maximum(1.0 - np.asarray(block.sum(axis=1)).ravel(), 0.0)
     solve = solvers.lu_solver(scipy.sparse.identity(where.size, format="csc") - block, ordering=FILL_REDUCING, dense=size <= DENSE_2D_CELLS)
@@ -356,7 +386,7 @@ def _basin_direct(matrix, inside, start, quasi: bool, step_size: float, iteratio
             break
     full = np.zeros(size)
     full[where] = q
-    return dict(escape_time=escape, quasi_stationary=full, exit_rate=float(q @ exits))
+    return BasinSolve(escape_time=escape, quasi_stationary=full, exit_rate=float(q @ exits))
 
 
 def basin_2d(grid, gradient, law, step_size, reach, inside, start, *, direct: bool, quasi: bool = True, iterations: int = 20000):
@@ -388,4 +418,4 @@ def basin_2d(grid, gradient, law, step_size, reach, inside, start, *, direct: bo
         return jax.lax.while_loop(lambda s: (s[1] > 1e-12) & (s[2] < iterations), body, (q, jnp.asarray(1.0), 0))[0]
 
     q = np.asarray(iterate(inside / jnp.sum(inside))) if quasi else np.asarray(inside / jnp.sum(inside))
-    return dict(escape_time=escape, quasi_stationary=q, exit_rate=float(q @ exits))
+    return BasinSolve(escape_time=escape, quasi_stationary=q, exit_rate=float(q @ exits))

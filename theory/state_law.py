@@ -86,7 +86,7 @@ def state_dependent_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid:
         results = _solve(f, grid, noise, eta)
     except NoStationaryLaw as error:
         raise ValueError(f"noise={noise!r} gives no stationary law at step_sizes {eta.tolist()} in bounds=({lower.tolist()}, {upper.tolist()}): {error}") from None
-    leaks = np.array([r["leak"] for r in results])
+    leaks = np.array([r.leak for r in results])
     if np.any(leaks > max_leak):
         raise ValueError(
             f"bounds=({lower.tolist()}, {upper.tolist()}) cut off mass: under the law the kernel sends {leaks.tolist()} per "

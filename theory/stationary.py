@@ -205,14 +205,14 @@ class StationaryLaw:
         basin = self._check_basin(points, basin)
         if to is not None:
             to = self._check_basin(points, to)
-        return np.array([r["escape_time"] for r in self._per_basin(points, labels, basin, to, quasi=False)])
+        return np.array([r.escape_time for r in self._per_basin(points, labels, basin, to, quasi=False)])
 
     def quasi_stationary(self, minimizers) -> QuasiStationary:
         """The quasi-stationary law of every basin, with exit rates and escape times."""
         points, labels = self._basins(minimizers)
         cells = self.grid.points
         runs = [self._per_basin(points, labels, k) for k in range(points.shape[0])]
-        density = np.array([[r["quasi_stationary"] for r in run] for run in runs]).swapaxes(0, 1)
+        density = np.array([[r.quasi_stationary for r in run] for run in runs]).swapaxes(0, 1)
         mean = density @ cells
         centred = cells[None, None] - mean[:, :, None]
         covariance = np.einsum("skn,skna,sknb->skab", density, centred, centred)
@@ -220,8 +220,8 @@ class StationaryLaw:
             density=density.reshape(density.shape[:2] + self.grid.shape),
             mean=mean,
             covariance=covariance,
-            exit_rate=np.array([[r["exit_rate"] for r in run] for run in runs]).T,
-            escape_time=np.array([[r["escape_time"] for r in run] for run in runs]).T,
+            exit_rate=np.array([[r.exit_rate for r in run] for run in runs]).T,
+            escape_time=np.array([[r.escape_time for r in run] for run in runs]).T,
         )
 
     def relevant(self, minimizers, basin: int, n_steps) -> np.ndarray:
@@ -340,7 +340,7 @@ def _solve(f, grid, law, eta, gradient, reach, *, like=None):
 
 
 def _assemble(f, noise, grid, eta, results, coarse, reach) -> StationaryLaw:
-    stack = lambda key: np.array([r[key] for r in results])  # noqa: E731
+    stack = lambda key: np.array([getattr(r, key) for r in results])  # noqa: E731
     d = grid.dim
     asymptotic = stack("asymptotic")
     mean = stack("mean")
@@ -356,7 +356,7 @@ def _assemble(f, noise, grid, eta, results, coarse, reach) -> StationaryLaw:
         step_sizes=eta, grid=grid, density=stack("density").reshape((eta.size,) + grid.shape), mean=mean,
         covariance=stack("covariance"), mean_v=stack("mean_v"), asymptotic_variance=asymptotic[:, :d, :d],
         asymptotic_variance_v=asymptotic[:, d:, d:], relaxation_time=stack("relaxation_time"),
-        discretization_error=error, out_of_box=stack("leak"), method=tuple(r["method"] for r in results),
+        discretization_error=error, out_of_box=stack("leak"), method=tuple(r.method for r in results),
         residual=residual, coarse=coarse, objective=f, noise=noise, reach=reach,
     )
 
@@ -401,7 +401,7 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
         results = _solve(f, grid, law, eta, gradient, reach)
     except NoStationaryLaw as error:
         raise ValueError(f"step_sizes {divergent or eta.tolist()} give no stationary law in bounds={lower.tolist()}, {upper.tolist()}: {error}") from None
-    leaks = np.array([r["leak"] for r in results])
+    leaks = np.array([r.leak for r in results])
     bad = leaks > max_leak
     if np.any(bad):
         transient = [e for e, b in zip(eta.tolist(), bad) if b and e in divergent]
