@@ -171,7 +171,7 @@ def cmd_run(args) -> int:
 
 def _cluster(args) -> distributed.Cluster:
     """Join a distributed run when the flags or a cluster launcher say so (before JAX starts)."""
-    return distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    return distributed.initialize(args.coordinator, args.num_processes, args.process_id, timeout_s=args.connect_timeout)
 
 
 def cmd_list(args) -> int:
@@ -254,6 +254,8 @@ def _parser() -> argparse.ArgumentParser:
         hosts.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator")
         hosts.add_argument("--num-processes", type=int, metavar="N", help="how many processes share the run")
         hosts.add_argument("--process-id", type=int, metavar="I", help="this process's rank, 0 .. N-1")
+        hosts.add_argument("--connect-timeout", type=float, default=300.0, metavar="SECONDS",
+                           help="give up (one line, exit 2) if the processes have not all met within SECONDS (default 300)")
 
     reproduce = commands.add_parser("reproduce", help="run the built-in reproductions")
     reproduce.add_argument("names", nargs="*", help="experiments or groups to run (default: all but the mnist1d group, which runs when named; see asgd list)")

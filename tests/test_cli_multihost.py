@@ -135,3 +135,68 @@ def test_incomplete_or_inconsistent_flags_are_refused_before_jax_starts(tmp_path
     err = capsys.readouterr().err
     assert err.startswith("asgd run: error: ") and re.search(message, err), err
     assert not (tmp_path / "hosts").exists()
+
+
+# ---- hostile host flags and environments (issue 26) ------------------------------------------
+
+
+@pytest.fixture
+def hosts_config(tmp_path):
+    config = tmp_path / "hosts.toml"
+    config.write_text(CONFIG)
+    return config
+
+
+@pytest.mark.parametrize("coordinator, process_id, message", [
+    ("localhost:abc", 1, r"--coordinator must be HOST:PORT \(e.g. node001:12345, \[::1\]:12345\), got 'localhost:abc'"),  # was JaxRuntimeError
+    ("localhost", 1, "--coordinator must be HOST:PORT .*got 'localhost'"),  # was IndexError
+    ("localhost:70000", 1, "the port must be in 1..65535, got 70000"),
+    ("256.1.1.1:1234", 0, "the host '256.1.1.1' does not resolve"),  # was 309 s of silence, then SIGABRT
+    (":1234", 1, "--coordinator must be HOST:PORT"),
+])
+def test_a_bad_coordinator_address_is_refused_before_jax_starts(hosts_config, tmp_path, capsys, coordinator, process_id, message):
+    flags = ["--coordinator", coordinator, "--num-processes", "2", "--process-id", str(process_id)]
+    assert main(["run", str(hosts_config), "--out", str(tmp_path), "--quiet", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asgd run: error: ") and err.count("\n") == 1 and re.search(message, err), err
+
+
+def test_process_0_refuses_a_coordinator_port_already_in_use(hosts_config, tmp_path, capsys):
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        flags = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "0"]
+        assert main(["run", str(hosts_config), "--out", str(tmp_path), "--quiet", *flags]) == 2
+    assert f"process 0 runs the coordinator on port {port}, which cannot be used here" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": "0"}, "started by slurm .* lacks SLURM_JOB_ID, SLURM_STEP_NODELIST, SLURM_NTASKS, SLURM_LOCALID"),
+    ({"SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": "0", "SLURM_JOB_ID": "x7", "SLURM_STEP_NODELIST": "n1", "SLURM_NTASKS": "2",
+      "SLURM_LOCALID": "0"}, "SLURM_JOB_ID = 'x7' must be an integer"),
+    ({"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1"}, "started by openmpi .* lacks OMPI_MCA_orte_hnp_uri, OMPI_COMM_WORLD_LOCAL_RANK"),
+])
+def test_a_partial_launcher_environment_names_what_is_missing(hosts_config, tmp_path, capsys, monkeypatch, environ, message):
+    # Was: "coordinator_address should be defined" from inside JAX.
+    for key in list(os.environ):
+        if key.startswith(("SLURM_", "OMPI_")):
+            monkeypatch.delenv(key)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    assert main(["run", str(hosts_config), "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asgd run: error: ") and re.search(message, err), err
+
+
+def test_an_unreachable_coordinator_fails_within_the_stated_time_with_one_line(hosts_config, tmp_path):
+    # Process 1 of 2 with nobody listening: JAX would wait its timeout, then abort (SIGABRT, rc 134,
+    # a C++ stack trace). The watchdog ends it at --connect-timeout with one line and exit code 2.
+    process = _asgd("run", str(hosts_config), "--out", str(tmp_path), "--quiet", "--coordinator", f"127.0.0.1:{_free_port()}",
+                    "--num-processes", "2", "--process-id", "1", "--connect-timeout", "2")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2, err
+    assert err.strip().splitlines() == [
+        "asgd: error: no contact with the coordinator 127.0.0.1:" + err.split("127.0.0.1:")[1].split(" ")[0]
+        + " (process 1 of 2) within 2 s; start every process with the same --coordinator and --num-processes (or raise --connect-timeout)"
+    ], err
