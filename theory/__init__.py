@@ -8,6 +8,10 @@
   `theory.kernel_1d` (the 1-D kernel as a matrix), `theory.kernel_2d` (the 2-D kernel as an
   operator), `theory.linalg` (GTH, pinned LU, Poisson equation, spectral gap), `theory.solve`
   (which solver, per step size).
+- `theory.finite_time`: the law of every estimator at a run's own horizons and start
+  (`finite_time_law` -> `FiniteTimeLaw`), exact products of the kernel with vectors.
+- `theory.averaged_limit`: what the average converges to: Delta in E_pi x = theta* + eta Delta +
+  O(eta^2) (`averaged_limit_expansion`), its decomposition with the exact law (`averaged_limit`).
 
 The package sits above `analysis` (it uses its minimizers and basins) and below `figures`.
 """
@@ -25,15 +29,23 @@ from theory.quadratic import (
 )
 from theory.linalg import InaccurateLawWarning, NoStationaryLaw
 from theory.stationary import QuasiStationary, StationaryLaw, stationary_law
+from theory.finite_time import FiniteTimeLaw, finite_time_law
+from theory.averaged_limit import AveragedLimit, averaged_limit, averaged_limit_expansion, free_energy_solution
 
 __all__ = [
+    "AveragedLimit",
     "ESTIMATORS",
+    "FiniteTimeLaw",
     "GaussianLaw",
     "InaccurateLawWarning",
     "NoStationaryLaw",
     "QuasiStationary",
     "StationaryLaw",
+    "averaged_limit",
+    "averaged_limit_expansion",
     "averaged_mse_asymptotic",
+    "finite_time_law",
+    "free_energy_solution",
     "last_iterate_floor",
     "quadratic",
     "quadratic_law",

@@ -1,0 +1,512 @@
+"""The law of SGD's estimators at a run's own horizons and start: `finite_time_law` -> `FiniteTimeLaw`.
+
+A run starts at x0 (or from a law mu_0) and stops at T. On the cell chain P of
+`theory.kernel_1d` / `theory.kernel_2d` (rows sum to 1) the law of x_k is mu_k = mu_0 P^k, and for g = x or v
+(v = x - eta grad f(x), per coordinate) the sums S_T = sum_{k=s..T} g(x_k) of the estimators
+(`x_avg`, `v_avg`: s = 1; `x_tail`: s = T - m + 1, m = ceil(tail_fraction T), the convention of
+`simulate.run`) have exact first and second moments from forward accumulators, vectors over cells:
+
+    p_k = mu_k,    r_k = E[S_k 1{x_k = .}],    s_k^{ab} = E[S_k^a S_k^b 1{x_k = .}],
+
+    p_{k+1} = p_k P,   r_{k+1} = r_k P + g p_{k+1},
+    s_{k+1}^{ab} = s_k^{ab} P + g_a (r_k^b P) + g_b (r_k^a P) + g_a g_b p_{k+1},
+
+so E S_T = sum_i r_T(i) and E S_T^a S_T^b = sum_i s_T^{ab}(i): O(1) vectors per coordinate pair,
+one product with P per step (never a power of P as a matrix). g is centred at a constant c first
+(E_pi g where known), which keeps the covariance free of cancellation.
+
+Beyond many relaxation times: the expansion. With u = Z (g - pi g) the Poisson solution
+((I - P) u = g - pi g, pi u = 0; Z the fundamental matrix) the centred sum splits into martingale
+increments M_k = u(x_k) - Pu(x_{k-1}) and a boundary term (Meyn and Tweedie 2009, ch. 17):
+
+    sum_{k=1..L} (g - pi g)(x_k) = sum_k M_k + Pu(x_0) - Pu(x_L).
+
+Started from a law nu close to pi, after many relaxation times (nu P^L ~ pi, P^L u ~ 0):
+
+    E[R]        = nu Pu,                           (E x_avg_T = E_pi x + mu_0 (Z - I) g / T from x0)
+    E[R^a R^b]  = L pi phi^{ab} + nu(Pu_a Pu_b) + pi(Pu_a Pu_b) - C^{ab} - C^{ba},
+
+with phi^{ab} = P(u_a u_b) - Pu_a Pu_b (pi phi = lim T Cov(x_avg_T) T: the asymptotic
+covariance), C^{ab} = pi[u_a w_b] - pi[Pu_a Pw_b] and w_b = (Z - I) u_b (a second Poisson solve).
+The exact pass runs until a step K at which both |mu_K - pi|_1 and |P^K u|_inf / |u|_inf are
+below `SWITCH_TOLERANCE`; every horizon T with T - K >= K (and a tail of at least K steps) is then
+completed from the accumulators at K (the part before K exactly: E[S_K R^b] = r_K^a . Pu_b),
+the others are run exactly. What the expansion neglects is bounded by |mu_K - pi|_1 times the
+sup norms of Pu, phi (times L) and u w, and |P^K u|_inf times those of r and Pu: `switch_error`
+reports it relative to the estimator's scale (about 1e-9 or less where it is used). Metastable
+chains (T far below the escape time) never meet the condition and are run exactly to T: the
+kernel's band is narrow there, so the products are cheap; no quasi-stationary approximation
+enters.
+
+Errors: the cell chain rounds every step to a centre, an O(h^2) error (h the cell width) in the
+moments, as for `stationary_law`; a point start x0 is split linearly between the neighbouring
+centres (its mean kept exactly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse
+
+from analysis.minima import _search_box
+from objectives import validation
+from theory import linalg as solvers
+from theory import solve as chains
+from theory.grid import make_grid
+from theory.kernel_1d import transition_sparse
+from theory.kernel_2d import Operator2D, kernel_reach
+from theory.stationary import StationaryLaw, _check_inputs, _gradient, _per_step_size
+
+__all__ = ["ESTIMATORS", "FiniteTimeLaw", "finite_time_law", "SWITCH_TOLERANCE"]
+
+#: The estimators of `simulate.run`, in its order.
+ESTIMATORS = ("x", "x_avg", "x_tail", "v", "v_avg")
+#: The exact pass hands over to the expansion once |mu_K - pi|_1 and |P^K u|_inf / |u|_inf are below this.
+SWITCH_TOLERANCE = 1e-10
+#: The switch is looked for only where the longest horizon is at least this many steps (below it,
+#: the pass is cheaper than the stationary and Poisson solves), and checked every CHECK_EVERY steps.
+SWITCH_FROM = 2000
+CHECK_EVERY = 32
+#: 2-D kernels with more than this many entries per row are applied by FFT (`Operator2D`), narrower
+#: ones as the sparse matrix.
+SPARSE_2D_ROW = 400
+
+
+@dataclasses.dataclass(frozen=True)
+class FiniteTimeLaw:
+    """The law of each estimator of SGD at horizons T from a start, on the cell chain.
+
+    Shapes use H horizons, S step sizes, d the dimension.
+
+    - `step_sizes` `(S,)`; `n_steps` `(H,)` the horizons, increasing; `tail_fraction`.
+    - `means`: estimator -> `(H, S, d)`; `covariances`: estimator -> `(H, S, d, d)`.
+    - `method` `(H, S)`: "exact" (forward accumulators to T) or "expansion" (exact to
+      `switch_step`, the fundamental-matrix expansion after it).
+    - `switch_step` `(S,)`: the step K after which the expansion is valid, or -1.
+    - `switch_error` `(H, S)`: a bound on what the expansion neglects in the averages' moments,
+      relative to their scale (0 where exact).
+    - `grid`: the `Grid`; `start` `(S, N)` the start law mu_0 on the cells.
+    """
+
+    step_sizes: np.ndarray
+    n_steps: np.ndarray
+    tail_fraction: float
+    means: dict
+    covariances: dict
+    method: np.ndarray
+    switch_step: np.ndarray
+    switch_error: np.ndarray
+    grid: Any
+    start: np.ndarray = dataclasses.field(repr=False)
+
+    @property
+    def dim(self) -> int:
+        return self.grid.dim
+
+    def _check(self, estimator: str) -> str:
+        if estimator not in self.means:
+            raise ValueError(f"estimator must be one of {tuple(self.means)}, got {estimator!r}")
+        return estimator
+
+    def mean(self, estimator: str) -> np.ndarray:
+        """E[estimator] `(H, S, d)`."""
+        return self.means[self._check(estimator)]
+
+    def covariance(self, estimator: str) -> np.ndarray:
+        """Cov(estimator) `(H, S, d, d)`."""
+        return self.covariances[self._check(estimator)]
+
+    def mse(self, estimator: str, target) -> np.ndarray:
+        """E |estimator - target|^2 `(H, S)` = |mean - target|^2 + tr Cov; `target` `(d,)` or `(S, d)`."""
+        mean = self.mean(estimator)
+        s, d = len(self.step_sizes), self.dim
+        t = np.asarray(target, dtype=np.float64)
+        if t.shape not in ((d,), (s, d)):
+            raise ValueError(f"target must have shape ({d},) or (S, d) = ({s}, {d}), got {t.shape}")
+        return np.sum((mean - t) ** 2, axis=-1) + np.trace(self.covariance(estimator), axis1=-2, axis2=-1)
+
+
+# ---- the kernel as products with vectors -----------------------------------------------------
+
+
+class _Chain:
+    """P at one step size, as products with blocks of vectors: `push(V) = P^T V` (laws move
+    forward) and `pull(H) = P H` (expectations), V and H `(N, m)`; and `stationary()`: pi and a
+    Poisson solver."""
+
+    def __init__(self, grid, gradient, law, step_size, reach):
+        self.size = grid.size
+        self.matrix, self.operator, self.bands = None, None, None
+        if grid.dim == 1:
+            matrix, _, self.bands = transition_sparse(grid, gradient[:, 0], law, step_size)
+        else:
+            op = Operator2D(grid, gradient, law, step_size, reach)
+            if op.sparse_size <= SPARSE_2D_ROW * self.size:  # narrow kernels: the sparse matrix
+                matrix = op.sparse()
+            else:  # wide kernels: the FFT operator on a block of vectors
+                matrix = None
+                self.operator = op
+                self._push = jax.jit(jax.vmap(op.push, in_axes=1, out_axes=1))
+                self._pull = jax.jit(jax.vmap(op.pull, in_axes=1, out_axes=1))
+        if matrix is not None:
+            if matrix.nnz >= solvers.DENSE_ABOVE * self.size**2:  # BLAS beats the sparse product
+                self.matrix = matrix.toarray()
+                self._transposed = self.matrix.T
+            else:
+                self.matrix = matrix.tocsr()
+                self._transposed = matrix.T.tocsr()
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        if self.operator is not None:
+            return _padded(self._push, block)
+        return np.asarray(self._transposed @ block)
+
+    def pull(self, block: np.ndarray) -> np.ndarray:
+        if self.operator is not None:
+            return _padded(self._pull, block)
+        return np.asarray(self.matrix @ block)
+
+    def stationary(self, pin: int):
+        """(pi, poisson) where `poisson(g)` `(N, m)` -> u with (I - P) u = g - pi g, pi u = 0; None
+        where no law comes out (a reducible cell chain)."""
+        if self.operator is not None:  # wide kernels mix fast: GMRES on the operator
+            pi, _ = chains._stationary_2d(self.operator, self.size)
+
+            def poisson(g):
+                return chains._poisson_2d(self.operator, pi, g - pi @ g)
+
+        else:
+            lower, upper = self.bands or (0, 0)
+            matrix = scipy.sparse.csr_matrix(self.matrix)
+            try:
+                pi, solve = solvers.pinned_lu(matrix, pin, lower, upper, ordering="NATURAL" if self.bands else chains.FILL_REDUCING)
+            except (solvers.NoStationaryLaw, RuntimeError, np.linalg.LinAlgError):
+                return None
+            if not np.all(np.isfinite(pi)):
+                return None
+
+            def poisson(g):
+                h = solve(g - pi @ g)
+                return h - pi @ h
+
+        return pi, poisson
+
+
+def _padded(apply, block):
+    """`apply` on `block` `(N, m)` padded with zero columns to a multiple of 8: one compiled
+    program for every few widths (the number of vectors changes as tails start and end)."""
+    m = block.shape[1]
+    width = -(-m // 8) * 8
+    padded = np.zeros((block.shape[0], width))
+    padded[:, :m] = block
+    return np.asarray(apply(jnp.asarray(padded)))[:, :m]
+
+
+# ---- the forward pass ----------------------------------------------------------------------
+
+
+def _pairs(d: int, offset: int = 0):
+    """Index pairs (a <= b) of d coordinates starting at `offset`: the covariance's entries."""
+    a, b = np.triu_indices(d)
+    return a + offset, b + offset
+
+
+class _Segment:
+    """The accumulators (r `(N, c)`, s `(N, q)`) of one sum of g over steps `first`..(read)."""
+
+    def __init__(self, first: int, columns, pairs):
+        self.first, self.columns, self.pairs = first, columns, pairs
+        self.r = self.s = None  # zero before the first step
+
+    def advance(self, g, pushed_r, pushed_s, p):
+        """The accumulators after one more step: `pushed_*` = the old ones times P (None: zero),
+        `p` the new law, g `(N, c)` centred values."""
+        ia, ib = self.pairs
+        gg = g[:, ia] * g[:, ib]
+        if pushed_r is None:
+            self.r = g * p[:, None]
+            self.s = gg * p[:, None]
+        else:
+            self.r = pushed_r + g * p[:, None]
+            self.s = pushed_s + g[:, ia] * pushed_r[:, ib] + g[:, ib] * pushed_r[:, ia] + gg * p[:, None]
+
+
+def _covariance_from_pairs(values, d):
+    out = np.empty(values.shape[:-1] + (d, d))
+    a, b = np.triu_indices(d)
+    out[..., a, b] = values
+    out[..., b, a] = values
+    return out
+
+
+class _Expansion:
+    """What the expansion needs for g (columns `(N, c)`): pi, u, Pu, pi phi, C (module docstring)."""
+
+    def __init__(self, chain, pi, poisson, g):
+        self.pi = pi
+        self.u = poisson(g)
+        self.pu = self.u - (g - pi @ g)  # P u = u - (g - pi g)
+        w = poisson(self.u)  # Z u (u is centred)
+        w = w - self.u
+        pw = chain.pull(w)
+        pi_u = pi[:, None] * self.u
+        # pi phi^{ab} = pi(u_a u_b) - pi(Pu_a Pu_b); C^{ab} = pi(u_a w_b) - pi(Pu_a Pw_b)
+        self.sigma = pi_u.T @ self.u - (pi[:, None] * self.pu).T @ self.pu
+        self.cross = pi_u.T @ w - (pi[:, None] * self.pu).T @ pw
+        self.scale_u = np.max(np.abs(self.u))
+        self.scale_pu = np.max(np.abs(self.pu))
+        self.scale_w = np.max(np.abs(w))
+
+
+def _moments_after(expansion, segment, p, columns, pairs, length, started):
+    """(E S, E S^a S^b over `pairs`) of the centred sum of a segment completed by the expansion:
+    `length` = L steps after the current one, from the law `p`; `started`: the segment's
+    accumulators hold its part so far (else it starts after the current step)."""
+    pu = expansion.pu[:, columns]
+    ia, ib = pairs
+    first = p @ pu
+    second = (
+        length * expansion.sigma[np.ix_(columns, columns)][ia, ib]
+        + (p * pu[:, ia].T * pu[:, ib].T).sum(axis=1)
+        + (expansion.pi * pu[:, ia].T * pu[:, ib].T).sum(axis=1)
+        - expansion.cross[np.ix_(columns, columns)][ia, ib]
+        - expansion.cross[np.ix_(columns, columns)][ib, ia]
+    )
+    if started:
+        r, s = segment.r, segment.s
+        first = first + r.sum(axis=0)
+        second = second + s.sum(axis=0) + np.sum(r[:, ia] * pu[:, ib], axis=0) + np.sum(r[:, ib] * pu[:, ia], axis=0)
+    return first, second
+
+
+def _one_step_size(grid, gradient, law, eta, reach, start, horizons, tails, pin, want_expansion):
+    d = grid.dim
+    points = grid.points
+    values = np.concatenate([points, points - eta * gradient], axis=1)  # g: x then v, (N, 2d)
+    chain = _Chain(grid, gradient, law, eta, reach)
+    expansion = None
+    centre = start @ values
+    if want_expansion and horizons[-1] >= SWITCH_FROM:
+        solved = chain.stationary(pin)
+        if solved is not None:
+            pi, poisson = solved
+            expansion = _Expansion(chain, pi, poisson, values)
+            centre = pi @ values
+    g = values - centre
+    xs = np.arange(d)
+    pairs_full = (np.concatenate([_pairs(d)[0], _pairs(d, d)[0]]), np.concatenate([_pairs(d)[1], _pairs(d, d)[1]]))
+    pairs_x = _pairs(d)
+    average = _Segment(1, np.arange(2 * d), pairs_full)
+    tails_of = {h: _Segment(int(t - m + 1), xs, pairs_x) for h, (t, m) in enumerate(zip(horizons, tails))}
+    H = len(horizons)
+    means = {name: np.zeros((H, d)) for name in ESTIMATORS}
+    seconds = {name: np.zeros((H, d, d)) for name in ESTIMATORS}
+    method = np.array(["exact"] * H, dtype=object)
+    errors = np.zeros(H)
+    done = np.zeros(H, bool)
+
+    def point_moments(p, columns):
+        mean = p @ values[:, columns]
+        centred = values[:, columns] - mean
+        return mean, (centred * p[:, None]).T @ centred
+
+    nq = len(pairs_x[0])
+
+    def store(name, h, first, second, length, offset):
+        mean_centred = first / length
+        seconds[name][h] = _covariance_from_pairs(second, d) / length**2 - np.outer(mean_centred, mean_centred)
+        means[name][h] = mean_centred + offset
+
+    def read_exact(h, k, p):
+        means["x"][h], seconds["x"][h] = point_moments(p, xs)
+        means["v"][h], seconds["v"][h] = point_moments(p, xs + d)
+        r, s = average.r.sum(axis=0), average.s.sum(axis=0)
+        store("x_avg", h, r[:d], s[:nq], k, centre[:d])
+        store("v_avg", h, r[d:], s[nq:], k, centre[d:])
+        tail = tails_of[h]
+        store("x_tail", h, tail.r.sum(axis=0), tail.s.sum(axis=0), tails[h], centre[:d])
+
+    def read_expansion(h, k, p, switch):
+        length = horizons[h] - k
+        pi = expansion.pi
+        means["x"][h], seconds["x"][h] = point_moments(pi, xs)
+        means["v"][h], seconds["v"][h] = point_moments(pi, xs + d)
+        first, second = _moments_after(expansion, average, p, np.arange(2 * d), pairs_full, length, True)
+        store("x_avg", h, first[:d], second[:nq], horizons[h], centre[:d])
+        store("v_avg", h, first[d:], second[nq:], horizons[h], centre[d:])
+        tail = tails_of[h]
+        started = tail.r is not None
+        first, second = _moments_after(expansion, tail, p, xs, pairs_x, length if started else tails[h], started)
+        store("x_tail", h, first, second, tails[h], centre[:d])
+        method[h] = "expansion"
+        errors[h] = switch
+
+    p = start.copy()
+    switch_step, switch = -1, math.inf
+    powered, powers = (None, 0) if expansion is None else (expansion.u.copy(), 0)  # P^powers u
+    k = 0
+    while not done.all():
+        # finish the horizons the expansion reaches from here
+        if switch_step > 0:
+            for h in np.flatnonzero(~done):
+                if horizons[h] - k >= switch_step and tails[h] >= switch_step:
+                    read_expansion(h, k, p, switch)
+                    done[h] = True
+            if done.all():
+                break
+        k += 1
+        active = [seg for h, seg in tails_of.items() if not done[h] and seg.first <= k <= horizons[h]]
+        blocks = [p[:, None]]
+        for seg in [average] + active:
+            if seg.r is not None:
+                blocks += [seg.r, seg.s]
+        pushed = chain.push(np.concatenate(blocks, axis=1))
+        p = pushed[:, 0]
+        offset = 1
+        for seg in [average] + active:
+            if seg.r is None:
+                seg.advance(g[:, seg.columns], None, None, p)
+            else:
+                c, q = seg.r.shape[1], seg.s.shape[1]
+                seg.advance(g[:, seg.columns], pushed[:, offset : offset + c], pushed[:, offset + c : offset + c + q], p)
+                offset += c + q
+        if expansion is not None and switch_step < 0 and k % CHECK_EVERY == 0:
+            mixing = float(np.abs(p - expansion.pi).sum())
+            if mixing < SWITCH_TOLERANCE:  # only then P^k u: metastable chains never pay for it
+                while powers < k:
+                    powered, powers = chain.pull(powered), powers + 1
+                decay = float(np.max(np.abs(powered)) / max(expansion.scale_u, 1e-300))
+                if decay < SWITCH_TOLERANCE:
+                    switch_step, switch = k, max(mixing, decay)
+        for h in np.flatnonzero(~done & (horizons == k)):
+            read_exact(h, k, p)
+            done[h] = True
+    return means, seconds, method, errors, switch_step
+
+
+def _start_laws(x0, grid, n_step_sizes):
+    """mu_0 `(S, N)` from a point `(d,)` (split linearly between neighbouring centres) or a law."""
+    if isinstance(x0, StationaryLaw):
+        if x0.grid.n_cells != grid.n_cells or not (np.array_equal(x0.grid.lower, grid.lower) and np.array_equal(x0.grid.upper, grid.upper)):
+            raise ValueError(
+                f"x0 is a law on another grid ({x0.grid.n_cells} cells per axis over {x0.grid.lower.tolist()}, "
+                f"{x0.grid.upper.tolist()}) than this one ({grid.n_cells} over {grid.lower.tolist()}, {grid.upper.tolist()}): "
+                "pass bounds and n_grid equal to the law's"
+            )
+        density = x0.density.reshape(len(x0.step_sizes), -1)
+        if density.shape[0] not in (1, n_step_sizes):
+            raise ValueError(f"x0 is a law for {density.shape[0]} step sizes, expected {n_step_sizes} (or 1)")
+        return np.broadcast_to(density, (n_step_sizes, grid.size)).copy()
+    array = np.asarray(x0, dtype=np.float64)
+    if array.shape == (grid.dim,):
+        if not (np.all(np.isfinite(array)) and np.all(array >= grid.lower) and np.all(array <= grid.upper)):
+            raise ValueError(f"x0 must lie in the box [{grid.lower.tolist()}, {grid.upper.tolist()}], got {array.tolist()}")
+        weights = np.ones(1)
+        index = np.zeros((1, 0), np.int64)
+        for axis in range(grid.dim):
+            centres = grid.axes[axis]
+            u = np.clip((array[axis] - centres[0]) / grid.widths[axis], 0.0, grid.n_cells - 1.0)
+            j = min(int(math.floor(u)), grid.n_cells - 2)
+            t = u - j
+            index = np.concatenate([np.repeat(index, 2, axis=0), np.tile([[j], [j + 1]], (index.shape[0], 1))], axis=1)
+            weights = np.repeat(weights, 2) * np.tile([1.0 - t, t], weights.size)
+        mu = np.zeros(grid.size)
+        np.add.at(mu, np.ravel_multi_index(tuple(index.T), grid.shape), weights)
+        return np.broadcast_to(mu, (n_step_sizes, grid.size)).copy()
+    flat = array.reshape(array.shape[0], -1) if array.ndim == grid.dim + 1 else array.reshape(1, -1)
+    if flat.shape[1] != grid.size or flat.shape[0] not in (1, n_step_sizes) or array.shape[-grid.dim :] != grid.shape and array.shape != (grid.size,):
+        raise ValueError(
+            f"x0 must be a point ({grid.dim},), a StationaryLaw or a density on this grid {grid.shape} (or (S,) + that), got shape {array.shape}"
+        )
+    if not (np.all(flat >= 0) and np.allclose(flat.sum(axis=1), 1.0)):
+        raise ValueError("x0 as a density must be non-negative and sum to 1 per step size")
+    return np.broadcast_to(flat, (n_step_sizes, grid.size)).copy()
+
+
+def _one_blas_thread():
+    """BLAS on one thread: each step's product is small (N x ~10 vectors), where OpenBLAS's
+    threads cost more than they give (901 cells: 23 ms a product with 2 threads on a loaded
+    2-core machine, 2.9 ms with one); the step sizes run side by side instead. A no-op without
+    threadpoolctl."""
+    try:
+        import threadpoolctl
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpoolctl.threadpool_limits(1, user_api="blas")
+
+
+def _horizons(n_steps) -> np.ndarray:
+    values = list(n_steps) if isinstance(n_steps, (list, tuple, np.ndarray)) else [n_steps]
+    if not values:
+        raise ValueError(f"n_steps must be an integer >= 1 or a sequence of them, got {n_steps!r}")
+    for t in values:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+            raise ValueError(f"n_steps must be an integer >= 1 or a sequence of them, got {n_steps!r}")
+    horizons = np.array(sorted({int(t) for t in values}), dtype=np.int64)
+    return horizons
+
+
+def finite_time_law(
+    f, noise, step_sizes, *, x0, n_steps, bounds=None, n_grid: int | None = None, tail_fraction: float = 0.5, expansion: bool = True
+) -> FiniteTimeLaw:
+    """The exact law of SGD's estimators at horizons `n_steps` from `x0`, on the cell chain.
+
+    **Arguments:**
+
+    - `f`: an `objectives.Objective` of dimension 1 or 2; `noise`: an additive `simulate.noise`
+      model (as `stationary_law`).
+    - `step_sizes`: eta > 0, a number or a sequence (S values).
+    - `x0`: the start: a point `(d,)` in the box, or a `StationaryLaw` on this grid (the chains
+      start from its law, per step size), or a density on the grid (`grid.shape`, `(N,)` or per
+      step size).
+    - `n_steps`: an integer T >= 1 or a sequence of them (H horizons, returned sorted).
+    - `bounds`, `n_grid`: the box and cells per axis, as `stationary_law` (default: f's search
+      box, 2001 cells in 1-D, 101 per axis in 2-D; a `StationaryLaw` start: its grid).
+    - `tail_fraction`: the tail average covers the last ceil(tail_fraction T) iterates.
+    - `expansion`: allow the fundamental-matrix expansion beyond many relaxation times (False:
+      exact products to every T).
+
+    **Returns:** a `FiniteTimeLaw` over `ESTIMATORS`.
+
+    **Raises:** `ValueError` naming the argument: x0 outside the box or a law on another grid,
+    n_steps below 1 or not an integer, and the inputs `stationary_law` refuses.
+    """
+    if isinstance(x0, StationaryLaw):
+        if bounds is None:
+            bounds = (x0.grid.lower, x0.grid.upper)
+        if n_grid is None:
+            n_grid = x0.grid.n_cells
+    law, eta, n = _check_inputs(f, noise, step_sizes, n_grid, 0.5)
+    horizons = _horizons(n_steps)
+    tail_fraction = validation.real("tail_fraction", tail_fraction, lo=0.0, hi=1.0, open_lo=True)
+    lower, upper = _search_box(f, bounds)
+    grid = make_grid(lower, upper, n)
+    start = _start_laws(x0, grid, eta.size)
+    gradient = _gradient(f, grid)
+    reach = None
+    if f.dim == 2:
+        reach = tuple(int(r) for r in np.max([kernel_reach(law, float(e), grid.widths, n) for e in eta], axis=0))
+    tails = np.array([max(1, math.ceil(round(tail_fraction * int(t), 9))) for t in horizons], dtype=np.int64)
+    with jax.enable_x64(True):
+        pin = int(np.argmin(np.asarray(f.value(grid.points))))
+    try:
+        with _one_blas_thread():
+            results = _per_step_size(
+                lambda s, e: _one_step_size(grid, gradient, law, e, reach, start[s], horizons, tails, pin, expansion), eta
+            )
+    except solvers.NoStationaryLaw as error:
+        raise ValueError(f"step_sizes {eta.tolist()}: no cell chain in bounds={lower.tolist()}, {upper.tolist()}: {error}") from None
+    means = {name: np.stack([r[0][name] for r in results], axis=1) for name in ESTIMATORS}
+    covariances = {name: np.stack([r[1][name] for r in results], axis=1) for name in ESTIMATORS}
+    return FiniteTimeLaw(
+        step_sizes=eta, n_steps=horizons, tail_fraction=tail_fraction, means=means, covariances=covariances,
+        method=np.stack([r[2] for r in results], axis=1), switch_step=np.array([r[4] for r in results]),
+        switch_error=np.stack([r[3] for r in results], axis=1), grid=grid, start=start,
+    )
