@@ -78,6 +78,14 @@ def _quantity(law: StationaryLaw, estimator: str, targets: np.ndarray, n_steps: 
     return law.averaged_bias(targets)
 
 
+def _grid_error(value: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """2 |q - q_coarse| where both are finite; nan where either is inf (a metastable law's
+    averaged error: no grid error to state, and inf - inf would warn)."""
+    value, coarse = np.asarray(value, np.float64), np.asarray(coarse, np.float64)
+    finite = np.isfinite(value) & np.isfinite(coarse)
+    return 2.0 * np.abs(np.subtract(value, coarse, out=np.full_like(value, np.nan), where=finite))
+
+
 def law_rows(config: ExperimentConfig, law: StationaryLaw, targets: np.ndarray, horizons, regime: dict) -> list[dict]:
     """The `source = "law"` rows: estimator x step size x checkpoint T (module docstring)."""
     rows = []
@@ -86,7 +94,7 @@ def law_rows(config: ExperimentConfig, law: StationaryLaw, targets: np.ndarray, 
             continue
         for n_steps in sorted(int(t) for t in horizons):
             value = _quantity(law, estimator, targets, n_steps)
-            grid_error = 2.0 * np.abs(value - _quantity(law.coarse, estimator, targets, n_steps)) if law.coarse is not None else np.full_like(value, np.nan)
+            grid_error = _grid_error(value, _quantity(law.coarse, estimator, targets, n_steps)) if law.coarse is not None else np.full_like(value, np.nan)
             for s, eta in enumerate(law.step_sizes):
                 rows.append({
                     "experiment": config.name, "seed": "", "estimator": estimator, "step_size": float(eta),

@@ -217,3 +217,27 @@ def test_bad_theory_exits_2_before_any_file_is_written(tmp_path, edit, message):
     out = asgd("run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "res"), "--quiet")
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert not (tmp_path / "res").exists()
+
+
+def test_a_metastable_law_gives_inf_rows_without_a_warning():
+    """`make demo`'s sharp_flat_tradeoff: below the critical step size the averaged law is
+    metastable (tr Sigma_avg = inf). Its x_avg rows say mse = inf, grid error nan, regime
+    quasi_stationary, and no RuntimeWarning (inf - inf) is raised on the way."""
+    import warnings
+
+    from asgd import law_rows
+
+    with open(os.path.join(os.path.dirname(experiment_figures.__file__), "experiments", "sharp_flat_tradeoff.toml"), "rb") as file:
+        data = tomllib.load(file)
+    data["run"]["step_sizes"], data["theory"]["n_grid"] = [0.01, 0.2], 801
+    config = parse_config(data, quick=True)
+    law = law_rows.compute_law(config)
+    targets = np.array([[-1.0], [1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        regime = law_rows.regimes(config, law, [5000])
+        rows = {(r["estimator"], r["step_size"]): r for r in law_rows.law_rows(config, law, targets, [5000], regime)}
+    metastable, reached = rows[("x_avg", 0.01)], rows[("x_avg", 0.2)]
+    assert metastable["mse"] == np.inf and np.isnan(metastable["mse_grid_error"]) and metastable["law_regime"] == "quasi_stationary"
+    assert np.isfinite(reached["mse"]) and 0 <= reached["mse_grid_error"] < 0.01 * reached["mse"] and reached["law_regime"] == "stationary"
+    assert all(np.isfinite(r["mse"]) and np.isfinite(r["mse_grid_error"]) for (name, _), r in rows.items() if name != "x_avg")
