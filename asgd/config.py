@@ -15,8 +15,11 @@
                                   # "point", and by the basins/landscape figures)
 
     [noise]
-    family = "gaussian"           # gaussian | rademacher | uniform | student_t
-    scale = 1.0                   # or covariance = [[...]] (gaussian); df = 4.0 (student_t)
+    family = "gaussian"           # gaussian | rademacher | uniform | student_t (additive), or
+                                  # hessian_aligned | loss_scaled | label_noise (C depends on x;
+                                  # targets minimizer or point only: see ADDITIVE_ONLY_TARGETS)
+    scale = 1.0                   # or covariance = [[...]] (gaussian); df = 4.0 (student_t);
+                                  # f_min = 0.0 (loss_scaled; default: found on the search box)
 
     [run]
     step_sizes = [0.01, 0.1, 1.0]
@@ -71,8 +74,22 @@ from simulate.exact import applicable_form
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config", "OBJECTIVE_KINDS", "NOISE_FAMILIES"]
 
-#: `noise.family` -> its constructor, from the table of families (`objectives.noise_families`).
-NOISE_FAMILIES = {name: family.constructor for name, family in simulate.noise.TABLE.items()}
+#: `noise.family` -> its constructor: the additive families (`objectives.noise_families`), then
+#: the noise whose covariance depends on x (`objectives.state_noise`; `state_dependent(cov)`
+#: takes a function, so it is for Python use).
+NOISE_FAMILIES = {name: family.constructor for name, family in simulate.noise.TABLE.items()} | {
+    "hessian_aligned": simulate.noise.hessian_aligned,
+    "loss_scaled": simulate.noise.loss_scaled,
+    "label_noise": simulate.noise.label_noise,
+}
+
+#: Targets and figures that exist for additive noise only. F_eta(v) = E f(v - eta eps), P_eta and
+#: v*(eta) = argmin F_eta come from the drift identity E[x_{k+1} | x_k] = v_k with v following SGD
+#: on F_eta, whose noise must not depend on x; with state-dependent noise (unbiased) only
+#: E_pi grad f = 0 survives, which names no point. Such a sweep measures the distance to
+#: argmin f ("minimizer") or a given point, and its law is refused by `theory.stationary`.
+ADDITIVE_ONLY_TARGETS = ("smoothed", "local", "penalized")
+ADDITIVE_ONLY_FIGURES = ("landscape",)  # it draws F_eta and P_eta
 
 #: The objectives a sweep config may name (`objective.kind`): constructors that need only
 #: numbers. Finite sums need data; the network experiment (`asgd.network`) builds them.
@@ -415,6 +432,20 @@ def _check_buildable(config: ExperimentConfig) -> None:
             fail("theory.stationary", True, f"needs an objective of dim 1 or 2 (the law lives on a grid), got {config.objective_kind!r} of dim {dim}")
         if not noise.additive:
             fail("theory.stationary", True, f"needs additive noise ({', '.join(simulate.noise.FAMILIES)}), not {noise!r}")
+    if not noise.additive:
+        try:  # what simulate.run checks first: a finite sum for label noise, f_min, C at the starts
+            noise.bind(objective).check(objective, x0.reshape(-1, dim))
+        except ValueError as error:
+            fail("noise.family", config.noise_params["family"], str(error))
+        if config.target_kind in ADDITIVE_ONLY_TARGETS:
+            fail(
+                "target.kind", config.target_kind,
+                f"does not exist for {config.noise_params['family']} noise (its covariance depends on x): F_eta, P_eta and "
+                "v*(eta) are defined for additive noise; use 'minimizer' or 'point'",
+            )
+        drawn = [figure for figure in config.figures if figure in ADDITIVE_ONLY_FIGURES]
+        if drawn:
+            fail("output.figures", list(config.figures), f"{drawn[0]!r} draws F_eta and P_eta, which do not exist for {config.noise_params['family']} noise")
         if config.target_kind == "local":
             fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
     for key, box in (("theory.bounds", config.law_bounds), ("objective.search_box", config.search_box)):

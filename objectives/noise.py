@@ -66,6 +66,18 @@ class Minibatch:
             "use objectives.example_gradient_covariance(objective, x)"
         )
 
+    def covariance_at(self, objective, x: jax.Array) -> jax.Array:
+        """The covariance of the minibatch noise at one point `x` `(dim,)` -> `(dim, dim)` (traced):
+        (n - b) / (b (n - 1)) S(x) without replacement, S(x) / b with it, S(x) the population
+        covariance of the n per-example gradients (`objective.point_example_grads`)."""
+        grads = objective.point_example_grads(x)
+        n = grads.shape[0]
+        centred = grads - jnp.mean(grads, axis=0, keepdims=True)
+        population = centred.T @ centred / n
+        b = self.batch_size
+        factor = 1.0 / b if self.replace else ((n - b) / (b * (n - 1)) if n > 1 else 0.0)
+        return jnp.asarray(factor, population.dtype) * population
+
     def sample_indices(self, key: jax.Array, shape: tuple[int, ...], n_examples: int) -> jax.Array:
         """Draw minibatches from one key: int32 indices of shape `shape + (batch_size,)` in [0, n).
 

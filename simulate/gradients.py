@@ -5,6 +5,9 @@ Two sources share one interface, so kernels and the driver never ask which noise
 - `AdditiveNoise(noise)`: g(x, eps) = grad f(x) + eps, eps ~ `noise` (a `simulate.noise` model).
 - `Minibatches(batches)`: g(x, B) = (1/b) sum_{j in B} grad loss_j(x) for a finite-sum objective,
   B a minibatch of `batches.batch_size` indices (`simulate.noise.minibatch`).
+- `StateDependentNoise(noise)`: g(x, z) = grad f(x) + C(x)^(1/2) z, z the Gaussian family's
+  standard draws (the numbers `gaussian(...)` scales), C from `simulate.noise.state_dependent`,
+  `hessian_aligned`, `loss_scaled` or `label_noise`. Not additive: SGD takes its plain form.
 
 Interface (both are pytrees: the noise scale, df and covariance factor are traced leaves):
 
@@ -21,10 +24,14 @@ import dataclasses
 
 import jax
 
-from objectives.noise import Minibatch, NoiseModel
+from objectives.noise import Minibatch, NoiseModel, gaussian
+from objectives.state_noise import StateDependent
 from simulate.randomness import minibatch_block, noise_block
 
-__all__ = ["AdditiveNoise", "Minibatches", "gradient_source"]
+__all__ = ["AdditiveNoise", "Minibatches", "StateDependentNoise", "gradient_source"]
+
+#: The draws z of state-dependent noise: the Gaussian family's, unscaled (z * 1.0 is z exactly).
+_STANDARD_GAUSSIAN = gaussian(1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +64,31 @@ class Minibatches:
         return objective.point_minibatch_grad(x, draw)
 
 
+@dataclasses.dataclass(frozen=True)
+class StateDependentNoise:
+    """g(x, z) = grad f(x) + C(x)^(1/2) z, z ~ N(0, I) drawn as the Gaussian family's (eps NaN
+    where C(x) is not PSD: the chain is then frozen and flagged as diverged)."""
+
+    noise: StateDependent
+    additive = False
+
+    def draw_block(self, seed, chain_indices, block_index, objective, dtype):
+        """z for one block: `(n_chains, NOISE_BLOCK_STEPS, dim)`, the additive Gaussian's draws."""
+        return noise_block(_STANDARD_GAUSSIAN, seed, chain_indices, block_index, objective.dim, dtype)
+
+    def grad(self, objective, x, draw):
+        return objective.point_grad(x) + self.noise.noise(objective, x, draw)
+
+
 jax.tree_util.register_dataclass(AdditiveNoise, data_fields=["noise"], meta_fields=[])
 jax.tree_util.register_dataclass(Minibatches, data_fields=["batches"], meta_fields=[])
+jax.tree_util.register_dataclass(StateDependentNoise, data_fields=["noise"], meta_fields=[])
 
 
-def gradient_source(noise: NoiseModel | Minibatch) -> AdditiveNoise | Minibatches:
+def gradient_source(noise: NoiseModel | Minibatch | StateDependent) -> AdditiveNoise | Minibatches | StateDependentNoise:
     """The gradient source of a `simulate.noise` model (checked by `simulate.run` beforehand)."""
-    return Minibatches(noise) if isinstance(noise, Minibatch) else AdditiveNoise(noise)
+    if isinstance(noise, Minibatch):
+        return Minibatches(noise)
+    if isinstance(noise, StateDependent):
+        return StateDependentNoise(noise)
+    return AdditiveNoise(noise)

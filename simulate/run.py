@@ -19,6 +19,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from objectives import FiniteSum, Objective, validation
 from objectives.noise import Minibatch, NoiseModel, gaussian
+from objectives.state_noise import StateDependent
 from simulate import exact
 from simulate.driver import simulate_chains
 from simulate.gradients import gradient_source
@@ -72,7 +73,10 @@ def checkpoint_schedule(n_steps: int, checkpoints: int | Sequence[int]) -> np.nd
 
 
 def _check_noise(noise, objective: Objective):
-    """The noise model, checked against the objective (dimension; a finite sum for minibatches)."""
+    """The noise model, checked against the objective (dimension; a finite sum for minibatches).
+    A state-dependent model is checked at the starting points later (`_bound_noise`)."""
+    if isinstance(noise, StateDependent):
+        return noise
     if isinstance(noise, Minibatch):
         if not isinstance(objective, FiniteSum):
             raise ValueError(
@@ -90,6 +94,15 @@ def _check_noise(noise, objective: Objective):
         raise ValueError(
             f"noise covariance is {noise.fixed_dim}-dimensional but objective {objective.name!r} has dim={objective.dim}"
         )
+    return noise
+
+
+def _bound_noise(noise, objective: Objective, points: np.ndarray):
+    """A state-dependent model bound to the objective (loss-scaled noise's f_min found) and its
+    covariance checked at the starting `points` (real, (d, d), finite, symmetric, PSD)."""
+    if isinstance(noise, StateDependent):
+        noise = noise.bind(objective)
+        noise.check(objective, points)
     return noise
 
 
@@ -309,6 +322,7 @@ def run(
     schedule_name = repr(schedule) if isinstance(schedule, Schedule) else "constant()"
     schedule = _check_schedule(schedule, n_steps)
     points = validation.points("x0", x0, n_chains, objective.dim, rows="n_chains")
+    noise = _bound_noise(noise, objective, points)
     seed = validation.seed("seed", seed)
     tail_fraction = validation.real("tail_fraction", tail_fraction, lo=0.0, hi=1.0, open_lo=True)
     chunk_size = min(n_chains, n_chains if chunk_size is None else validation.positive_int("chunk_size", chunk_size))

@@ -121,7 +121,7 @@ def components(f, noise, points: np.ndarray) -> Components:
         per_example = example_gradients(f, points)
         gradients = np.einsum("kn,pnd->pkd", batches.counts / noise.batch_size, per_example)
         return Components(batches.probability, gradients, None, gradient)
-    if isinstance(noise, NoiseModel) and noise.family != "gaussian":
+    if isinstance(noise, NoiseModel) and not noise.standard_law.gaussian:
         raise ValueError(f"noise: the state-dependent law takes Gaussian noise, got {noise!r} (use stationary_law)")
     covariance = covariance_on(f, noise, points)
     return Components(np.ones(1), gradient[:, None, :], covariance[:, None], gradient)

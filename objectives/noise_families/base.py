@@ -176,13 +176,6 @@ class NoiseModel:
             raise ValueError("dim is required for an isotropic noise model")
         return float(self.scale) ** 2 * np.eye(dim)
 
-    def covariance_at(self, objective, x) -> np.ndarray:
-        """C(x) at points `x` `(..., dim)`: `(..., dim, dim)` float64 NumPy, the same Sigma at every
-        point (the interface state-dependent noise shares)."""
-        x = np.asarray(x, np.float64)
-        dim = x.shape[-1]
-        return np.broadcast_to(self.covariance(dim), x.shape[:-1] + (dim, dim)).copy()
-
     def sample(self, key: jax.Array, shape: tuple[int, ...], dim: int, dtype=None) -> jax.Array:
         """Draw i.i.d. eps of shape `shape + (dim,)` from one key.
 
