@@ -9,18 +9,21 @@ release, with a `DeprecationWarning` naming the new home.
 import importlib
 import warnings
 
-from analysis import minima, ties
+from analysis import minima, search, solutions, ties
 from analysis.basins import assign_basins, basin_occupancy, sharpness_summary
 from analysis.drift import drift_check
 from analysis.errors import ErrorTable, errors, pool
-from analysis.minima import TieWarning, global_minimizer, minimizers, penalized_solution, smoothed_solution
+from analysis.minima import TieWarning, global_minimizer, minimizers
 from analysis.rates import RateFit, fit_rate
+from analysis.search import SearchOptions, search_box
+from analysis.solutions import penalized_solution, smoothed_solution
 from analysis.ties import NearTieWarning
 
 __all__ = [
     "ErrorTable",
     "NearTieWarning",
     "RateFit",
+    "SearchOptions",
     "TieWarning",
     "assign_basins",
     "basin_occupancy",
@@ -32,8 +35,11 @@ __all__ = [
     "minimizers",
     "penalized_solution",
     "pool",
+    "search",
+    "search_box",
     "sharpness_summary",
     "smoothed_solution",
+    "solutions",
     "ties",
 ]
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import simulate
-from analysis import minima, ties
+from analysis import minima, solutions, ties
 from analysis.errors import errors
 from asgd import interrupts, law_rows, result_folder
 from asgd.distributed import SINGLE, Cluster
@@ -67,9 +67,9 @@ def target_path(config: ExperimentConfig):
     f, noise = config.objective, config.noise
     step_sizes = np.asarray(config.step_sizes)
     if config.target_kind in ("smoothed", "local"):
-        return minima.smoothed_solution(f, noise, step_sizes)
+        return solutions.smoothed_solution(f, noise, step_sizes)
     if config.target_kind == "penalized":
-        return minima.penalized_solution(f, noise, step_sizes)
+        return solutions.penalized_solution(f, noise, step_sizes)
     return None
 
 

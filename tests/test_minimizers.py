@@ -9,7 +9,7 @@ import pytest
 
 import objectives
 import simulate
-from analysis import minima as search  # the module; `minima` names results below
+import analysis as search  # the package; `minima` names results below
 
 
 @pytest.fixture(autouse=True)
@@ -150,3 +150,16 @@ def test_bad_input_is_rejected_with_clear_messages():
         search.minimizers(f, n_grid=2)
     with pytest.raises(ValueError, match="no local minimizer"):
         search.global_minimizer(objectives.from_function(lambda x: jnp.sum(x), 1), bounds=(-1.0, 1.0))
+
+
+def test_search_options_are_shared_and_an_unknown_one_is_named():
+    """smoothed_solution and penalized_solution take the search options by name (one definition,
+    `analysis.SearchOptions`); a misspelt option is refused naming it and the allowed ones."""
+    f = objectives.quadratic(1.0, [0.25])
+    noise = simulate.noise.gaussian(1.0)
+    coarse = search.smoothed_solution(f, noise, [0.1], n_grid=11, n_candidates=2)
+    np.testing.assert_allclose(coarse.points, [[0.25]], atol=1e-10)
+    with pytest.raises(ValueError, match=r"unknown search option\(s\) \['n_gird'\]: allowed are .*'n_grid'"):
+        search.penalized_solution(f, noise, [0.1], n_gird=11)
+    assert search.SearchOptions.of({}, n_starts=64).n_starts == 64
+    np.testing.assert_array_equal(search.search_box(f), search.search_box(f, None))

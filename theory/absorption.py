@@ -33,7 +33,7 @@ import scipy.sparse.linalg
 from theory import stationary
 from theory.linalg import NoStationaryLaw
 from theory.grid import make_grid
-from analysis.minima import _search_box
+from analysis.search import search_box
 from objectives import Objective, validation
 from theory.cell_mixtures import tent_rows
 from theory.state_dependent import cell_kernel, components
@@ -178,7 +178,7 @@ def absorption(
     start = validation.finite_array("start", start, shape=(d,))
     if radius is not None:
         radius = validation.real("radius", radius, lo=0.0, open_lo=True)
-    lower, upper = _search_box(f, bounds)
+    lower, upper = search_box(f, bounds)
     if np.any(start < lower) or np.any(start > upper):
         raise ValueError(f"start={start.tolist()} must lie in bounds=({lower.tolist()}, {upper.tolist()})")
 

@@ -36,7 +36,7 @@ import scipy.sparse.linalg
 
 from analysis.basins import assign_basins
 from theory.grid import make_grid
-from analysis.minima import _search_box
+from analysis.search import search_box
 from objectives import validation
 from theory.state_dependent import cell_kernel, components
 
@@ -86,7 +86,7 @@ def escape_steps(f, noise, step_sizes, minimizers, basin: int, *, bounds=None, n
     closed set inside the basin: noise that vanishes on the way out, beyond the Gaussian's reach)."""
     eta = validation.step_sizes("step_sizes", step_sizes)
     points = np.asarray(getattr(minimizers, "points", minimizers), np.float64)
-    lower, upper = _search_box(f, bounds)
+    lower, upper = search_box(f, bounds)
     grid = make_grid(lower, upper, n_grid)
     labels = assign_basins(grid.points, points, f, method="descent")
     inside = np.flatnonzero(labels == basin)

@@ -17,7 +17,7 @@ from theory import solve as chains
 from theory import stationary
 from theory.linalg import NoStationaryLaw
 from theory.grid import make_grid
-from analysis.minima import _search_box
+from analysis.search import search_box
 from objectives import FiniteSum, Objective, validation
 from theory.minibatch_kernel import in_float64
 from theory.state_dependent import Components, cell_kernel, components
@@ -80,7 +80,7 @@ def state_dependent_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid:
     eta = validation.step_sizes("step_sizes", step_sizes)
     n = validation.integer("n_grid", (2001 if f.dim == 1 else 101) if n_grid is None else n_grid, lo=16, note="cells per axis")
     validation.real("max_leak", max_leak, lo=0.0, hi=1.0, open_lo=True, open_hi=True)
-    lower, upper = _search_box(f, bounds)
+    lower, upper = search_box(f, bounds)
     grid, coarse_grid = make_grid(lower, upper, n), make_grid(lower, upper, n // 2)
     try:
         results = _solve(f, grid, noise, eta)

@@ -39,7 +39,7 @@ import jax
 import numpy as np
 
 from analysis.basins import assign_basins
-from analysis.minima import _search_box
+from analysis.search import search_box
 from theory import solve as chains
 from theory.grid import Grid, make_grid, noise_law
 from theory.kernel_2d import kernel_reach
@@ -389,7 +389,7 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
     than `max_leak` of mass per step.
     """
     law, eta, n = _check_inputs(f, noise, step_sizes, n_grid, max_leak)
-    lower, upper = _search_box(f, bounds)
+    lower, upper = search_box(f, bounds)
     grid = make_grid(lower, upper, n)
     coarse_grid = make_grid(lower, upper, n // 2)
     gradient = _gradient(f, grid)
