@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from analysis.minima import smoothed_solution
+from analysis.solutions import smoothed_solution
 from objectives import Objective, validation
 from objectives.noise_laws import check_noise
 from theory.stationary import stationary_law

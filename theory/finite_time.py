@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 
-from analysis.minima import _search_box
+from analysis.search import search_box
 from objectives import validation
 from theory import linalg as solvers
 from theory import solve as chains
@@ -486,7 +486,7 @@ def finite_time_law(
     law, eta, n = _check_inputs(f, noise, step_sizes, n_grid, 0.5)
     horizons = _horizons(n_steps)
     tail_fraction = validation.real("tail_fraction", tail_fraction, lo=0.0, hi=1.0, open_lo=True)
-    lower, upper = _search_box(f, bounds)
+    lower, upper = search_box(f, bounds)
     grid = make_grid(lower, upper, n)
     start = _start_laws(x0, grid, eta.size)
     gradient = _gradient(f, grid)
