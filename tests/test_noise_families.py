@@ -1,6 +1,7 @@
 """One object per noise family (`objectives.noise_families`): its law is what it says (draws,
 density, tails agree), the table is found from the files, a family added in one file runs in
-the simulator and in smoothing, and no code outside the family objects compares family names."""
+the simulator, in smoothing and in the exact law, and no code outside the family objects compares
+family names."""
 
 import math
 import pathlib
@@ -15,6 +16,7 @@ import scipy.special
 
 import objectives
 import simulate
+import theory
 from objectives import noise_families
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -75,6 +77,10 @@ class Laplace(NoiseFamily):
     def density(self, z, df, xp=np):
         return xp.exp(-math.sqrt(2.0) * xp.abs(z)) / math.sqrt(2.0)
 
+    def upper_tail(self, z, df, xp=np, special=None):
+        half = 0.5 * xp.exp(-math.sqrt(2.0) * xp.abs(z))
+        return xp.where(z >= 0, half, 1.0 - half)
+
 
 def laplace(scale=1.0):
     return NoiseModel("laplace", scale=check_scale(scale))
@@ -84,7 +90,7 @@ FAMILY = Laplace("laplace", rank=4, constructor=laplace)
 '''
 
 
-def test_a_family_added_in_one_file_runs_in_the_simulator_and_in_smoothing(tmp_path, monkeypatch):
+def test_a_family_added_in_one_file_runs_in_the_simulator_smoothing_and_the_exact_law(tmp_path, monkeypatch):
     (tmp_path / "laplace.py").write_text(textwrap.dedent(LAPLACE))
     monkeypatch.setattr(noise_families, "__path__", list(noise_families.__path__) + [str(tmp_path)])
     monkeypatch.syspath_prepend(str(tmp_path.parent))
@@ -108,6 +114,8 @@ def test_a_family_added_in_one_file_runs_in_the_simulator_and_in_smoothing(tmp_p
     assert dict(smoothed.info)["method"] == "monte_carlo"
     value, error = float(smoothed.value(np.array([0.3]))), float(objectives.smoothing.standard_error(smoothed, np.array([0.3])))
     assert abs(value - 0.5 * (0.09 + 0.25)) < 4.5 * error
+    law = theory.stationary_law(f, noise, [0.5], bounds=(-3.0, 3.0), n_grid=601)  # cells of h = 0.01
+    assert law.covariance[0, 0, 0] == pytest.approx(0.5 * 0.25 / 1.5, abs=law.grid.widths[0] ** 2)
 
 
 #: A family name compared as a string: `== "gaussian"`, `!= 'uniform'`, `in ("rademacher", ...`.

@@ -32,13 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
+from objectives.noise_families import NoiseFamily, family_named
+from objectives.noise_families.gaussian import GAUSSIAN_REACH
+
 __all__ = ["DROP_BELOW", "GAUSSIAN_REACH", "Grid", "NoiseLaw", "interval_probability", "interval_probability_np", "make_grid", "noise_law", "upper_tail", "upper_tail_np"]
 
 #: Entries of a 1-D row below this fraction of the row's largest entry are dropped (set to 0), so
 #: the matrix is banded at small eta. 1e-20 is far below float64 rounding of the row sums.
 DROP_BELOW = 1e-20
-#: Reach of the Gaussian kernel in standard deviations (tail mass beyond: ~1e-19).
-GAUSSIAN_REACH = 9.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,11 @@ class NoiseLaw:
     covariance: np.ndarray
     isotropic: bool
 
+    @property
+    def standard(self) -> NoiseFamily:
+        """The family object (`objectives.noise_families`): tails, atoms, reach."""
+        return family_named(self.family)
+
 
 def noise_law(noise, dim: int) -> NoiseLaw:
     """Read a `simulate.noise` model (validated by the caller)."""
@@ -121,28 +127,21 @@ def noise_law(noise, dim: int) -> NoiseLaw:
 # ---- standardised laws: upper tails Q(z) = Prob(Z > z), and interval probabilities ------------
 
 
-def upper_tail(family: str, df, z, xp=jnp, special=jax.scipy.special):
-    """Q(z) = Prob(Z > z); `xp`, `special`: jax.numpy / jax.scipy.special (compiled, 1-D matrix) or
-    numpy / scipy.special (the small 2-D kernels, which would otherwise compile op by op)."""
-    if family == "gaussian":
-        return 0.5 * special.erfc(z / math.sqrt(2.0))
-    if family == "uniform":
-        root3 = math.sqrt(3.0)
-        return xp.clip((root3 - z) / (2.0 * root3), 0.0, 1.0)
-    if family == "student_t":
-        t = z / xp.sqrt((df - 2.0) / df)
-        half = 0.5 * special.betainc(0.5 * df, 0.5, df / (df + t * t))
-        return xp.where(t >= 0, half, 1.0 - half)
-    raise ValueError(f"no CDF for noise family {family!r}")  # pragma: no cover
+def _family(family) -> NoiseFamily:
+    return family if isinstance(family, NoiseFamily) else family_named(family)
 
 
-def interval_probability(family: str, df, a, b, xp=jnp, special=jax.scipy.special):
+def upper_tail(family, df, z, xp=jnp, special=jax.scipy.special):
+    """Q(z) = Prob(Z > z) of the family (a name or its object); `xp`, `special`: jax.numpy /
+    jax.scipy.special (compiled, 1-D matrix) or numpy / scipy.special (the small 2-D kernels,
+    which would otherwise compile op by op)."""
+    return _family(family).upper_tail(z, df, xp, special)
+
+
+def interval_probability(family, df, a, b, xp=jnp, special=jax.scipy.special):
     """Prob(a < Z < b) for a <= b, as a difference of upper tails on the side away from 0, so that
-    far-tail intervals keep their relative accuracy."""
-    right = 0.5 * (a + b) >= 0
-    upper_a = upper_tail(family, df, xp.where(right, a, -b), xp, special)
-    upper_b = upper_tail(family, df, xp.where(right, b, -a), xp, special)
-    return xp.maximum(upper_a - upper_b, 0.0)
+    far-tail intervals keep their relative accuracy (`NoiseFamily.interval_probability`)."""
+    return _family(family).interval_probability(df, a, b, xp, special)
 
 
 def interval_probability_np(family, df, a, b):

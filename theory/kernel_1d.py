@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 
+from objectives.noise_families import family_named
 from theory.grid import DROP_BELOW, Grid, NoiseLaw, interval_probability, interval_probability_np, upper_tail, upper_tail_np
 from theory.linalg import NoStationaryLaw
 
@@ -42,12 +43,15 @@ def _splat_1d(y, first_centre, width, n):
 def _matrix_1d(drift_target, edges, spread, df, *, family):
     """(P `(n, n)` raw, leak `(n,)`) for targets m_i and noise eta s Z (spread = eta s)."""
     n = drift_target.shape[0]
-    if family == "rademacher":
+    atoms = family_named(family).atoms
+    if atoms is not None:  # equally likely atoms, each split between its two neighbouring centres
         width = edges[1] - edges[0]
         first = edges[0] + 0.5 * width
-        up, leak_up = _splat_1d(drift_target + spread, first, width, n)
-        down, leak_down = _splat_1d(drift_target - spread, first, width, n)
-        return 0.5 * (up + down), 0.5 * (leak_up + leak_down)
+        splats = [_splat_1d(drift_target + atom * spread, first, width, n) for atom in reversed(atoms)]
+        weights, leaks = splats[0]
+        for more_weights, more_leaks in splats[1:]:
+            weights, leaks = weights + more_weights, leaks + more_leaks
+        return weights / len(atoms), leaks / len(atoms)
     # x' in [e_j, e_{j+1}]  <=>  Z in ((m - e_{j+1}) / w, (m - e_j) / w)
     low = (drift_target[:, None] - edges[None, 1:]) / spread
     high = (drift_target[:, None] - edges[None, :-1]) / spread
@@ -56,8 +60,6 @@ def _matrix_1d(drift_target, edges, spread, df, *, family):
     return matrix, leak
 
 
-#: Beyond this many standard deviations a Gaussian cell probability is below 1e-25: under DROP_BELOW.
-_BAND_REACH = {"gaussian": 10.5, "uniform": math.sqrt(3.0), "rademacher": 1.0}
 
 
 @jax.jit
@@ -86,7 +88,7 @@ def transition_matrix(grid: Grid, gradient: np.ndarray, law: NoiseLaw, step_size
     `(n,)` the mass each row sent out of the box before renormalisation; the bandwidths of the
     non-zero pattern (P_ij = 0 unless -lower <= j - i <= upper).
     """
-    if law.family in _BAND_REACH and law.family != "rademacher":
+    if law.standard.band_reach is not None:  # each row's window around its target (NumPy)
         matrix, leak, bands = transition_sparse(grid, gradient, law, step_size)
         matrix = matrix.toarray()
         matrix.flags.writeable = False
@@ -94,13 +96,13 @@ def transition_matrix(grid: Grid, gradient: np.ndarray, law: NoiseLaw, step_size
     centres = grid.axes[0]
     target = centres - step_size * gradient
     edges, spread = grid.edges[0], step_size * law.scale
-    if law.family == "student_t":
+    if law.standard.atoms is None:  # a density without a band (Student-t): every row whole
         # SciPy's betainc: XLA's on CPU took 90 s for the two 1001-cell matrices of a test.
         low = (target[:, None] - edges[None, 1:]) / spread
         high = (target[:, None] - edges[None, :-1]) / spread
         matrix = jnp.asarray(interval_probability_np(law.family, law.df, low, high))
         leak = upper_tail_np(law.family, law.df, (target - edges[0]) / spread) + upper_tail_np(law.family, law.df, (edges[-1] - target) / spread)
-    else:  # Rademacher: atoms split between neighbouring centres
+    else:  # atoms (Rademacher): split between neighbouring centres
         matrix, leak = _matrix_1d(jnp.asarray(target), jnp.asarray(edges), jnp.asarray(spread), jnp.asarray(law.df), family=law.family)
     matrix, smallest, lower, upper = _tidy(matrix)
     if not float(smallest) > 0:
@@ -136,14 +138,14 @@ def transition_sparse(grid: Grid, gradient: np.ndarray, law: NoiseLaw, step_size
     (lower_band, upper_band))`. Gaussian and uniform noise build only each row's window around
     its target, O(n x window) tail evaluations in NumPy (the image map c - eta f'(c) is not
     monotone, so the window of row i need not be near column i: the matrix is sparse but its band
-    can cover it); other families go through `transition_matrix`."""
-    if law.family not in ("gaussian", "uniform"):
+    can cover it); other families (no `band_reach`) go through `transition_matrix`."""
+    if law.standard.band_reach is None:
         matrix, leak, bands = transition_matrix(grid, gradient, law, step_size)
         return scipy.sparse.csr_matrix(matrix), leak, bands
     n = grid.n_cells
     edges, spread = grid.edges[0], step_size * law.scale
     target = grid.axes[0] - step_size * gradient
-    first, values, leak = _band_rows(target, edges, spread, law.family, _BAND_REACH[law.family], n)
+    first, values, leak = _band_rows(target, edges, spread, law.family, law.standard.band_reach, n)
     values[values < DROP_BELOW * values.max(axis=1, keepdims=True)] = 0.0
     totals = values.sum(axis=1)
     if not totals.min() > 0:

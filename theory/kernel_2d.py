@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 
-from theory.grid import DROP_BELOW, GAUSSIAN_REACH, Grid, NoiseLaw, interval_probability_np, upper_tail_np
+from objectives.noise_families import family_named
+from theory.grid import DROP_BELOW, Grid, NoiseLaw, interval_probability_np, upper_tail_np
 from theory.linalg import NoStationaryLaw
 
 __all__ = ["Operator2D", "kernel_2d", "kernel_reach"]
@@ -30,14 +31,16 @@ _GAUSS_LEGENDRE = np.polynomial.legendre.leggauss(8)
 def _axis_kernel(law: NoiseLaw, spread: float, width: float, reach: int) -> np.ndarray:
     """Prob(spread Z in the cell at offset a h), a = -reach..reach (isotropic families)."""
     offsets = np.arange(-reach, reach + 1, dtype=np.float64)
-    if law.family == "rademacher":  # atoms at +-spread, split linearly between neighbouring centres
+    atoms = law.standard.atoms
+    if atoms is not None:  # equally likely atoms at a spread, split linearly between neighbouring centres
         kernel = np.zeros(offsets.shape)
-        for atom in (-spread / width, spread / width):
-            j = math.floor(atom)
-            t = atom - j
+        for atom in atoms:
+            position = atom * spread / width
+            j = math.floor(position)
+            t = position - j
             for index, weight in ((j, 1.0 - t), (j + 1, t)):
                 if -reach <= index <= reach:
-                    kernel[index + reach] += 0.5 * weight
+                    kernel[index + reach] += weight / len(atoms)
         return kernel
     low, high = (offsets - 0.5) * width / spread, (offsets + 0.5) * width / spread
     return interval_probability_np(law.family, law.df, low, high)
@@ -56,28 +59,24 @@ def _gaussian_kernel_full(covariance: np.ndarray, widths: np.ndarray, reach: tup
     mean_y = slope * x
     low = ((b[None, None, :] - 0.5) * widths[1] - mean_y[..., None]) / sd_y
     high = ((b[None, None, :] + 0.5) * widths[1] - mean_y[..., None]) / sd_y
-    conditional = interval_probability_np("gaussian", np.nan, low, high)
+    conditional = interval_probability_np("gaussian", np.nan, low, high)  # this kernel is the Gaussian family's
     return np.einsum("aq,aqb->ab", density, conditional)
 
 
 def kernel_reach(law: NoiseLaw, step_size: float, widths: np.ndarray, n_cells: int) -> tuple[int, ...]:
-    """Cells per axis beyond which the kernel is negligible (or the whole box for Student-t)."""
+    """Cells per axis beyond which the kernel is negligible (`NoiseFamily.kernel_cells`: the whole
+    box for Student-t)."""
     reach = []
     for axis, width in enumerate(widths):
         sd = step_size * math.sqrt(law.covariance[axis, axis])
-        if law.family == "gaussian":
-            cells = GAUSSIAN_REACH * sd / width
-        elif law.family in ("uniform", "rademacher"):
-            cells = math.sqrt(3.0) * sd / width + 1.0
-        else:
-            cells = n_cells
+        cells = law.standard.kernel_cells(sd, width, n_cells)
         reach.append(int(min(n_cells - 1, math.ceil(cells) + 1)))
     return tuple(reach)
 
 
 def kernel_2d(law: NoiseLaw, step_size: float, widths: np.ndarray, reach: tuple[int, int]) -> np.ndarray:
     """K `(2 r_x + 1, 2 r_y + 1)`: Prob(eta eps lands in the cell at offset (a, b)) (symmetric laws)."""
-    if law.isotropic or law.family != "gaussian":
+    if law.isotropic or not law.standard.full_covariance:
         spread = step_size * law.scale
         return np.outer(_axis_kernel(law, spread, widths[0], reach[0]), _axis_kernel(law, spread, widths[1], reach[1]))
     return _gaussian_kernel_full(step_size**2 * law.covariance, widths, reach)
@@ -186,14 +185,14 @@ def _leak_2d(grid: Grid, targets: np.ndarray, law: NoiseLaw, step_size: float) -
     for axis, edges in enumerate(grid.edges):
         spread = step_size * math.sqrt(law.covariance[axis, axis])
         m = targets[:, axis]
-        if law.family == "rademacher":
-            plus = (m + spread >= edges[0]) & (m + spread <= edges[-1])
-            minus = (m - spread >= edges[0]) & (m - spread <= edges[-1])
-            inside.append(0.5 * (plus.astype(np.float64) + minus.astype(np.float64)))
+        atoms = law.standard.atoms
+        if atoms is not None:  # the fraction of equally likely atoms that land in the box
+            landed = [((m + atom * spread >= edges[0]) & (m + atom * spread <= edges[-1])).astype(np.float64) for atom in reversed(atoms)]
+            inside.append(sum(landed[1:], landed[0]) / len(atoms))
         else:
             below = upper_tail_np(law.family, law.df, (m - edges[0]) / spread)
             above = upper_tail_np(law.family, law.df, (edges[-1] - m) / spread)
             inside.append(1.0 - below - above)
-    if law.isotropic or law.family != "gaussian":
+    if law.isotropic or not law.standard.full_covariance:
         return 1.0 - inside[0] * inside[1]
     return (1.0 - inside[0]) + (1.0 - inside[1])  # union bound (correlated axes)
