@@ -136,10 +136,11 @@ def _run_config(config, out_dir: Path, *, fresh: bool, quiet: bool, cluster=dist
         "pooled: mean and se over all chains as one sample")
     print(f"   error to the {config.target_kind} target after T = {horizon} steps, {chains} (mse +- se)")
     print(_format_table(outcome.rows, horizon))
-    law = sorted((r["step_size"], r["law_regime"]) for r in outcome.rows if r.get("source") == "law" and r["estimator"] == "x" and r["n_steps"] == horizon)
+    law = sorted((r["step_size"], r["law_regime"]) for r in outcome.rows if r.get("source") == "stationary" and r["estimator"] == "x" and r["n_steps"] == horizon)
     if law:
         reached = [f"{eta:g}" for eta, regime in law if regime == "stationary"]
-        print(f"   exact long-run law: rows with source = law in results.csv; a run of T = {horizon} steps reaches it at eta = {', '.join(reached) or 'none'}")
+        print("   exact law at each checkpoint from x0: rows with source = law in results.csv")
+        print(f"   exact long-run law: rows with source = stationary; a run of T = {horizon} steps reaches it at eta = {', '.join(reached) or 'none'}")
     resumed = f", {outcome.resumed} sweep point(s) resumed from disk" if outcome.resumed else ""
     print(f"   {outcome.wall_time:.1f} s{resumed}; results in {out_dir}/ (results.csv, arrays.npz, metadata.json"
           + "".join(f", {p.name}" for p in written) + ")")

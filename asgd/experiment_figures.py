@@ -32,23 +32,27 @@ from asgd.result_folder import (
 )
 from asgd.sweep import RESULT_COLUMNS, check_point, point_path
 from objectives import SHARP_FLAT_CRITICAL_STEP_SIZE, penalized, smoothed
+from theory.quadratic import quadratic_mse_curves
 
-__all__ = ["draw_figures", "law_curves"]
+__all__ = ["draw_figures", "law_curves", "quadratic_curves"]
 
 
 def law_curves(law_rows: list[dict], horizon: int) -> dict:
-    """The tradeoff figure's exact curves from the `source = "law"` rows at T = `horizon`:
-    estimator -> (step sizes, mse, reached), `reached` True where `law_regime` is "stationary"
-    (the run sees the law; elsewhere the curve is drawn dotted). The floor for `x`, bias +
-    variance / T for `x_avg`; `x_avg_bias` is tabulated but not drawn."""
+    """The tradeoff figure's exact curves at T = `horizon`: from the `source = "law"` rows (the
+    exact law at T from x0, every estimator: solid), or in folders without them the long-run
+    rows (`source = "law"` then, `"stationary"` now: estimator -> (step sizes, mse, reached),
+    `reached` True where `law_regime` is "stationary"; the floor for `x`, bias + variance / T for
+    `x_avg`; elsewhere dotted; `x_avg_bias` is tabulated but not drawn)."""
+    finite = [r for r in law_rows if r.get("law_regime") == "finite_time"]
     curves = {}
-    for name in ("x", "x_avg"):
-        rows = sorted((r for r in law_rows if r["estimator"] == name and r["n_steps"] == horizon), key=lambda r: r["step_size"])
+    names = sorted({r["estimator"] for r in finite}) if finite else ("x", "x_avg")
+    for name in names:
+        rows = sorted((r for r in (finite or law_rows) if r["estimator"] == name and r["n_steps"] == horizon), key=lambda r: r["step_size"])
         if rows:
             curves[name] = (
                 np.array([r["step_size"] for r in rows], float),
                 np.array([r["mse"] for r in rows], float),
-                np.array([r["law_regime"] == "stationary" for r in rows]),
+                np.array([r["law_regime"] in ("stationary", "finite_time") for r in rows]),
             )
     return curves
 
@@ -105,6 +109,26 @@ def critical_step_size(config: ExperimentConfig) -> tuple[float, str] | None:
     return None
 
 
+def quadratic_curves(config: ExperimentConfig, checkpoints) -> dict | None:
+    """The closed-form E|estimator_T - c|^2 of a quadratic config with Gaussian noise started at
+    one point (`theory.quadratic_mse_curves`): estimator -> `(S, K)` at the `checkpoints` (K);
+    None for any other config, or a target other than the minimizer c (which is also v*(eta)
+    and the penalized solution on a quadratic)."""
+    f, model = config.objective, config.noise
+    x0 = np.asarray(config.x0, dtype=np.float64).reshape(-1, f.dim)
+    if config.objective_kind != "quadratic" or not (model.additive and model.standard_law.gaussian) or len(np.unique(x0, axis=0)) != 1:
+        return None
+    if config.target_kind not in ("minimizer", "smoothed", "penalized") or config.method not in ("sgd", "exact"):
+        return None
+    centre = np.asarray(f.minimizer(f.params), np.float64)
+    hessian = np.asarray(f.hessian(centre), np.float64)
+    names = [name for name in config.estimators if name in simulate.ESTIMATORS]
+    return quadratic_mse_curves(
+        hessian, np.asarray(model.covariance(f.dim), np.float64), np.asarray(config.step_sizes), np.asarray(checkpoints),
+        x0[0], centre, config.tail_fraction, estimators=names,
+    )
+
+
 def _panels(n_rows: int, n_columns: int, size=(5.0, 3.4)):
     """A figure of n_rows x n_columns axes in the house style."""
     with plots.style():
@@ -137,7 +161,11 @@ def draw_figures(result_dir) -> list[Path]:
     tables = {seed: ErrorTable(r for r in simulated if r["seed"] == seed) for seed in seeds}
     pooled = pool(list(tables.values()))
     per_seed = config.per_seed and len(seeds) > 1
-    law = law_curves([r for r in rows if r.get("source") == "law"], horizon)
+    law = law_curves([r for r in rows if r.get("source") in ("law", "stationary")], horizon)
+    checkpoints = sorted({r["n_steps"] for r in simulated})
+    closed = quadratic_curves(config, checkpoints) if checkpoints else None
+    if closed is not None and not law:  # the quadratic's closed forms at T from x0, exact
+        law = {name: (np.asarray(config.step_sizes, float), values[:, -1]) for name, values in closed.items()}
     f, noise = config.objective, config.noise
     step_sizes = np.asarray(config.step_sizes)
     needs_point = [name for name in config.figures if name in POINT_FIGURES]
@@ -168,7 +196,11 @@ def draw_figures(result_dir) -> list[Path]:
             for eta in sorted({step_sizes[len(step_sizes) // 2], step_sizes[-1]}):
                 fig, axes = _panels(1, len(panels), size=(7.5, 3.4))
                 for ax, (title, table, _) in zip(axes[0], panels):
-                    plots.plot_rates(table, float(eta), fit_from=max(1, horizon // 100), ylabel=ylabel, title=title, ax=ax)
+                    exact = None
+                    if closed is not None:
+                        s = int(np.argmin(np.abs(step_sizes - eta)))
+                        exact = {name: (np.asarray(checkpoints, float), values[s]) for name, values in closed.items()}
+                    plots.plot_rates(table, float(eta), fit_from=max(1, horizon // 100), theory=exact, ylabel=ylabel, title=title, ax=ax)
                 done(fig, f"rates_eta{eta:g}")
         elif figure == "landscape":  # 1-D only: the config refuses it for other objectives
             shown = step_sizes[:: max(1, len(step_sizes) // 3)]

@@ -1,10 +1,18 @@
-"""The exact long-run law beside a sweep's simulation: `[theory] stationary = true`.
+"""The exact law beside a sweep's simulation: `[theory] stationary = true`.
 
-For a config that asks, the sweep computes `theory.stationary_law` once, for the config's step
-sizes (the same targets as the simulated rows), and adds rows to `results.csv` with
-`source = "law"` (the simulated rows have `source = "simulation"`; a folder written before the
-column existed reads as all simulation). For each step size eta and each checkpoint T of the
-run:
+For a config that asks, the sweep adds two kinds of exact rows to `results.csv` (the simulated
+rows have `source = "simulation"`; a folder written before the column existed reads as all
+simulation):
+
+At the run's own start and horizons, `source = "law"` (`theory.finite_time_law`, from the
+config's x0, one point or one per chain, for every checkpoint T of every run): for each
+estimator the run reports (`x`, `x_avg`, `x_tail`, `v`, `v_avg`), `mse` = E|estimator_T -
+target|^2 exactly, on the cell chain; `law_regime` = "finite_time". These are the values each
+simulated point should match within its standard errors, and the tradeoff figure draws them
+under the points.
+
+As T -> infinity, `source = "stationary"` (`theory.stationary_law`, for the config's step sizes,
+the same targets). For each step size eta and each checkpoint T of the run:
 
 - estimator `x`: `mse` = E_pi |x - target|^2, the last iterate's floor (the same for every T);
 - estimator `x_avg`: `mse` = |E_pi x - target|^2 + tr(Sigma_avg) / T (`law.averaged_mse`: the
@@ -13,19 +21,19 @@ run:
 - estimator `x_avg_bias`: `mse` = |E_pi x - target|^2 (`law.averaged_bias`), the limit of the
   average's error as T -> infinity (the same for every T).
 
-Law rows have `seed` and `mse_se` empty (no sampling, so no standard error), `n_chains = 0` and
+Exact rows have `seed` and `mse_se` empty (no sampling, so no standard error), `n_chains = 0` and
 `n_diverged = 0`. `mse_grid_error` is the grid's error estimate of that quantity: twice its change
-on the law's coarse grid (half as many cells per axis), 2 |q - q_coarse|, the rule of
+on a grid of half as many cells per axis, 2 |q - q_coarse|, the rule of
 `StationaryLaw.discretization_error` applied to q itself (nan where q is inf); empty on
 simulated rows.
 
 Metastability. The global law may be one no run reaches (`sharp_flat` at small eta, started in
-the sharp well: the escape time is e^160 steps). Each law row carries `law_regime`, the verdict of
-`law.relevant(minimizers(f), basin of x0, T)`: "stationary" (T >= 10 relaxation times: the run
-sees this law), "quasi_stationary" (T <= escape time / 10: the run stays in x0's basin and sees
-that basin's quasi-stationary law, not this one) or "neither". The basin of x0 is that of its
-first point when x0 gives one point per chain. The tradeoff figure draws the law's curves solid
-where the regime at the largest T is "stationary", dotted and faint elsewhere.
+the sharp well: the escape time is e^160 steps). Each stationary row carries `law_regime`, the
+verdict of `law.relevant(minimizers(f), basin of x0, T)`: "stationary" (T >= 10 relaxation
+times: the run sees this law), "quasi_stationary" (T <= escape time / 10: the run stays in x0's
+basin and sees that basin's quasi-stationary law, not this one) or "neither". The basin of x0 is
+that of its first point when x0 gives one point per chain. The finite-time rows need no such
+verdict: they are exact at T from x0 whatever the regime.
 
 `arrays.npz` gets `law/step_sizes`, `law/grid` (cell centres, `(N, d)`), `law/density`
 (`(S,) + grid shape`); `metadata.json` gets `law`: n_grid, bounds, the solver per step size, the
@@ -39,11 +47,13 @@ import numpy as np
 
 from analysis import minima
 from analysis.basins import assign_basins
+from simulate.run import checkpoint_schedule
+from theory.finite_time import FiniteTimeLaw, finite_time_law
 from theory.stationary import StationaryLaw, stationary_law
 from asgd.config import ExperimentConfig
 from asgd.schema import ConfigError
 
-__all__ = ["LAW_ESTIMATORS", "compute_law", "law_rows", "law_arrays", "law_metadata", "regimes"]
+__all__ = ["LAW_ESTIMATORS", "compute_finite_law", "compute_law", "finite_rows", "law_rows", "law_arrays", "law_metadata", "regimes"]
 
 #: The estimators a law row may carry, each from the simulated estimator whose limit it is.
 LAW_ESTIMATORS = {"x": "x", "x_avg": "x_avg", "x_avg_bias": "x_avg"}
@@ -51,13 +61,62 @@ LAW_ESTIMATORS = {"x": "x", "x_avg": "x_avg", "x_avg_bias": "x_avg"}
 
 def compute_law(config: ExperimentConfig) -> StationaryLaw:
     """The law for the config's step sizes; a step size without a law is a `ConfigError`."""
-    bounds = None
-    if config.law_bounds is not None:
-        bounds = tuple(np.asarray(end, dtype=np.float64) for end in config.law_bounds)
     try:
-        return stationary_law(config.objective, config.noise, np.asarray(config.step_sizes), bounds=bounds, n_grid=config.law_n_grid)
+        return stationary_law(config.objective, config.noise, np.asarray(config.step_sizes), bounds=_bounds(config), n_grid=config.law_n_grid)
     except ValueError as error:
         raise ConfigError(f"theory.stationary = true: {error} (theory.n_grid and theory.bounds set the grid)") from None
+
+
+def _bounds(config: ExperimentConfig):
+    if config.law_bounds is None:
+        return None
+    return tuple(np.asarray(end, dtype=np.float64) for end in config.law_bounds)
+
+
+def checkpoints(config: ExperimentConfig) -> list[int]:
+    """Every checkpoint step of every run of the config (the horizons of the finite-time law)."""
+    return sorted({int(t) for horizon in config.horizons for t in checkpoint_schedule(int(horizon), config.checkpoints)})
+
+
+def compute_finite_law(config: ExperimentConfig) -> tuple[FiniteTimeLaw, FiniteTimeLaw]:
+    """(the finite-time law at every checkpoint from the config's x0, the same on a grid of half
+    as many cells per axis for the grid error); a config the law refuses is a `ConfigError`."""
+    f = config.objective
+    x0 = np.asarray(config.x0, dtype=np.float64).reshape(-1, f.dim)
+    start = x0[0] if len(np.unique(x0, axis=0)) == 1 else x0
+    horizons = checkpoints(config)
+
+    def law(n_grid):
+        return finite_time_law(
+            f, config.noise, np.asarray(config.step_sizes), x0=start, n_steps=horizons, bounds=_bounds(config),
+            n_grid=n_grid, tail_fraction=config.tail_fraction,
+        )
+
+    try:
+        fine = law(config.law_n_grid)
+        return fine, law(fine.grid.n_cells // 2)
+    except ValueError as error:
+        raise ConfigError(f"theory.stationary = true (the law at the run's horizons from run.x0): {error} (theory.n_grid and theory.bounds set the grid)") from None
+
+
+def finite_rows(config: ExperimentConfig, laws: tuple[FiniteTimeLaw, FiniteTimeLaw], targets: np.ndarray) -> list[dict]:
+    """The `source = "law"` rows: every estimator the runs report x step size x checkpoint T,
+    E|estimator_T - target|^2 from x0 exactly (module docstring)."""
+    law, coarse = laws
+    rows = []
+    for estimator in config.estimators:
+        if estimator not in law.means:
+            continue
+        value, grid_error = law.mse(estimator, targets), 2.0 * np.abs(law.mse(estimator, targets) - coarse.mse(estimator, targets))
+        for h, n_steps in enumerate(law.n_steps.tolist()):
+            for s, eta in enumerate(law.step_sizes):
+                rows.append({
+                    "experiment": config.name, "seed": "", "estimator": estimator, "step_size": float(eta),
+                    "n_steps": n_steps, "n_chains": 0, "mse": float(value[h, s]), "mse_se": "", "n_diverged": 0,
+                    "target": config.target_kind, "source": "law", "law_regime": "finite_time",
+                    "mse_grid_error": float(grid_error[h, s]),
+                })
+    return rows
 
 
 def regimes(config: ExperimentConfig, law: StationaryLaw, horizons) -> dict[int, np.ndarray]:
@@ -87,7 +146,7 @@ def _grid_error(value: np.ndarray, coarse: np.ndarray) -> np.ndarray:
 
 
 def law_rows(config: ExperimentConfig, law: StationaryLaw, targets: np.ndarray, horizons, regime: dict) -> list[dict]:
-    """The `source = "law"` rows: estimator x step size x checkpoint T (module docstring)."""
+    """The `source = "stationary"` rows: estimator x step size x checkpoint T (module docstring)."""
     rows = []
     for estimator, simulated in LAW_ESTIMATORS.items():
         if simulated not in config.estimators:
@@ -99,7 +158,7 @@ def law_rows(config: ExperimentConfig, law: StationaryLaw, targets: np.ndarray, 
                 rows.append({
                     "experiment": config.name, "seed": "", "estimator": estimator, "step_size": float(eta),
                     "n_steps": n_steps, "n_chains": 0, "mse": float(value[s]), "mse_se": "", "n_diverged": 0,
-                    "target": config.target_kind, "source": "law", "law_regime": str(regime[n_steps][s]),
+                    "target": config.target_kind, "source": "stationary", "law_regime": str(regime[n_steps][s]),
                     "mse_grid_error": float(grid_error[s]),
                 })
     return rows

@@ -12,7 +12,8 @@ The folder, once complete:
   source, law_regime, mse_grid_error, horizon`; `n_steps` is the checkpoint step t, `horizon` the
   run's T (with several horizons, runs of T = 200 and T = 400 both have rows at t = 100);
   simulated rows have `source = "simulation"` and `law_regime`, `mse_grid_error` empty. With `[theory] stationary = true`, rows with `source = "law"` follow: the exact
-  long-run law's values (estimators `x`, `x_avg`, `x_avg_bias`; see `asgd.law_rows`);
+  law of every estimator at each checkpoint from run.x0, and rows with `source = "stationary"`:
+  the long-run law's values (estimators `x`, `x_avg`, `x_avg_bias`; see `asgd.law_rows`);
 - `arrays.npz`: the final estimators of every chain, keys `seed{s}_T{T}/{estimator}`, plus
   `step_sizes` and `targets` (one target point per step size; v*(eta) for target.kind = "local",
   whose targets are `seed{s}_T{T}/target`, per sweep point), and `law/...` with the law;
@@ -183,6 +184,7 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
     solution = target_path(config) if writer else None
     targets = compute_targets(config, solution) if writer else None
     law = law_rows.compute_law(config) if config.stationary and writer else None  # a config error before any file
+    finite_law = law_rows.compute_finite_law(config) if config.stationary and writer else None
     points_dir, claim_error = out / "points", None
     if writer:
         try:
@@ -240,6 +242,7 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
             regime = law_rows.regimes(config, law, horizons)
             # A law row at T describes a run of T steps: its horizon is T.
             rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.law_rows(config, law, targets, horizons, regime))
+            rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.finite_rows(config, finite_law, targets))
             arrays.update(law_rows.law_arrays(law))
             extra["law"] = law_rows.law_metadata(law, regime[horizons[-1]])
         wall_time = time.perf_counter() - start

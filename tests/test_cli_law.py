@@ -61,7 +61,8 @@ def folder(tmp_path_factory):
     (root / "quadratic_law.toml").write_text(QUADRATIC)
     out = asgd("run", str(root / "quadratic_law.toml"), "--out", str(root / "res"), "--quiet")
     assert out.returncode == 0, out.stderr
-    assert "exact long-run law: rows with source = law" in out.stdout and "reaches it at eta = 0.1, 0.5" in out.stdout
+    assert "exact long-run law: rows with source = stationary" in out.stdout and "reaches it at eta = 0.1, 0.5" in out.stdout
+    assert "exact law at each checkpoint from x0: rows with source = law" in out.stdout
     return root / "res" / "quadratic_law"
 
 
@@ -72,8 +73,8 @@ def _law():
 
 def test_law_rows_equal_a_direct_stationary_law_call(folder):
     rows = result_folder.read_csv(folder / "results.csv")
-    assert {r["source"] for r in rows} == {"simulation", "law"}
-    law_rows = [r for r in rows if r["source"] == "law"]
+    assert {r["source"] for r in rows} == {"simulation", "law", "stationary"}
+    law_rows = [r for r in rows if r["source"] == "stationary"]
     simulated = [r for r in rows if r["source"] == "simulation"]
     horizons = sorted({r["n_steps"] for r in simulated})
     law, target = _law(), np.array([CENTER])
@@ -87,6 +88,7 @@ def test_law_rows_equal_a_direct_stationary_law_call(folder):
         assert row["law_regime"] == ("stationary" if row["n_steps"] >= 10 * law.relaxation_time[s] else "quasi_stationary")
         assert row["mse_grid_error"] >= 0
     assert all(r["law_regime"] == "" and r["mse_grid_error"] == "" for r in simulated)
+    assert all(r["law_regime"] == "finite_time" for r in rows if r["source"] == "law")
     arrays = np.load(folder / "arrays.npz")
     np.testing.assert_allclose(arrays["law/density"], law.density, rtol=1e-9, atol=1e-15)
     settings = json.loads((folder / "metadata.json").read_text())["law"]
@@ -98,15 +100,33 @@ def test_simulated_floor_agrees_with_the_law_and_the_closed_form(folder):
     horizon = max(r["n_steps"] for r in rows)
     final = {(r["source"], r["estimator"], r["step_size"]): r for r in rows if r["n_steps"] == horizon}
     for eta in STEP_SIZES:
-        simulated, law = final[("simulation", "x", eta)], final[("law", "x", eta)]
+        simulated, law = final[("simulation", "x", eta)], final[("stationary", "x", eta)]
         closed_form = eta * SCALE**2 / (HESSIAN * (2 - eta * HESSIAN))  # Var of the AR(1) chain
         assert abs(simulated["mse"] - law["mse"]) <= 4.5 * simulated["mse_se"] + law["mse_grid_error"]
         assert abs(law["mse"] - closed_form) <= 0.02 * closed_form
         # x_avg started at the minimum: no transient; the large-T formula tr(Sigma_avg) / T leaves out
         # terms of relative size about (relaxation time) / T = 1 / (eta h T).
-        simulated, law = final[("simulation", "x_avg", eta)], final[("law", "x_avg", eta)]
+        simulated, law = final[("simulation", "x_avg", eta)], final[("stationary", "x_avg", eta)]
         neglected = 2.0 / (eta * HESSIAN * horizon) * law["mse"]
         assert abs(simulated["mse"] - law["mse"]) <= 4.5 * simulated["mse_se"] + law["mse_grid_error"] + neglected
+
+
+def test_every_simulated_point_has_its_exact_finite_time_value(folder):
+    """source = law: E|estimator_T - target|^2 from x0 at every checkpoint, for every estimator the
+    run reports; it equals the quadratic closed form (within the grid's rounding) and the
+    simulation within 4.5 standard errors."""
+    rows = result_folder.read_csv(folder / "results.csv")
+    exact = {(r["estimator"], r["step_size"], r["n_steps"]): r for r in rows if r["source"] == "law"}
+    simulated = [r for r in rows if r["source"] == "simulation"]
+    assert {(r["estimator"], r["step_size"], r["n_steps"]) for r in simulated} == set(exact)
+    horizons = sorted({r["n_steps"] for r in simulated})
+    closed = theory.quadratic_mse_curves(HESSIAN, SCALE**2, STEP_SIZES, horizons, np.array([CENTER]), np.array([CENTER]), estimators=("x", "x_avg", "x_tail"))
+    for row in simulated:
+        law = exact[(row["estimator"], row["step_size"], row["n_steps"])]
+        assert law["horizon"] == law["n_steps"] and law["n_chains"] == 0
+        assert abs(row["mse"] - law["mse"]) <= 4.5 * row["mse_se"] + law["mse_grid_error"], (row, law)
+        expected = closed[row["estimator"]][STEP_SIZES.index(row["step_size"]), horizons.index(row["n_steps"])]
+        assert abs(law["mse"] - expected) <= 0.03 * expected + law["mse_grid_error"], (law, expected)
 
 
 def _captured_tradeoff(folder, monkeypatch):
@@ -149,7 +169,8 @@ def test_an_old_results_csv_without_source_still_loads_and_plots(folder, tmp_pat
     table = ErrorTable.from_csv(old / "results.csv")
     assert "source" not in table.columns() and len(table) == len(rows)
     seen = _captured_tradeoff(old, monkeypatch)
-    assert not any(str(gid).startswith("theory") for gid, _ in seen["lines"])
+    # no law rows: the exact lines are the quadratic's closed forms, one per estimator
+    assert {gid for gid, _ in seen["lines"] if str(gid).startswith("theory")} == {"theory:x", "theory:x_avg", "theory:x_tail"}
     assert any(gid is None for gid, _ in seen["lines"])  # the simulated curves are there
 
 
@@ -241,3 +262,18 @@ def test_a_metastable_law_gives_inf_rows_without_a_warning():
     assert metastable["mse"] == np.inf and np.isnan(metastable["mse_grid_error"]) and metastable["law_regime"] == "quasi_stationary"
     assert np.isfinite(reached["mse"]) and 0 <= reached["mse_grid_error"] < 0.01 * reached["mse"] and reached["law_regime"] == "stationary"
     assert all(np.isfinite(r["mse"]) and np.isfinite(r["mse_grid_error"]) for (name, _), r in rows.items() if name != "x_avg")
+
+
+def test_quadratic_configs_get_closed_form_finite_time_curves():
+    """A quadratic config with Gaussian noise: the figures' exact lines are the closed forms at each
+    checkpoint from x0 (`theory.quadratic_law`); other landscapes get none from here."""
+    config = parse_config(_data(stationary=False))
+    curves = experiment_figures.quadratic_curves(config, [1, 10, 100])
+    for s, eta in enumerate(STEP_SIZES):
+        for k, t in enumerate([1, 10, 100]):
+            law = theory.quadratic_law(HESSIAN, SCALE**2, eta, t, np.array([CENTER]), np.array([CENTER]))
+            for name in ("x", "x_avg", "x_tail"):
+                np.testing.assert_allclose(curves[name][s, k], law.mse(name, [CENTER]), rtol=1e-9)
+    data = _data(stationary=False)
+    data["objective"] = {"kind": "sharp_flat"}
+    assert experiment_figures.quadratic_curves(parse_config(data), [1, 10]) is None

@@ -33,7 +33,7 @@ below `SWITCH_TOLERANCE`; every horizon T with T - K >= K (and a tail of at leas
 completed from the accumulators at K (the part before K exactly: E[S_K R^b] = r_K^a . Pu_b),
 the others are run exactly. What the expansion neglects is bounded by |mu_K - pi|_1 times the
 sup norms of Pu, phi (times L) and u w, and |P^K u|_inf times those of r and Pu: `switch_error`
-reports it relative to the estimator's scale (about 1e-9 or less where it is used). Metastable
+reports it relative to the estimator's scale (below 1e-8 where it is used, far below the grid's error). Metastable
 chains (T far below the escape time) never meet the condition and are run exactly to T: the
 kernel's band is narrow there, so the products are cheap; no quasi-stationary approximation
 enters.
@@ -69,7 +69,7 @@ __all__ = ["ESTIMATORS", "FiniteTimeLaw", "finite_time_law", "SWITCH_TOLERANCE"]
 #: The estimators of `simulate.run`, in its order.
 ESTIMATORS = ("x", "x_avg", "x_tail", "v", "v_avg")
 #: The exact pass hands over to the expansion once |mu_K - pi|_1 and |P^K u|_inf / |u|_inf are below this.
-SWITCH_TOLERANCE = 1e-10
+SWITCH_TOLERANCE = 1e-8
 #: The switch is looked for only where the longest horizon is at least this many steps (below it,
 #: the pass is cheaper than the stationary and Poisson solves), and checked every CHECK_EVERY steps.
 SWITCH_FROM = 2000
@@ -405,6 +405,10 @@ def _start_laws(x0, grid, n_step_sizes):
             raise ValueError(f"x0 is a law for {density.shape[0]} step sizes, expected {n_step_sizes} (or 1)")
         return np.broadcast_to(density, (n_step_sizes, grid.size)).copy()
     array = np.asarray(x0, dtype=np.float64)
+    if array.ndim == 2 and array.shape[1] == grid.dim and array.shape != grid.shape:  # one point per chain
+        points, counts = np.unique(array, axis=0, return_counts=True)
+        mu = sum(c * _start_laws(point, grid, 1)[0] for point, c in zip(points, counts)) / counts.sum()
+        return np.broadcast_to(mu, (n_step_sizes, grid.size)).copy()
     if array.shape == (grid.dim,):
         if not (np.all(np.isfinite(array)) and np.all(array >= grid.lower) and np.all(array <= grid.upper)):
             raise ValueError(f"x0 must lie in the box [{grid.lower.tolist()}, {grid.upper.tolist()}], got {array.tolist()}")
@@ -463,9 +467,9 @@ def finite_time_law(
     - `f`: an `objectives.Objective` of dimension 1 or 2; `noise`: an additive `simulate.noise`
       model (as `stationary_law`).
     - `step_sizes`: eta > 0, a number or a sequence (S values).
-    - `x0`: the start: a point `(d,)` in the box, or a `StationaryLaw` on this grid (the chains
-      start from its law, per step size), or a density on the grid (`grid.shape`, `(N,)` or per
-      step size).
+    - `x0`: the start: a point `(d,)` in the box, points `(C, d)` (one per chain: their empirical
+      law), a `StationaryLaw` on this grid (the chains start from its law, per step size), or a
+      density on the grid (`grid.shape`, `(N,)` or per step size).
     - `n_steps`: an integer T >= 1 or a sequence of them (H horizons, returned sorted).
     - `bounds`, `n_grid`: the box and cells per axis, as `stationary_law` (default: f's search
       box, 2001 cells in 1-D, 101 per axis in 2-D; a `StationaryLaw` start: its grid).
