@@ -17,7 +17,7 @@ import warnings
 import jax
 import numpy as np
 
-from analysis.search import Search, SearchOptions, check_objective, distinct_minima, is_tie, run_search
+from analysis.search import Search, SearchOptions, box_name, check_objective, distinct_minima, is_tie, run_search
 from analysis.ties import TieWarning
 from objectives import Objective
 
@@ -122,7 +122,7 @@ def global_minimizer(objective: Objective, bounds=None, **search) -> GlobalMinim
     if len(minima) == 0:
         raise ValueError(
             f"no local minimizer of {objective.name!r} found in the box lower={minima.lower.tolist()}, "
-            f"upper={minima.upper.tolist()}: widen bounds= or raise n_grid/n_starts"
+            f"upper={minima.upper.tolist()}: widen {box_name(objective, bounds)} or raise n_grid/n_starts"
         )
     nan_point = np.full(objective.dim, np.nan)
     if minima.tied:

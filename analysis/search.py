@@ -33,7 +33,7 @@ import numpy as np
 from objectives import Objective
 from objectives import validation as check
 
-__all__ = ["Search", "SearchOptions", "distinct_minima", "is_tie", "run_search", "search_box"]
+__all__ = ["Search", "SearchOptions", "box_name", "distinct_minima", "is_tie", "run_search", "search_box"]
 
 _BACKTRACKING_STEPS = 16
 _MERGE_FRACTION = 1e-4
@@ -190,11 +190,20 @@ def check_objective(objective) -> None:
         )
 
 
+def box_name(objective: Objective, bounds=None) -> str:
+    """What set the search box, for messages: `bounds=`, or the objective's `search_box` (a
+    config's objective.search_box, or the objective's own)."""
+    if bounds is None and objective.search_box is not None:
+        return "the objective's search_box (objective.search_box in a config)"
+    return "bounds="
+
+
 def search_box(objective: Objective, bounds=None) -> tuple[np.ndarray, np.ndarray]:
     """The box `(lower, upper)`, each `(dim,)`, searched for minimizers (and the law's default box):
     `bounds` (numbers or `(dim,)` vectors) when given, else the objective's `search_box`, else a
     box around its closed-form `minimizer` (quadratics: c +- (1 + |c|)); refused by name otherwise."""
     dim = objective.dim
+    name = box_name(objective, bounds).rstrip("=")
     if bounds is None:
         box, minimizer = objective.search_box, objective.minimizer
         if box is not None:
@@ -217,10 +226,10 @@ def search_box(objective: Objective, bounds=None) -> tuple[np.ndarray, np.ndarra
         upper = np.broadcast_to(np.asarray(upper, dtype=np.float64), (dim,)).copy()
     except (TypeError, ValueError):
         raise ValueError(
-            f"bounds must be (lower, upper), each a number or a vector of shape ({dim},), got {bounds!r}"
+            f"{name} must be (lower, upper), each a number or a vector of shape ({dim},), got {bounds if bounds is not None else (lower, upper)!r}"
         ) from None
     if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)) and np.all(lower < upper)):
-        raise ValueError(f"bounds must be finite with lower < upper, got lower={lower.tolist()}, upper={upper.tolist()}")
+        raise ValueError(f"{name} must be finite with lower < upper, got lower={lower.tolist()}, upper={upper.tolist()}")
     return lower, upper
 
 

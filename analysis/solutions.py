@@ -15,7 +15,7 @@ import numpy as np
 
 import objectives
 from analysis.minima import as_minima
-from analysis.search import SearchOptions, distinct_minima, is_tie, run_search
+from analysis.search import SearchOptions, box_name, distinct_minima, is_tie, run_search
 from analysis.ties import NEAR_TIE, TieWarning, local_path
 from objectives import Objective
 from objectives import validation as check
@@ -80,7 +80,7 @@ def _solution_path(f, batch, eta, bounds, options: SearchOptions) -> SolutionPat
     if np.any(counts == 0):
         raise ValueError(
             f"no local minimizer of {batch.name!r} found in the box lower={lower.tolist()}, upper={upper.tolist()} "
-            f"for step sizes {eta[counts == 0].tolist()}: widen bounds= or raise n_grid/n_starts"
+            f"for step sizes {eta[counts == 0].tolist()}: widen {box_name(f, bounds)} or raise n_grid/n_starts"
         )
     if np.any(tied):
         warnings.warn(

@@ -303,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # ConfigError, ResultFolderError and the library's own argument checks
         print(f"asgd {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"asgd {args.command}: error: out of memory; use fewer chains (run.n_chains, run.chunk_size) or a "
+              "smaller grid (theory.n_grid)", file=sys.stderr)
+        return 2
     except OSError as error:  # a file or folder the checks did not foresee: one line naming it
         where = f"{error.filename!s}: " if error.filename else ""
         print(f"asgd {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)

@@ -44,7 +44,8 @@
 
     [theory]                      # optional: the exact long-run law beside the simulation
     stationary = true             # dim 1 or 2, additive noise (theory.stationary_law)
-    n_grid = 2001                 # optional: cells per axis (default 2001 in 1-D, 101 in 2-D)
+    n_grid = 2001                 # optional: cells per axis (default 2001 in 1-D, 101 in 2-D; at most
+                                  # 100001 in 1-D, 1001 in 2-D: the law's matrix must fit in memory)
     bounds = [-5.0, 5.0]          # optional: the grid's box, [lower, upper] numbers or dim-vectors
 
     [quick]                       # overrides of [run] for --quick
@@ -113,6 +114,9 @@ _RUN_REQUIRED = {"step_sizes", "n_steps", "n_chains", "x0"}
 _TARGET_KEYS = {"kind", "point"}
 _OUTPUT_KEYS = {"estimators", "figures", "per_seed"}
 _THEORY_KEYS = {"stationary", "n_grid", "bounds"}
+#: The most cells per axis of [theory]'s grid, by dimension: the law's sparse matrix has a row per
+#: cell, each as wide as the noise's reach (1e9 cells was a MemoryError traceback).
+MAX_LAW_CELLS = {1: 100_001, 2: 1_001}
 _QUICK_KEYS = _RUN_KEYS | {"n_grid"}  # n_grid overrides theory.n_grid
 
 
@@ -318,10 +322,10 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config", con
     if not isinstance(stationary, bool):
         fail("theory.stationary", stationary, "must be true or false")
     if "n_grid" in quick_table:
-        integer("quick.n_grid", quick_table["n_grid"], lo=16)
+        integer("quick.n_grid", quick_table["n_grid"], lo=16, hi=MAX_LAW_CELLS[1])
     law_n_grid = theory_table.get("n_grid")
     if law_n_grid is not None:
-        law_n_grid = integer("theory.n_grid", law_n_grid, lo=16)
+        law_n_grid = integer("theory.n_grid", law_n_grid, lo=16, hi=MAX_LAW_CELLS[1])
     law_bounds = theory_table.get("bounds")
     if law_bounds is not None:
         law_bounds = _bounds(law_bounds, "theory.bounds")
@@ -425,6 +429,15 @@ def _check_buildable(config: ExperimentConfig) -> None:
     x0 = np.asarray(config.x0, dtype=np.float64)
     if x0.shape[-1] != dim or (x0.ndim == 2 and x0.shape[0] != config.n_chains):
         fail("run.x0", list(config.x0), f"must have {dim} coordinates (objective dim), or be n_chains={config.n_chains} such points")
+    if config.objective_kind == "python":
+        # A user's function that is NaN (or inf) where the chains start would make every chain
+        # diverge at step 1, then fail in the figures with a matplotlib message.
+        start = x0.reshape(-1, dim)[0]
+        value, gradient = objective.value(start), objective.grad(start)
+        if not (np.isfinite(np.asarray(value)).all() and np.isfinite(np.asarray(gradient)).all()):
+            fail("objective.function", config.objective_params["function"],
+                 f"its objective at run.x0 = {start.tolist()} has value {float(value)} and gradient {np.asarray(gradient).tolist()}: "
+                 "both must be finite where the chains start")
     if config.target_point is not None and len(config.target_point) != dim:
         fail("target.point", list(config.target_point), f"must have {dim} coordinates (objective dim)")
     if config.stationary:
@@ -448,6 +461,8 @@ def _check_buildable(config: ExperimentConfig) -> None:
             fail("output.figures", list(config.figures), f"{drawn[0]!r} draws F_eta and P_eta, which do not exist for {config.noise_params['family']} noise")
         if config.target_kind == "local":
             fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
+        if config.law_n_grid is not None and config.law_n_grid > MAX_LAW_CELLS[dim]:
+            fail("theory.n_grid", config.law_n_grid, f"must be at most {MAX_LAW_CELLS[dim]} cells per axis in {dim}-D (the law's matrix must fit in memory)")
     for key, box in (("theory.bounds", config.law_bounds), ("objective.search_box", config.search_box)):
         for end in box or ():
             if isinstance(end, tuple) and len(end) != dim:

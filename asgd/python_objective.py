@@ -10,7 +10,9 @@
 
 The module is looked up in the folder of the config file first, then on `sys.path` (the
 current directory under `python -m asgd`, the installed packages): a study's objective can sit
-next to its TOML. The function is called once per use with the arguments of `[objective.args]`
+next to its TOML. A file there whose name is a module already imported (`analysis.py`,
+`simulate.py`, `numpy.py`: Python would hand back the library's module) is loaded from its file,
+under a private name; a package of such a name is refused, naming the clash. The function is called once per use with the arguments of `[objective.args]`
 and must return an `objectives.Objective` (for example from `objectives.from_function`).
 
 Every failure is a `ConfigError` naming `objective.function`: a malformed name, a module that
@@ -21,6 +23,7 @@ return value that is not an `Objective`.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -41,11 +44,12 @@ def resolve(function: str, config_dir: str | None):
     module_name, _, attribute = function.partition(":") if isinstance(function, str) else ("", "", "")
     if not module_name or not attribute or not all(part.isidentifier() for part in (*module_name.split("."), *attribute.split("."))):
         fail(_KEY, function, "must be 'module:function' or 'package.module:function' (Python names)")
+    shadowed = _shadowed(module_name, config_dir, function)
     added = config_dir is not None and config_dir not in sys.path
     if added:
         sys.path.insert(0, config_dir)
     try:
-        module = importlib.import_module(module_name)
+        module = _load_file(shadowed, module_name) if shadowed else importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name is not None and (module_name == error.name or module_name.startswith(error.name + ".")):
             where = f"the config's folder {config_dir!r} or sys.path" if config_dir is not None else "sys.path"
@@ -64,6 +68,41 @@ def resolve(function: str, config_dir: str | None):
     if not callable(target):
         fail(_KEY, function, f"{attribute!r} in module {module_name!r} is not callable (a {type(target).__name__})")
     return target
+
+
+def _shadowed(module_name: str, config_dir: str | None, function: str) -> Path | None:
+    """The config folder's file `<module_name>.py` when `sys.modules` already holds another
+    module of that name (the library's `analysis`, `simulate`...), which `import_module` would
+    return instead; None otherwise."""
+    top = module_name.split(".")[0]
+    if config_dir is None or top not in sys.modules:
+        return None
+    folder = Path(config_dir)
+    loaded = getattr(sys.modules[top], "__file__", None)
+    mine = folder / f"{top}.py" if (folder / f"{top}.py").is_file() else folder / top / "__init__.py"
+    if not mine.is_file() or (loaded is not None and Path(loaded).resolve() == mine.resolve()):
+        return None
+    if top != module_name or mine.name == "__init__.py":
+        fail(_KEY, function, f"the package {top!r} in the config's folder has the name of the module {top!r} already "
+                             f"imported from {loaded!r}; rename it")
+    return mine
+
+
+def _load_file(path: Path, module_name: str):
+    """The module in the file `path`, loaded under the private name `asgd_config.<module_name>`."""
+    name = f"asgd_config.{module_name}"
+    previous = sys.modules.get(name)
+    if previous is not None and Path(getattr(previous, "__file__", "")).resolve() == path.resolve():
+        return previous  # the same function objects each time: compiled programs are reused
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look a module up by its name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def make_objective(function: str, args: dict | None, config_dir: str | None) -> objectives.Objective:

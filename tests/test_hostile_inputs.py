@@ -345,3 +345,115 @@ def test_loading_a_garbage_file_says_what_it_is_and_never_suggests_pickle(tmp_pa
     with pytest.raises(ValueError, match=r"point.npz' is not a file written by SimulationResult.save") as caught:
         simulate.SimulationResult.load(path)
     assert "pickle" not in str(caught.value)
+
+
+# ---- configs: the law's grid, Python objectives, search boxes (issue 26) ----------------------
+
+PYTHON_CONFIG = """
+name = "shadow"
+
+[objective]
+kind = "python"
+function = "{function}"
+
+[noise]
+family = "gaussian"
+scale = 0.5
+
+[run]
+step_sizes = [0.05]
+n_steps = 40
+n_chains = 8
+x0 = [0.5]
+
+[output]
+figures = []
+"""
+
+WELLS = """
+import jax.numpy as jnp
+import objectives
+
+def make():
+    return objectives.from_function(lambda x: (x[0] ** 2 - 1.0) ** 2, 1, name="{name}")
+
+def nan_everywhere():
+    return objectives.from_function(lambda x: jnp.nan * jnp.sum(x), 1, name="nan")
+"""
+
+
+def _python_config(folder, function):
+    path = folder / "shadow.toml"
+    path.write_text(PYTHON_CONFIG.format(function=function))
+    return path
+
+
+@pytest.mark.parametrize("module", ["analysis", "simulate"])
+def test_a_config_folders_module_named_like_a_library_module_is_loaded_from_its_file(tmp_path, module):
+    # Was: importlib handed back the library's module: "module 'analysis' has no attribute 'make'".
+    (tmp_path / f"{module}.py").write_text(WELLS.format(name=f"user_{module}"))
+    config = load_config(_python_config(tmp_path, f"{module}:make"))
+    assert config.objective.name == f"user_{module}"
+    assert config.objective.value(np.array([0.0])) == pytest.approx(1.0)
+    import analysis as library
+    assert library.__file__.endswith("analysis/__init__.py")  # the library itself untouched
+
+
+def test_a_config_folders_package_named_like_a_library_module_is_refused_by_name(tmp_path):
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "analysis" / "__init__.py").write_text("")
+    (tmp_path / "analysis" / "wells.py").write_text(WELLS.format(name="pkg"))
+    with pytest.raises(ConfigError, match=r"objective.function = 'analysis.wells:make': the package 'analysis' in the config's folder has the name of the module 'analysis' already imported"):
+        load_config(_python_config(tmp_path, "analysis.wells:make"))
+
+
+def test_a_python_objective_that_is_nan_where_the_chains_start_is_refused(tmp_path):
+    # Was: every chain diverged at step 1, then matplotlib: "Data cannot be log-scaled ...".
+    module = f"nan_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(WELLS.format(name="x"))
+    with pytest.raises(ConfigError, match=r"objective.function = .*nan_everywhere.*at run.x0 = \[0.5\] has value nan and gradient \[nan\]: both must be finite"):
+        load_config(_python_config(tmp_path, f"{module}:nan_everywhere"))
+
+
+@pytest.mark.parametrize("n_grid, message", [
+    (1_000_000_000, r"theory.n_grid = 1000000000: must be an integer in \[16, 100001\]"),  # was a MemoryError traceback
+])
+def test_a_law_grid_that_cannot_fit_in_memory_is_refused_by_key(n_grid, message):
+    data = copy.deepcopy(CONFIG)
+    data["objective"] = {"kind": "quadratic", "hessian": [1.0], "center": [0.0]}
+    data["run"]["x0"] = [1.0]
+    data["theory"] = {"stationary": True, "n_grid": n_grid}
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
+
+
+def test_a_2d_law_grid_that_cannot_fit_in_memory_is_refused_by_key():
+    data = copy.deepcopy(CONFIG)
+    data["theory"] = {"stationary": True, "n_grid": 5001}
+    with pytest.raises(ConfigError, match=r"theory.n_grid = 5001: must be at most 1001 cells per axis in 2-D"):
+        parse_config(data)
+
+
+def test_out_of_memory_on_the_command_line_is_one_line(tmp_path, capsys, monkeypatch):
+    from asgd import cli
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "run_sweep", exhausted)
+    path = tmp_path / "c.toml"
+    path.write_text(PYTHON_CONFIG.format(function="x:y").replace('kind = "python"\nfunction = "x:y"', 'kind = "quadratic"\nhessian = [1.0]'))
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asgd run: error: out of memory; use fewer chains") and err.count("\n") == 1, err
+
+
+def test_search_box_errors_name_the_search_box_not_bounds():
+    import dataclasses
+
+    reversed_box = dataclasses.replace(objectives.from_function(lambda x: (x[0] ** 2 - 1.0) ** 2, 1), search_box=lambda params: (1.0, -1.0))
+    with pytest.raises(ValueError, match=r"^the objective's search_box \(objective.search_box in a config\) must be finite with lower < upper"):
+        analysis.minimizers(reversed_box)
+    slope = dataclasses.replace(objectives.from_function(lambda x: x[0], 1), search_box=lambda params: (-1.0, 1.0))
+    with pytest.raises(ValueError, match=r"no local minimizer .*: widen the objective's search_box \(objective.search_box in a config\) or raise"):
+        analysis.global_minimizer(slope)
