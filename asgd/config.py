@@ -445,6 +445,10 @@ def _check_buildable(config: ExperimentConfig) -> None:
             fail("theory.stationary", True, f"needs an objective of dim 1 or 2 (the law lives on a grid), got {config.objective_kind!r} of dim {dim}")
         if not noise.additive:
             fail("theory.stationary", True, f"needs additive noise ({', '.join(simulate.noise.FAMILIES)}), not {noise!r}")
+        if config.target_kind == "local":
+            fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
+        if config.law_n_grid is not None and config.law_n_grid > MAX_LAW_CELLS[dim]:
+            fail("theory.n_grid", config.law_n_grid, f"must be at most {MAX_LAW_CELLS[dim]} cells per axis in {dim}-D (the law's matrix must fit in memory)")
     if not noise.additive:
         try:  # what simulate.run checks first: a finite sum for label noise, f_min, C at the starts
             noise.bind(objective).check(objective, x0.reshape(-1, dim))
@@ -459,10 +463,6 @@ def _check_buildable(config: ExperimentConfig) -> None:
         drawn = [figure for figure in config.figures if figure in ADDITIVE_ONLY_FIGURES]
         if drawn:
             fail("output.figures", list(config.figures), f"{drawn[0]!r} draws F_eta and P_eta, which do not exist for {config.noise_params['family']} noise")
-        if config.target_kind == "local":
-            fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
-        if config.law_n_grid is not None and config.law_n_grid > MAX_LAW_CELLS[dim]:
-            fail("theory.n_grid", config.law_n_grid, f"must be at most {MAX_LAW_CELLS[dim]} cells per axis in {dim}-D (the law's matrix must fit in memory)")
     for key, box in (("theory.bounds", config.law_bounds), ("objective.search_box", config.search_box)):
         for end in box or ():
             if isinstance(end, tuple) and len(end) != dim:

@@ -457,3 +457,12 @@ def test_search_box_errors_name_the_search_box_not_bounds():
     slope = dataclasses.replace(objectives.from_function(lambda x: x[0], 1), search_box=lambda params: (-1.0, 1.0))
     with pytest.raises(ValueError, match=r"no local minimizer .*: widen the objective's search_box \(objective.search_box in a config\) or raise"):
         analysis.global_minimizer(slope)
+
+
+def test_theory_with_a_local_target_is_refused_under_additive_noise():
+    # The check had slid into the non-additive branch of the validation: additive noise let it through.
+    data = copy.deepcopy(CONFIG)
+    data["theory"] = {"stationary": True}
+    data["target"] = {"kind": "local"}
+    with pytest.raises(ConfigError, match="theory.stationary = True: needs one target per step size"):
+        parse_config(data)
