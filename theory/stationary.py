@@ -43,6 +43,7 @@ from analysis.search import search_box
 from theory import solve as chains
 from theory.grid import Grid, make_grid, noise_law
 from theory.kernel_2d import kernel_reach
+from theory.law_checks import check_heavy_tails
 from theory.linalg import NoStationaryLaw
 from objectives import Objective, validation
 from objectives.noise import Minibatch
@@ -361,37 +362,19 @@ def _assemble(f, noise, grid, eta, results, coarse, reach) -> StationaryLaw:
     )
 
 
-def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int | None = None, max_leak: float = MAX_LEAK) -> StationaryLaw:
-    """The stationary law of SGD with additive noise on `f` (dim 1 or 2), for each step size.
+class _CutOff(ValueError):
+    """The box cuts off more than `max_leak` of mass per step (not a transient chain)."""
 
-    The kernel of x' = x - eta grad f(x) - eta eps is discretized on `n_grid` cells per axis over
-    the box (see `theory.grid`), solved per step size (see the module docstring), and
-    solved again on half as many cells per axis for `discretization_error` (`law.coarse`).
 
-    **Arguments:**
+#: A default box (f's search box) that cuts off mass grows this many times, by half its width on
+#: each side, before the law is refused.
+GROW_DEFAULT_BOX = 3
 
-    - `f`: an `objectives.Objective` of dimension 1 or 2.
-    - `noise`: an additive model from `simulate.noise` (Gaussian isotropic or full covariance,
-      uniform, Rademacher, Student-t); not minibatch noise.
-    - `step_sizes`: eta > 0, a number or a 1-D sequence (S values).
-    - `bounds`: `(lower, upper)` the box, numbers or `(d,)` vectors; default f's search box
-      (`analysis.minimizers`'s). Widen it when the law is wider than the minima's box.
-    - `n_grid`: cells per axis (default 2001 in 1-D, 101 in 2-D); the cell width should be
-      well below eta times the noise scale.
-    - `max_leak`: the largest mass per step the kernel may send out of the box under pi
-      (default 1e-6).
 
-    **Returns:** a `StationaryLaw`.
-
-    **Raises:** `ValueError` naming the argument for a bad input: dimension above 2, minibatch
-    noise, a step size at which the chain is transient (divergent: the noiseless step throws
-    the box's edge cells out and they leak more than `max_leak`), or bounds that cut off more
-    than `max_leak` of mass per step.
-    """
-    law, eta, n = _check_inputs(f, noise, step_sizes, n_grid, max_leak)
-    lower, upper = search_box(f, bounds)
+def _solve_in_box(f, law, eta, n, lower, upper, max_leak):
+    """(grid, gradient, reach, results) of the fine grid; `ValueError` for a transient chain or
+    no law, `_CutOff` for a box that cuts off mass."""
     grid = make_grid(lower, upper, n)
-    coarse_grid = make_grid(lower, upper, n // 2)
     gradient = _gradient(f, grid)
     divergent = [float(e) for e in eta if _expanding(grid, gradient, e)]
     reach = None
@@ -410,14 +393,65 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
                 f"step_sizes {transient} make the chain transient (divergent): the noiseless step throws the "
                 f"box's edge out and the law leaks {leaks[bad].max():.3g} per step out of bounds={lower.tolist()}, {upper.tolist()}"
             )
-        raise ValueError(
+        raise _CutOff(
             f"bounds=({lower.tolist()}, {upper.tolist()}) cut off mass: under the law the kernel sends "
             f"{leaks[bad].tolist()} per step out of the box at step sizes {eta[bad].tolist()} (allowed: "
             f"max_leak={max_leak:g}); widen bounds"
         )
+    return grid, gradient, reach, results
+
+
+def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int | None = None, max_leak: float = MAX_LEAK) -> StationaryLaw:
+    """The stationary law of SGD with additive noise on `f` (dim 1 or 2), for each step size.
+
+    The kernel of x' = x - eta grad f(x) - eta eps is discretized on `n_grid` cells per axis over
+    the box (see `theory.grid`), solved per step size (see the module docstring), and
+    solved again on half as many cells per axis for `discretization_error` (`law.coarse`).
+
+    **Arguments:**
+
+    - `f`: an `objectives.Objective` of dimension 1 or 2.
+    - `noise`: an additive model from `simulate.noise` (Gaussian isotropic or full covariance,
+      uniform, Rademacher, Student-t); not minibatch noise.
+    - `step_sizes`: eta > 0, a number or a 1-D sequence (S values).
+    - `bounds`: `(lower, upper)` the box, numbers or `(d,)` vectors; default f's search box
+      (`analysis.minimizers`'s), grown by half its width on each side (up to `GROW_DEFAULT_BOX`
+      times) while it cuts off more than `max_leak` of mass per step.
+    - `n_grid`: cells per axis (default 2001 in 1-D, 101 in 2-D); the cell width should be
+      well below eta times the noise scale.
+    - `max_leak`: the largest mass per step the kernel may send out of the box under pi
+      (default 1e-6).
+
+    **Returns:** a `StationaryLaw`.
+
+    **Raises:** `ValueError` naming the argument for a bad input: dimension above 2, minibatch
+    noise, a step size at which the chain is transient (divergent: the noiseless step throws
+    the box's edge cells out and they leak more than `max_leak`), bounds that cut off more
+    than `max_leak` of mass per step, or Student-t noise whose variance the box truncates by
+    more than `MAX_LOST_VARIANCE` (`check_heavy_tails`).
+    """
+    law, eta, n = _check_inputs(f, noise, step_sizes, n_grid, max_leak)
+    lower, upper = search_box(f, bounds)
+    for attempt in range(GROW_DEFAULT_BOX + 1):
+        try:
+            grid, gradient, reach, results = _solve_in_box(f, law, eta, n, lower, upper, max_leak)
+            break
+        except _CutOff:
+            if bounds is not None or attempt == GROW_DEFAULT_BOX:
+                raise
+            # The default box is the minima's: grow it (half its width on each side) until it holds the law.
+            lower, upper = lower - 0.5 * (upper - lower), upper + 0.5 * (upper - lower)
+    check_heavy_tails(law, eta, lower, upper, np.array([r.mean for r in results]))
+    coarse_grid = make_grid(lower, upper, n // 2)
     coarse_reach = None
     if f.dim == 2:
         coarse_reach = tuple(int(r) for r in np.max([kernel_reach(law, float(e), coarse_grid.widths, coarse_grid.n_cells) for e in eta], axis=0))
-    coarse_results = _solve(f, coarse_grid, law, eta, _gradient(f, coarse_grid), coarse_reach, like=results)
+    try:
+        coarse_results = _solve(f, coarse_grid, law, eta, _gradient(f, coarse_grid), coarse_reach, like=results)
+    except NoStationaryLaw as error:
+        raise ValueError(
+            f"step_sizes {eta.tolist()}: the coarse grid of the error estimate (n_grid // 2 = {coarse_grid.n_cells} cells "
+            f"per axis in bounds={lower.tolist()}, {upper.tolist()}) has no stationary law: {error}; a finer n_grid helps"
+        ) from None
     coarse = _assemble(f, noise, coarse_grid, eta, coarse_results, None, coarse_reach)
     return _assemble(f, noise, grid, eta, results, coarse, reach)
