@@ -38,7 +38,8 @@
     point = [1.0, -1.0]           # only for kind = "point"
 
     [output]
-    estimators = ["x", "x_avg", "x_tail", "v", "v_avg"]
+    estimators = ["x", "x_avg", "x_tail", "v", "v_avg"]  # tabulated and drawn (default: all five
+                                  # tabulated, the figures draw x, x_avg, x_tail)
     figures = ["tradeoff", "rates"]  # landscape and chains: 1-D objectives only
     per_seed = false              # optional: figures pool the seeds (default) or one panel per seed
 

@@ -129,6 +129,32 @@ def quadratic_curves(config: ExperimentConfig, checkpoints) -> dict | None:
     )
 
 
+#: What the figures draw when `[output] estimators` is not given (all five are still tabulated):
+#: three lines a slide can hold. Given, the key's list is drawn as is.
+DRAWN_BY_DEFAULT = ("x", "x_avg", "x_tail")
+
+# Why an average's fitted slope on a rates figure lies below -1 (-1.27 on quadratic_rates at
+# eta = 0.2): its error is variance / T plus the start's bias, which decays as 1/T^2.
+_RATES_NOTE = ("an average's error is variance / T plus the bias of\n"
+               r"its start, of order $|x_0 - x^*|^2/(\eta\lambda T)^2$: its slope lies" "\n"
+               r"below $-1$ until $\eta\lambda T \gg 1$ ($\lambda$: smallest curvature)")
+
+
+def drawn_estimators(config: ExperimentConfig) -> tuple[str, ...]:
+    """The estimators the figures draw: `[output] estimators` when the config gives it, else
+    `DRAWN_BY_DEFAULT` (those of them the config tabulates)."""
+    if "estimators" in (config.raw.get("output") or {}):
+        return tuple(config.estimators)
+    return tuple(name for name in DRAWN_BY_DEFAULT if name in config.estimators)
+
+
+def describe(config: ExperimentConfig, objective) -> str:
+    """The objective and the noise, for a figure's title: "sharp_flat, gaussian noise (scale 1)"."""
+    params = {k: v for k, v in config.noise_params.items() if k != "family"}
+    settings = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else k for k, v in params.items())
+    return f"{objective.name}, {config.noise_params['family']} noise" + (f" ({settings})" if settings else "")
+
+
 def _panels(n_rows: int, n_columns: int, size=(5.0, 3.4)):
     """A figure of n_rows x n_columns axes in the house style."""
     with plots.style():
@@ -174,8 +200,10 @@ def draw_figures(result_dir) -> list[Path]:
     ylabel = f"mean squared distance to {target_label[config.target_kind]}"
     critical = critical_step_size(config)
     # (title, table, results) per panel: one pooled panel, or one per seed.
-    panels = [(f"{config.name}, seed {seed}", tables[seed], [result]) for seed, result in zip(seeds, results)] if per_seed \
-        else [(config.name, pooled, results)]
+    about = f"{config.name}: {describe(config, f)}"
+    drawn = drawn_estimators(config)
+    panels = [(f"{about}, seed {seed}", tables[seed], [result]) for seed, result in zip(seeds, results)] if per_seed \
+        else [(about, pooled, results)]
     written = []
 
     def done(fig, name):
@@ -188,7 +216,7 @@ def draw_figures(result_dir) -> list[Path]:
             fig, axes = _panels(1, len(panels), size=(7.5, 3.4))
             for ax, (title, table, _) in zip(axes[0], panels):
                 plots.plot_tradeoff(
-                    table.select(n_steps=horizon), law or None, ylabel=ylabel, title=title, ax=ax,
+                    table.select(n_steps=horizon), law or None, estimators=drawn, ylabel=ylabel, title=title, ax=ax,
                     **(dict(critical_step_size=critical[0], critical_label=critical[1]) if critical else {}),
                 )
             done(fig, "tradeoff")
@@ -199,8 +227,10 @@ def draw_figures(result_dir) -> list[Path]:
                     exact = None
                     if closed is not None:
                         s = int(np.argmin(np.abs(step_sizes - eta)))
-                        exact = {name: (np.asarray(checkpoints, float), values[s]) for name, values in closed.items()}
-                    plots.plot_rates(table, float(eta), fit_from=max(1, horizon // 100), theory=exact, ylabel=ylabel, title=title, ax=ax)
+                        exact = {name: (np.asarray(checkpoints, float), values[s]) for name, values in closed.items() if name in drawn}
+                    plots.plot_rates(table, float(eta), fit_from=max(1, horizon // 100), theory=exact, estimators=drawn, ylabel=ylabel, title=title, ax=ax)
+                    if any(name in ("x_avg", "v_avg") for name in drawn):
+                        ax.get_legend().set_title(f"slopes fitted on T >= {max(1, horizon // 100)}; " + _RATES_NOTE, prop={"size": 7})
                 done(fig, f"rates_eta{eta:g}")
         elif figure == "landscape":  # 1-D only: the config refuses it for other objectives
             shown = step_sizes[:: max(1, len(step_sizes) // 3)]
@@ -212,6 +242,7 @@ def draw_figures(result_dir) -> list[Path]:
                 f, smoothed=[(float(e), smoothed(f, noise, float(e))) for e in shown],
                 penalized=[(float(shown[0]), penalized(f, noise, float(shown[0])))],
                 minimizers=wells, bounds=plots.landscape_bounds(wells, averaged[~diverged]),
+                title=f"{about}\nT = {horizon}, {averaged.shape[1]} chains per step size; x range: where their averages ended",
             )
             done(fig, "landscape")
         elif figure == "chains":  # 1-D only, as landscape
@@ -220,16 +251,18 @@ def draw_figures(result_dir) -> list[Path]:
                 plots.plot_chains(f, chosen, -1, estimators=("x", "x_avg"), title=title, ax=ax)
             done(fig, "chains")
         elif figure == "basins":
-            wells = minimizers(f).points
-            wells = wells[np.argsort(wells[:, 0])]
-            fig, axes = _panels(len(panels), len(wells), size=(3.6, 3.2))
+            found = minimizers(f)
+            order = np.argsort(found.points[:, 0])
+            wells = found.points[order]
+            names = plots.basin_names(wells, found.hessian_traces[order])
+            fig, axes = _panels(len(panels), len(wells), size=(4.4, 3.4))  # the legend beside the last panel
             for row, (title, _, chosen) in zip(axes, panels):
                 occupancy, counted = {}, {}
-                for name in config.estimators:
+                for name in drawn:
                     points, diverged = _pooled_chains(chosen, name)
                     occupancy[name] = basin_occupancy(points, wells, mask=~diverged)
                     counted[name] = np.sum(~diverged, axis=1)
                 chains = f"{sum(r.n_chains for r in chosen)} chains" + (f" ({len(chosen)} seeds pooled)" if len(chosen) > 1 else "")
-                plots.plot_basins(step_sizes, occupancy, wells, n_chains=counted, title=f"{title}: {chains}, T = {horizon}", ax=row)
+                plots.plot_basins(step_sizes, occupancy, names, n_chains=counted, title=f"{title}\n{chains}, T = {horizon}", ax=row)
             done(fig, "basins")
     return written

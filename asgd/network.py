@@ -454,7 +454,7 @@ def plot_network(rows: list[dict], metrics=("test_accuracy", "hessian_trace"), *
         _draw_network(panels, rows, metrics)
         return ax
     with plots.house_style():
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics) + 1.8, 3.4), squeeze=False)  # + the legend beside
         _draw_network(axes[0], rows, metrics)
         if title:
             fig.suptitle(title)  # the style's constrained layout fits it, also under a later savefig
@@ -480,7 +480,21 @@ def _draw_network(axes, rows, metrics) -> None:
             ax.set_yscale("log")
         ax.set_xlabel(r"step size $\eta$")
         ax.set_ylabel(_METRIC_LABELS[metric])
-    axes[0].legend(frameon=False)
+    # Beside the last panel, never over a curve.
+    axes[-1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def _network_title(meta: dict, rows: list[dict]) -> str:
+    """"nn: mlp on digits, batch 32 / T = 2000 steps, 8 seeds (mean +- 2 se)": the run's T is
+    the config's, with its [quick] override when the command ran with --quick."""
+    config = meta.get("config") or {}
+    train, model, data = config.get("train") or {}, config.get("model") or {}, config.get("data") or {}
+    n_steps = train.get("n_steps")
+    if "--quick" in (meta.get("command") or []):
+        n_steps = (config.get("quick") or {}).get("n_steps", n_steps)
+    seeds = max((int(r["n_seeds"]) + int(r["n_diverged"]) for r in rows), default=0)
+    what = f"{model.get('kind', 'network')} on {data.get('dataset', 'data')}" + (f", batch {train['batch_size']}" if "batch_size" in train else "")
+    return f"{meta.get('experiment', config.get('name', ''))}: {what}\nT = {n_steps} steps, {seeds} seeds (mean $\\pm$ 2 se)"
 
 
 def draw_network_figures(folder) -> list[Path]:
@@ -488,8 +502,9 @@ def draw_network_figures(folder) -> list[Path]:
     folder = Path(folder)
     rows = result_folder.read_results(folder / "results.csv", RESULT_COLUMNS, numeric=("step_size", "mean", "se", "n_seeds", "n_diverged"))
     written = []
+    title = _network_title(result_folder.read_metadata(folder), rows)
     for name, metrics in (("accuracy_sharpness", ("test_accuracy", "hessian_trace")), ("losses", ("train_loss", "test_loss", "top_eigenvalue"))):
-        fig = plot_network(rows, metrics, path=folder / name)
+        fig = plot_network(rows, metrics, title=title, path=folder / name)
         plt.close(fig)
         written.append(folder / f"{name}.png")
     if (folder / "windows.csv").exists():

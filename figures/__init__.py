@@ -13,10 +13,10 @@ DataFrames with the same columns.
 - `figures.basins`: basin occupancy against the step size.
 """
 
-from figures.basins import plot_basins
+from figures.basins import basin_names, plot_basins
 from figures.curves import plot_rates, plot_tradeoff
 from figures.landscape import landscape_bounds, plot_chains, plot_landscape, plot_valley
-from figures.style import ESTIMATOR_STYLE, OKABE_ITO, RCPARAMS, estimator_style, house_style, save, style
+from figures.style import ESTIMATOR_STYLE, OKABE_ITO, RCPARAMS, estimator_style, house_style, save, style, tidy_log_axes
 
 __all__ = [
     "ESTIMATOR_STYLE",
@@ -27,6 +27,8 @@ __all__ = [
     "house_style",
     "landscape_bounds",
     "save",
+    "tidy_log_axes",
+    "basin_names",
     "plot_tradeoff",
     "plot_rates",
     "plot_landscape",

@@ -1,10 +1,12 @@
 """Error curves: the error of each estimator against the step size (`plot_tradeoff`) and against
-the horizon T (`plot_rates`), with error bands and the exact theory curves dashed under them."""
+the horizon T (`plot_rates`), with error bands and the exact theory curves dashed over them."""
 
 from __future__ import annotations
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from analysis.errors import ErrorTable
 from analysis.rates import fit_rate
@@ -56,6 +58,11 @@ def _band(ax, rows, x_column: str, style: dict) -> None:
     ax.fill_between(x, np.where(finite, lo, np.nan), np.where(finite, hi, np.nan), color=style["color"], alpha=0.2, lw=0)
 
 
+# The exact curves are drawn over the simulated points with a white edge: a curve that agrees
+# with the points would otherwise vanish under markers of its own colour.
+_OVER_POINTS = dict(zorder=3.5, path_effects=[patheffects.Stroke(linewidth=3.2, foreground="white", alpha=0.9), patheffects.Normal()])
+
+
 def _theory_lines(ax, theory: dict | None, linestyle: str) -> None:
     """Each curve `(x, values)` or `(x, values, reached)`: where `reached` (bool per point) is
     False the run does not see that law, and the curve is drawn dotted and faint there, without
@@ -66,23 +73,27 @@ def _theory_lines(ax, theory: dict | None, linestyle: str) -> None:
         color = estimator_style(name)["color"]
         order = np.argsort(x)
         x, values, reached = x[order], values[order], reached[order]
-        # A segment is solid when both its ends are reached, dotted otherwise; under the points.
+        # A segment is drawn in `linestyle` when both its ends are reached, dotted otherwise.
         # Unreached values (a metastable law: floors far off, variance / T huge) leave the axis
         # limits alone: they are clipped rather than squeezing the simulated curves.
-        ax.plot(x, np.where(reached, values, np.nan), linestyle, color=color, lw=1.1, zorder=1.8, gid=f"theory:{name}")
+        ax.plot(x, np.where(reached, values, np.nan), linestyle, color=color, lw=1.5, gid=f"theory:{name}", **_OVER_POINTS)
         for i in np.flatnonzero(~(reached[:-1] & reached[1:])):
             # add_artist, unlike plot, leaves the data limits alone.
-            ax.add_artist(Line2D(x[i : i + 2], values[i : i + 2], linestyle=":", color=color, lw=1.0, alpha=0.5, zorder=1.8, gid=f"theory-unreached:{name}"))
+            ax.add_artist(Line2D(x[i : i + 2], values[i : i + 2], linestyle=":", color=color, lw=1.2, alpha=0.7, gid=f"theory-unreached:{name}", **_OVER_POINTS))
 
 
 def _legend(ax, theory: dict | None, linestyle: str) -> None:
     """The legend beside the axes (curves of five estimators leave no empty corner inside)."""
     handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        # The bands are often thinner than the markers: the legend says what they are.
+        handles.append(Patch(color="0.45", alpha=0.25, lw=0))
+        labels.append("band: $\\pm$2 se (may hide\nunder the markers)")
     if theory:
-        handles.append(Line2D([], [], color="0.3", linestyle=linestyle, lw=1.1))
+        handles.append(Line2D([], [], color="0.3", linestyle=linestyle, lw=1.5))
         labels.append("exact law (theory)")
         if any(len(c) > 2 and not np.all(c[2]) for c in theory.values()):
-            handles.append(Line2D([], [], color="0.3", linestyle=":", lw=1.0, alpha=0.5))
+            handles.append(Line2D([], [], color="0.3", linestyle=":", lw=1.2, alpha=0.7))
             labels.append("exact law, not reached in T steps")
     if handles:
         ax.legend(handles, labels, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
@@ -111,7 +122,8 @@ def plot_tradeoff(
     - `theory`: optional dict estimator -> (step_sizes, values) or (step_sizes, values,
       reached), drawn dashed in its colour; dotted and faint where `reached` is False (a law
       the run does not see in T steps, e.g. a metastable one).
-    - `estimators`: which to draw (default: all in the table, in table order).
+    - `estimators`: which to draw (default: all in the table, in table order); `theory`
+      curves of other estimators are left out too.
     - `ylabel`: default "mean squared distance to v*(eta)"; name the table's target.
     - `title`: the first line of the title; the second always says T and the number of chains
       run (counted + diverged; "k seeds pooled" for a pooled table).
@@ -136,6 +148,8 @@ def plot_tradeoff(
         rows = table.select(estimator=name)
         if len(rows):
             _band(ax, rows, "step_size", estimator_style(name))
+    if theory and estimators is not None:
+        theory = {name: curve for name, curve in theory.items() if name in estimators}
     _theory_lines(ax, theory, "--")
     if critical_step_size is not None:
         critical = float(critical_step_size)

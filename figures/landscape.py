@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
 from figures.style import OKABE_ITO, estimator_style, finish, new_axes, set_title, styled, values_on
 
@@ -30,7 +31,7 @@ def landscape_bounds(minimizers, points=None) -> tuple[float, float]:
 
 
 @styled
-def plot_landscape(f, *, smoothed=(), penalized=(), minimizers=None, bounds=None, n_points: int = 801, ax=None, path=None):
+def plot_landscape(f, *, smoothed=(), penalized=(), minimizers=None, bounds=None, n_points: int = 801, title=None, ax=None, path=None):
     """A 1-D objective f with its smoothings F_eta and penalized objectives P_eta, minima marked.
 
     **Arguments:**
@@ -42,13 +43,15 @@ def plot_landscape(f, *, smoothed=(), penalized=(), minimizers=None, bounds=None
     - `minimizers`: points `(n, 1)` (local minima of f), marked with crosses.
     - `bounds`: the x range; default scaled to the wells, `landscape_bounds(minimizers)`: the
       minimizers with half their spread (at least 1) on either side. `n_points`: the grid size.
+    - `title`: the title (e.g. the objective, the noise and the run); the legend, beside the
+      axes, names every curve and marker.
     - `ax`, `path`: as in `plot_tradeoff`.
 
     **Returns:** the new `Figure`, or `ax` when given.
     """
     if getattr(f, "dim", 1) != 1:
         raise ValueError(f"plot_landscape draws 1-D objectives, got f of dim={f.dim}")
-    fig, ax, made = new_axes(ax, size=(5.5, 3.6))
+    fig, ax, made = new_axes(ax, size=(7.0, 3.6))
     bounds = landscape_bounds(minimizers) if bounds is None else bounds
     grid = np.linspace(bounds[0], bounds[1], n_points)[:, None]
     ax.plot(grid[:, 0], values_on(f, grid, "f"), color="k", lw=1.8, label="$f$")
@@ -56,15 +59,22 @@ def plot_landscape(f, *, smoothed=(), penalized=(), minimizers=None, bounds=None
     for color, (eta, objective) in zip(colors, smoothed):
         values = values_on(objective, grid, f"smoothed objective at eta={eta:g}")
         ax.plot(grid[:, 0], values, color=color, lw=1.3, label=rf"$F_\eta$, $\eta$ = {eta:g}")
-        ax.plot(grid[np.argmin(values), 0], values.min(), "o", color=color, ms=4)
+        ax.plot(grid[np.argmin(values), 0], values.min(), "o", color=color, ms=4, gid="smoothed_minimizer")
     for color, (eta, objective) in zip(colors, penalized):
         values = values_on(objective, grid, f"penalized objective at eta={eta:g}")
         ax.plot(grid[:, 0], values, "--", color=color, lw=1.0, label=rf"$P_\eta$, $\eta$ = {eta:g}")
     if minimizers is not None:
         points = np.asarray(minimizers, dtype=float).reshape(-1, 1)
         ax.plot(points[:, 0], values_on(f, points, "f"), "kx", ms=6, label="local minima of $f$")
+    handles, labels = ax.get_legend_handles_labels()
+    if len(smoothed):
+        # One entry for the dots: each sits on its F_eta, in its colour.
+        handles.append(Line2D([], [], linestyle="", marker="o", ms=4, color="0.35"))
+        labels.append(r"$v^*(\eta)$ = argmin $F_\eta$ (dot, its colour)")
     ax.set(xlabel="$x$", ylabel="objective value", xlim=bounds)
-    ax.legend(frameon=False, fontsize=7)
+    if title:
+        ax.set_title(title)
+    ax.legend(handles, labels, frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return finish(fig, fig if made else ax, path)
 
 

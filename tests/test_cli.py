@@ -189,10 +189,12 @@ def test_two_seeds_are_pooled_in_the_printed_table_and_every_figure_and_per_seed
                 np.testing.assert_allclose([row["mse"], row["mse_se"]], [mse, se], rtol=1e-9)
                 assert f"{mse:>11.4g} +- {se:<8.2g}" in out  # the printed table is the pooled one
 
-    assert titles["tradeoff"] == ["small\nT = 200 steps, 256 chains (2 seeds pooled)"]
-    assert titles["rates_eta0.2"] == ["small\n$\\eta$ = 0.2, 256 chains (2 seeds pooled)"]
-    assert titles["chains"][0].startswith("small\n") and " of 256 chains non-diverged, 2 seeds pooled" in titles["chains"][0]
-    assert all(title.startswith("small: 256 chains (2 seeds pooled), T = 200\nbasin: x = ") for title in titles["basins"])
+    about = "sharp_flat, gaussian noise (scale 1)"  # every figure names the objective and the noise
+    assert titles["tradeoff"] == [f"small: {about}\nT = 200 steps, 256 chains (2 seeds pooled)"]
+    assert titles["rates_eta0.2"] == [f"small: {about}\n$\\eta$ = 0.2, 256 chains (2 seeds pooled)"]
+    assert titles["chains"][0].startswith(f"small: {about}\n") and " of 256 chains non-diverged, 2 seeds pooled" in titles["chains"][0]
+    assert [title.split("\n") for title in titles["basins"]] == [
+        [f"small: {about}", "256 chains (2 seeds pooled), T = 200", name] for name in ("sharp well at x = -0.997: f'' = 44.4", "flat well at x = 0.961: f'' = 2.58")]
 
     # per_seed = true: the same folder re-drawn, one panel per seed, each naming its seed.
     meta = json.loads((folder / "metadata.json").read_text())
@@ -200,9 +202,9 @@ def test_two_seeds_are_pooled_in_the_printed_table_and_every_figure_and_per_seed
     (folder / "metadata.json").write_text(json.dumps(meta))
     titles.clear()
     experiment_figures.draw_figures(folder)
-    assert titles["tradeoff"] == [f"small, seed {s}\nT = 200 steps, 128 chains" for s in (0, 1)]
-    assert [title.split(";")[0] for title in titles["chains"]] == [f"small, seed {s}\n128 of 128 chains non-diverged" for s in (0, 1)]
-    assert len(titles["basins"]) == 4 and titles["basins"][2].startswith("small, seed 1: 128 chains, T = 200")
+    assert titles["tradeoff"] == [f"small: {about}, seed {s}\nT = 200 steps, 128 chains" for s in (0, 1)]
+    assert [title.split(";")[0] for title in titles["chains"]] == [f"small: {about}, seed {s}\n128 of 128 chains non-diverged" for s in (0, 1)]
+    assert len(titles["basins"]) == 4 and titles["basins"][2].startswith(f"small: {about}, seed 1\n128 chains, T = 200\nsharp well")
 
 
 def test_the_critical_step_size_comes_from_the_objectives_closed_form():
@@ -217,3 +219,18 @@ def test_the_critical_step_size_comes_from_the_objectives_closed_form():
     sharp_flat = parse_config({**base, "objective": {"kind": "sharp_flat"}})
     assert critical_step_size(sharp_flat)[0] == pytest.approx(objectives.SHARP_FLAT_CRITICAL_STEP_SIZE / 2.0)  # F_eta depends on eta * scale
     assert critical_step_size(parse_config({**base, "objective": {"kind": "rippled_quadratic"}})) is None
+
+
+def test_figures_draw_the_configs_estimators_or_three_by_default(tmp_path):
+    """`[output] estimators` chooses what the figures draw; without it all five are tabulated
+    and three (last iterate, uniform and tail average) drawn, a number a slide can hold."""
+    from asgd.config import load_config
+    from asgd.experiment_figures import describe, drawn_estimators
+
+    config = load_config(_config(tmp_path))
+    assert config.estimators == ("x", "x_avg", "x_tail", "v", "v_avg") and drawn_estimators(config) == ("x", "x_avg", "x_tail")
+    path = _config(tmp_path)
+    path.write_text(path.read_text().replace("[output]", '[output]\nestimators = ["v_avg", "x"]'))
+    chosen = load_config(path)
+    assert drawn_estimators(chosen) == ("v_avg", "x")
+    assert describe(chosen, chosen.objective) == "sharp_flat, gaussian noise (scale 1)"

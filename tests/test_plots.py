@@ -230,8 +230,9 @@ def test_basin_panels_have_binomial_error_bars_and_plain_number_labels():
     for b, ax in enumerate(fig.axes):
         (container,) = ax.containers
         segments = container.lines[2][0].get_segments()
-        half_widths = np.array([(segment[1][1] - segment[0][1]) / 2 for segment in segments])
-        np.testing.assert_allclose(half_widths, np.sqrt(p[:, b] * (1 - p[:, b]) / n), rtol=1e-12)
+        half_widths = np.array([(segment[1][1] - segment[0][1]) / 2 if len(segment) else np.nan for segment in segments])
+        se = np.sqrt(p[:, b] * (1 - p[:, b]) / n)
+        np.testing.assert_allclose(half_widths, np.where(se > 0, se, np.nan), rtol=1e-12)  # p = 0 or 1: no bar
     assert [ax.get_title() for ax in fig.axes] == ["basin: (-1, 0)", "basin: (1, 0.5)"]
     one_d = plots.plot_basins(STEP_SIZES, {"x": p}, [np.float64(-0.997), [0.961]], n_chains=100)
     assert [ax.get_title() for ax in one_d.axes] == ["basin: x = -0.997", "basin: x = 0.961"]
@@ -255,3 +256,57 @@ def test_plots_accept_a_data_frame_with_the_tables_columns():
         assert [line.get_label() for line in from_frame.get_lines()] == [line.get_label() for line in from_table.get_lines()]
         for a, b in zip(from_table.get_lines(), from_frame.get_lines()):
             np.testing.assert_array_equal(a.get_xydata(), b.get_xydata())
+
+
+def _overlapping_tick_labels(fig, axis_name: str) -> list[tuple[str, str]]:
+    """Pairs of drawn tick labels (major and minor) of each axis that overlap on the canvas."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    pairs = []
+    for ax in fig.axes:
+        axis = getattr(ax, f"{axis_name}axis")
+        low, high = sorted(axis.get_view_interval())
+        labels = [t for minor in (False, True) for tick, t in zip(axis.get_ticklocs(minor=minor), axis.get_ticklabels(minor=minor))
+                  if t.get_text() and low <= tick <= high]
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
+        pairs += [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1 :] if box_a.overlaps(box_b)]
+    return pairs
+
+
+@pytest.mark.parametrize("limits", [(0.25, 0.9), (0.05, 0.9), (0.2, 3.0), (3e-6, 2e-5), (1e-8, 1.0)])
+def test_log_axes_tick_labels_never_overlap(limits):
+    """matplotlib labels every minor tick of a log axis spanning about a decade ("3x10^-1 4x10^-1",
+    overlapping on the x axis of a small panel); `tidy_log_axes` (run by `save` and every plot
+    function) keeps decades and a few plain mantissas."""
+    with plots.style():
+        fig, ax = plt.subplots(figsize=(2.0, 2.0))
+    ax.set(xscale="log", yscale="log", xlim=limits, ylim=limits)
+    plots.tidy_log_axes(fig)
+    assert not _overlapping_tick_labels(fig, "x") and not _overlapping_tick_labels(fig, "y")
+    texts = [t.get_text() for t in ax.yaxis.get_ticklabels(minor=True) if t.get_text()]
+    if limits == (0.25, 0.9):
+        assert texts == ["0.2", "0.3", "0.5"]  # plain numbers, still labelled inside a decade
+
+
+def test_exact_curves_are_drawn_over_the_points_and_only_for_the_drawn_estimators():
+    theory_curves = {name: (STEP_SIZES, [0.5 * eta if name == "x" else 0.05 for eta in STEP_SIZES]) for name in ("x", "x_avg")}
+    ax = plots.plot_tradeoff(_table(), theory_curves).axes[0]
+    lines = {line.get_gid() or line.get_label(): line for line in ax.get_lines()}
+    simulated = max(line.get_zorder() for line in ax.get_lines() if not str(line.get_gid()).startswith("theory"))
+    assert min(lines["theory:x"].get_zorder(), lines["theory:x_avg"].get_zorder()) > simulated
+    assert any("band" in t.get_text() for t in ax.get_legend().get_texts())  # what the bands are, even when unseen
+    only_x = plots.plot_tradeoff(_table(), theory_curves, estimators=["x"]).axes[0]
+    assert [line.get_gid() for line in only_x.get_lines() if str(line.get_gid()).startswith("theory")] == ["theory:x"]
+
+
+def test_basins_are_named_by_their_curvature_and_the_landscape_legend_names_every_marker():
+    names = plots.basin_names(np.array([[-1.0], [0.96], [2.0]]), np.array([44.4, 2.58, 10.0]))
+    assert names == ["sharp well at x = -1: f'' = 44.4", "flat well at x = 0.96: f'' = 2.58", "well at x = 2: f'' = 10"]
+    assert plots.basin_names(np.array([[0.0, 1.0]]), np.array([3.0])) == [r"well at (0, 1): tr $\nabla^2 f$ = 3"]
+    fig = plots.plot_landscape(DOUBLE_WELL, smoothed=[(0.1, DOUBLE_WELL)], minimizers=[[-1.03], [0.96]], title="double well")
+    ax = fig.axes[0]
+    assert ax.get_title() == "double well"
+    assert any("argmin $F_\\eta$" in t.get_text() for t in ax.get_legend().get_texts())
+    fig.canvas.draw()
+    legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes_box.x1  # beside the data, not over it
