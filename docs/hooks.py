@@ -3,6 +3,8 @@
 - `cli.md`: the command-line reference, from the real `asgd --help` of each subcommand and the
   output of `asgd list` (in this process, through `asgd.cli.main`, the code `python -m asgd`
   runs), so it cannot drift from the parser.
+- `config.md`: the config reference, from the validator's own key sets and the constructors'
+  signatures (`asgd.config_reference`).
 - `notebooks/`: the executed copies of `notebooks/*.ipynb` (written by `make notebooks` or
   `make docs`, see docs/execute_notebooks.py), rendered by mkdocs-jupyter without executing them
   again, and an overview page whose titles and summaries come from each notebook's first cell.
@@ -183,6 +185,9 @@ def notebooks_page() -> str:
 @event_priority(100)  # before mkdocs-jupyter's on_files, which must see the notebooks
 def on_files(files, config):
     files.append(File.generated(config, "cli.md", content=cli_page()))
+    from asgd.config_reference import markdown as config_reference  # loads the library, as cli_page
+
+    files.append(File.generated(config, "config.md", content=config_reference()))
     files.append(File.generated(config, "notebooks/index.md", content=notebooks_page()))
     for name, copy in _build["copies"].items():
         files.append(File.generated(config, f"notebooks/{name}", abs_src_path=str(copy)))

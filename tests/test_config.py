@@ -94,3 +94,28 @@ def test_missing_and_malformed_files_give_one_line_errors(tmp_path):
     broken.write_text("[run\nn_chains = 3")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(broken)
+
+
+def test_the_config_reference_page_lists_every_accepted_key():
+    """docs/config.md is generated from the validator's key sets (asgd.config_reference), and
+    every key a sweep accepts is shown in the annotated example it opens with: a key added to
+    the schema without documentation fails here."""
+    import re
+
+    from asgd import config as sweep_config, config_reference, network_config
+
+    page = config_reference.markdown()
+    example = config_reference._docstring_block(sweep_config)
+    for table_name, keys in config_reference.sweep_tables().items():
+        if table_name:
+            assert f"[{table_name}]" in example, table_name
+        for key in keys - ({"n_grid"} if table_name == "quick" else set()) - (sweep_config._RUN_KEYS if table_name == "quick" else set()):
+            assert re.search(rf"(^|[\s\[\(.]){key}( =|\])", example, re.M), f"[{table_name}] {key} is not in asgd.config's example"
+            assert f"`{key}`" in page
+    network_example = config_reference._docstring_block(network_config)
+    for table_name, keys in config_reference.network_tables().items():
+        for key in keys if table_name not in ("", "data") else ():
+            assert re.search(rf"\b{key}\b", network_example), f"[{table_name}] {key} is not in asgd.network_config's docstring"
+            assert f"`{key}`" in page
+    for kind in (*sweep_config.OBJECTIVE_KINDS, "python", *sweep_config.NOISE_FAMILIES, *sweep_config.FIGURES, *sweep_config.TARGET_KINDS):
+        assert f"`{kind}`" in page

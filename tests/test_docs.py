@@ -98,6 +98,12 @@ def test_cli_reference_is_the_parsers_help(site):
     assert "--quick" in page and "sharp_flat_tradeoff" in page  # an option; `asgd list` output
 
 
+def test_config_reference_page_is_built_from_the_schema(site):
+    page = (site / "config" / "index.html").read_text()
+    assert "Config reference" in page and "<code>rippled_quadratic</code>" in page and "<code>student_t</code>" in page
+    assert "<code>n_grid</code>" in page and "<code>replications</code>" in page  # sweep and network tables
+
+
 def test_cross_references_resolve_to_the_api_pages(site):
     page = (site / "getting-started" / "index.html").read_text()
     assert 'href="../api/simulate/#simulate.run"' in page
