@@ -81,6 +81,8 @@ def assign_basins(
         raise ValueError(f"points must have shape (..., dim), got a scalar {points!r}")
     if centers.ndim != 2 or centers.shape[0] < 1 or centers.shape[-1] != points.shape[-1]:
         raise ValueError(f"minimizers must have shape (n_basins, {points.shape[-1]}), got {centers.shape}")
+    if not np.all(np.isfinite(centers)):  # a NaN distance wins every argmin: the NaN minimizer took all the mass
+        raise ValueError(f"minimizers must be finite, got {centers.tolist()}")
     if method == "descent":
         if objective is None or not hasattr(objective, "point_grad"):
             raise ValueError(f"method='descent' needs the objective (an objectives.Objective), got {objective!r}")

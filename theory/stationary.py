@@ -138,7 +138,12 @@ class StationaryLaw:
         return points[None] - self.step_sizes[:, None, None] * gradient[None]
 
     def _target(self, target) -> np.ndarray:
-        t = np.asarray(target, dtype=np.float64)
+        try:
+            t = np.asarray(target, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"target must be an array of numbers, got {target!r}") from None
+        if not np.all(np.isfinite(t)):  # as analysis.errors: a NaN target is a mistake, not a NaN answer
+            raise ValueError(f"target must be finite, got {t.tolist()}")
         s, d = len(self.step_sizes), self.dim
         if t.shape == (d,):
             return np.broadcast_to(t, (s, d))
@@ -160,6 +165,7 @@ class StationaryLaw:
         The large-T approximation of E|x_avg - target|^2 for a run started at stationarity (the
         transient from a fixed start, of order |x_0 - E_pi x|^2 / (eta lambda T)^2, is excluded).
         """
+        n_steps = validation.positive_int("n_steps", n_steps)  # -10 gave a negative MSE, 0 inf, nan nan
         return self.averaged_bias(target) + np.trace(self.asymptotic_variance, axis1=1, axis2=2) / float(n_steps)
 
     # ---- basins ----------------------------------------------------------------------------
@@ -167,6 +173,13 @@ class StationaryLaw:
         points = np.asarray(getattr(minimizers, "points", minimizers), dtype=np.float64)
         if points.ndim != 2 or points.shape[1] != self.dim or points.shape[0] < 1:
             raise ValueError(f"minimizers must be analysis.Minima or an array (n_basins, {self.dim}), got shape {points.shape}")
+        outside = ~np.all((points >= self.grid.lower) & (points <= self.grid.upper), axis=1)
+        if np.any(outside):  # NaN too: a NaN distance won every argmin, and a point outside was clipped to the edge cell
+            k = int(np.flatnonzero(outside)[0])
+            raise ValueError(
+                f"minimizers[{k}] = {points[k].tolist()} must be a finite point inside the law's box "
+                f"lower={self.grid.lower.tolist()}, upper={self.grid.upper.tolist()}"
+            )
         labels = assign_basins(self.grid.points, points, self.objective, method="descent")
         return points, labels
 
@@ -206,6 +219,8 @@ class StationaryLaw:
         basin = self._check_basin(points, basin)
         if to is not None:
             to = self._check_basin(points, to)
+            if to == basin:
+                raise ValueError(f"to must be another basin than basin={basin} (the chain starts there), got to={to}")
         return np.array([r.escape_time for r in self._per_basin(points, labels, basin, to, quasi=False)])
 
     def quasi_stationary(self, minimizers) -> QuasiStationary:

@@ -1,0 +1,51 @@
+"""The exact long-run law under hostile queries (issue 26): every question it cannot answer is a
+`ValueError` naming the argument, never a negative, NaN or clipped answer."""
+
+import numpy as np
+import pytest
+
+import analysis
+import objectives
+import simulate
+import theory
+
+DOUBLE_WELL = objectives.from_function(lambda x: (x[0] ** 2 - 1.0) ** 2, 1, name="double_well")
+MINIMIZERS = np.array([[-1.0], [1.0]])
+
+
+@pytest.fixture(scope="module")
+def law():
+    return theory.stationary_law(DOUBLE_WELL, simulate.noise.gaussian(3.0), [0.05], bounds=(-2.0, 2.0), n_grid=201)
+
+
+@pytest.mark.parametrize("n_steps", [-10, 0, float("nan"), 10.0, True])
+def test_averaged_mse_refuses_a_horizon_that_is_not_a_count(law, n_steps):
+    # Was: -10 a negative MSE, 0 inf, nan nan.
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
+        law.averaged_mse([1.0], n_steps)
+
+
+@pytest.mark.parametrize("query", ["mse", "averaged_bias"])
+@pytest.mark.parametrize("target", [[np.nan], [np.inf]])
+def test_mse_refuses_a_target_that_is_not_finite(law, query, target):
+    # Was: nan and inf answers (analysis.errors already refused such targets).
+    with pytest.raises(ValueError, match="target must be finite"):
+        getattr(law, query)(target)
+
+
+def test_basin_queries_refuse_a_nan_minimizer(law):
+    # Was: the NaN minimizer got all the mass (NaN distances win argmin).
+    with pytest.raises(ValueError, match=r"minimizers\[0\] = \[nan\] must be a finite point inside the law's box"):
+        law.basin_occupancy([[np.nan], [1.0]])
+    with pytest.raises(ValueError, match="minimizers must be finite"):
+        analysis.assign_basins(np.zeros((3, 1)), [[np.nan], [1.0]])
+
+
+def test_escape_time_refuses_a_minimizer_outside_the_box_and_a_target_basin_equal_to_the_start(law):
+    # Was: the outside minimizer clipped to the edge cell (about 1 step), and to = basin answered inf.
+    with pytest.raises(ValueError, match=r"minimizers\[0\] = \[100.0\] must be a finite point inside the law's box lower=\[-2.0\]"):
+        law.escape_time([[100.0], [1.0]], 0)
+    with pytest.raises(ValueError, match="to must be another basin than basin=0"):
+        law.escape_time(MINIMIZERS, 0, to=0)
+    occupancy = law.basin_occupancy(MINIMIZERS)  # the valid queries still answer: symmetric wells
+    np.testing.assert_allclose(occupancy, [[0.5, 0.5]], atol=1e-3)  # the middle cell (x = 0, mass 3e-4) goes to one side
