@@ -34,6 +34,11 @@ MAX_ENUMERATION_DIM = 10
 
 def check_noise(noise, dim: int) -> tuple[str, np.ndarray]:
     """(family name, Sigma `(dim, dim)`) of an additive noise model (`objectives.noise.NoiseModel`)."""
+    if not isinstance(noise, NoiseModel) and getattr(noise, "additive", True) is False:
+        raise ValueError(
+            f"noise: the smoothed objective F_eta, the penalty P_eta and v*(eta) exist for additive noise only; "
+            f"{noise!r} depends on x (its targets: the minimizer of f, or a given point)"
+        )
     if not isinstance(noise, NoiseModel):
         raise ValueError(
             f"noise must be a noise model, an additive one (simulate.noise.gaussian, rademacher, uniform or student_t, "

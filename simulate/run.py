@@ -269,7 +269,10 @@ def run(
     - `n_chains`: C >= 1 independent chains per step size.
     - `x0`: the start, shape `(dim,)` for all chains or `(n_chains, dim)`.
     - `noise`: a model from `simulate.noise` (default: standard Gaussian), or
-      `simulate.noise.minibatch(b)` for a finite-sum objective (the mean gradient over b examples).
+      `simulate.noise.minibatch(b)` for a finite-sum objective (the mean gradient over b examples),
+      or noise whose covariance depends on x (`state_dependent(cov)`, `hessian_aligned`,
+      `loss_scaled`, `label_noise`: eps = C(x)^(1/2) z on the Gaussian draws z; C is checked at
+      x0, and a chain where C(x) stops being PSD is frozen and flagged as diverged).
     - `algorithm`: the update rule, a kernel from `simulate.kernels` (re-exported as
       `simulate.sgd()`, the default; `simulate.sam(radius)`; `simulate.momentum(beta)`).
     - `schedule`: a step-size schedule from `simulate.schedules` (`constant()`, the default;

@@ -174,3 +174,11 @@ def test_configs_take_state_dependent_noise_and_refuse_the_targets_it_has_not():
     with pytest.raises(ConfigError, match="scale"):
         _config({"family": "loss_scaled", "scale": -1.0})
     assert _config({"family": "gaussian", "scale": 1.0}, target="smoothed").target_kind == "smoothed"
+
+
+def test_smoothing_refuses_state_dependent_noise_by_name():
+    f = objectives.sharp_flat()
+    for noise in (simulate.noise.hessian_aligned(0.5), simulate.noise.loss_scaled(1.0, f_min=0.0), simulate.noise.minibatch(2)):
+        for build in (objectives.smoothed, objectives.penalized):
+            with pytest.raises(ValueError, match="noise: the smoothed objective F_eta, the penalty P_eta and v.*exist for additive noise only"):
+                build(f, noise, 0.1)
