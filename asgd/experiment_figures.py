@@ -34,7 +34,7 @@ from asgd.sweep import RESULT_COLUMNS, check_point, point_path
 from objectives import SHARP_FLAT_CRITICAL_STEP_SIZE, penalized, smoothed
 from theory.quadratic import quadratic_mse_curves
 
-__all__ = ["draw_figures", "law_curves", "quadratic_curves"]
+__all__ = ["DRAWN_BY_DEFAULT", "describe", "draw_figures", "drawn_estimators", "law_curves", "quadratic_curves"]
 
 
 def law_curves(law_rows: list[dict], horizon: int) -> dict:
