@@ -1,5 +1,6 @@
-"""Test configuration: strict JAX numerics, a shared compilation cache, and a --run-slow flag for
-full-size checks."""
+"""Test configuration: strict JAX numerics, a shared compilation cache, a --run-slow flag for
+full-size checks, and the shared fixtures (`asgd`: the command line in a subprocess;
+`small_config`: the sharp_flat base config with a test's overrides; both from tests/support.py)."""
 
 import os
 import pathlib
@@ -14,7 +15,9 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(pathlib.Path(__file__).re
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import jax  # noqa: E402
-import pytest
+import pytest  # noqa: E402
+
+import support  # noqa: E402
 
 # Catch dtype and shape slips early: no implicit float32 -> float64 promotion between arrays,
 # no implicit rank broadcasting.
@@ -33,3 +36,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def asgd():
+    """`asgd(*args, cwd=None, timeout=300, env=None, popen=False)`: the command line in a subprocess."""
+    return support.asgd
+
+
+@pytest.fixture
+def small_config(tmp_path):
+    """`small_config(name="small.toml", base=support.SHARP_FLAT, **tables)`: a config written
+    under this test's tmp_path from the base with `tables` merged in (see `support.config`)."""
+    return lambda name="small.toml", base=support.SHARP_FLAT, **tables: support.write_config(tmp_path / name, base, **tables)

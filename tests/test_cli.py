@@ -1,9 +1,6 @@
 """The `asgd` command line end to end, in subprocesses: reproduce, run, plot, list, resume, bad input."""
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,43 +8,13 @@ import numpy as np
 import pytest
 
 from asgd import result_folder
+from support import asgd, write_config
 
-SMALL = """
-name = "small"
-description = "a small sweep for the tests"
-
-[objective]
-kind = "sharp_flat"
-
-[noise]
-family = "gaussian"
-scale = 1.0
-
-[run]
-step_sizes = [0.02, 0.2]
-n_steps = [{steps}]
-n_chains = 128
-seeds = [{seeds}]
-x0 = [-1.0]
-checkpoints = 4
-
-[target]
-kind = "smoothed"
-
-[output]
-figures = [{figures}]
-"""
-
-
-def asgd(*args, cwd=None, timeout=300):
-    env = dict(os.environ, MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "asgd", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
-
-
-def _config(tmp_path, steps="300", seeds="0, 1", name="small.toml", figures='"tradeoff"'):
-    path = tmp_path / name
-    path.write_text(SMALL.format(steps=steps, seeds=seeds, figures=figures))
-    return path
+def _config(tmp_path, steps=(300,), seeds=(0, 1), name="small.toml", figures=("tradeoff",)):
+    """The shared sharp_flat config (tests/support.py) as this file's sweep: step sizes 0.02 and
+    0.2, 128 chains, 4 checkpoints, the smoothed target."""
+    run = {"step_sizes": [0.02, 0.2], "n_steps": list(steps), "n_chains": 128, "seeds": list(seeds), "checkpoints": 4}
+    return write_config(tmp_path / name, run=run, target={"kind": "smoothed"}, output={"figures": list(figures)})
 
 
 def test_reproduce_quick_writes_tables_arrays_metadata_and_figures(tmp_path):
@@ -64,7 +31,7 @@ def test_reproduce_quick_writes_tables_arrays_metadata_and_figures(tmp_path):
 
 
 def test_run_then_plot_redraws_without_simulating(tmp_path):
-    all_figures = '"tradeoff", "landscape", "chains", "basins"'
+    all_figures = ("tradeoff", "landscape", "chains", "basins")
     out = asgd("run", str(_config(tmp_path, figures=all_figures)), "--out", str(tmp_path / "res"), "--quiet")
     assert out.returncode == 0, out.stderr
     folder = tmp_path / "res" / "small"
@@ -78,14 +45,12 @@ def test_run_then_plot_redraws_without_simulating(tmp_path):
 
 
 def test_an_interrupted_sweep_resumes_to_the_same_results(tmp_path):
-    config = _config(tmp_path, steps="20000", seeds="0, 1, 2, 3, 4, 5", figures="")
+    config = _config(tmp_path, steps=(20000,), seeds=range(6), figures=())
     reference = asgd("run", str(config), "--out", str(tmp_path / "ref"), "--quiet")
     assert reference.returncode == 0, reference.stderr
 
-    env = dict(os.environ, MPLBACKEND="Agg")
     out_dir = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, "-m", "asgd", "run", str(config), "--out", str(out_dir), "--quiet"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = asgd("run", config, "--out", out_dir, "--quiet", popen=True)
     points = out_dir / "small" / "points"
     deadline = time.time() + 120
     while time.time() < deadline and len(list(points.glob("*.npz"))) < 2:
@@ -110,8 +75,8 @@ def test_an_interrupted_sweep_resumes_to_the_same_results(tmp_path):
 
 
 def test_a_folder_of_another_config_is_refused_unless_fresh(tmp_path):
-    assert asgd("run", str(_config(tmp_path, steps="100", seeds="0")), "--out", str(tmp_path), "--quiet").returncode == 0
-    other = _config(tmp_path, steps="120", seeds="0", name="other.toml")
+    assert asgd("run", str(_config(tmp_path, steps=(100,), seeds=(0,))), "--out", str(tmp_path), "--quiet").returncode == 0
+    other = _config(tmp_path, steps=(120,), seeds=(0,), name="other.toml")
     out = asgd("run", str(other), "--out", str(tmp_path), "--quiet")
     assert out.returncode == 2 and "different config" in out.stderr and "--fresh" in out.stderr
     assert asgd("run", str(other), "--out", str(tmp_path), "--quiet", "--fresh").returncode == 0
@@ -168,7 +133,7 @@ def test_two_seeds_are_pooled_in_the_printed_table_and_every_figure_and_per_seed
         return save(fig, path)
 
     monkeypatch.setattr(experiment_figures.plots, "save", keep_titles)
-    config = _config(tmp_path, steps="200", seeds="0, 1", figures='"tradeoff", "rates", "chains", "basins"')
+    config = _config(tmp_path, steps=(200,), seeds=(0, 1), figures=("tradeoff", "rates", "chains", "basins"))
     config.write_text(config.read_text().replace('kind = "smoothed"', 'kind = "minimizer"'))  # one minimizer search, not two
     assert cli.main(["run", str(config), "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out

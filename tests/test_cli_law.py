@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 import tomllib
 
 import numpy as np
@@ -16,6 +14,7 @@ import theory
 from analysis.errors import ErrorTable
 from asgd import experiment_figures, result_folder
 from asgd.config import ConfigError, parse_config
+from support import asgd
 
 HESSIAN, CENTER, SCALE = 1.0, 0.5, 1.0
 STEP_SIZES = [0.1, 0.5]
@@ -48,11 +47,6 @@ stationary = true
 n_grid = 401
 bounds = [-4.0, 5.0]
 """
-
-
-def asgd(*args, timeout=300):
-    env = dict(os.environ, MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "asgd", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")

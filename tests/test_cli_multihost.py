@@ -6,41 +6,17 @@ import os
 import re
 import socket
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from asgd import distributed
 from asgd.cli import main
+from support import asgd, write_config
 
-# An odd chain count (the slices differ in size), two seeds, checkpoints and two estimators'
-# averages: every per-chain field of a result goes through the gather.
-CONFIG = """
-name = "hosts"
-description = "two processes against one"
-
-[objective]
-kind = "sharp_flat"
-
-[noise]
-family = "gaussian"
-scale = 1.0
-
-[run]
-step_sizes = [0.05, 0.3]
-n_steps = [200]
-n_chains = 13
-seeds = [0, 3]
-x0 = [-1.0]
-checkpoints = 3
-
-[target]
-kind = "minimizer"
-
-[output]
-figures = []
-"""
+#: The shared sharp_flat config with an odd chain count (the slices differ in size), two seeds
+#: and checkpoints: every per-chain field of a result goes through the gather.
+CONFIG = dict(name="hosts", run={"n_chains": 13, "seeds": [0, 3]}, target={"kind": "minimizer"})
 
 
 def _free_port() -> int:
@@ -50,10 +26,8 @@ def _free_port() -> int:
 
 
 def _asgd(*args):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
-    env.pop("XLA_FLAGS", None)  # one CPU device per process, as on most hosts
-    return subprocess.Popen([sys.executable, "-m", "asgd", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # One CPU device per process (no XLA_FLAGS), as on most hosts.
+    return asgd(*args, env={"JAX_PLATFORMS": "cpu", "XLA_FLAGS": None}, popen=True)
 
 
 def _finish(processes, timeout=300):
@@ -83,7 +57,7 @@ def _files(folder):
 
 def test_two_processes_write_the_folder_of_one_process_byte_for_byte(tmp_path):
     config = tmp_path / "hosts.toml"
-    config.write_text(CONFIG)
+    write_config(config, **CONFIG)
     port = str(_free_port())
     flags = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
     split = [_asgd("run", str(config), "--out", str(tmp_path / "two"), "--quiet", *flags, "--process-id", str(i))
@@ -130,7 +104,7 @@ def test_launcher_is_detected_only_with_several_tasks(environ, expected):
 ])
 def test_incomplete_or_inconsistent_flags_are_refused_before_jax_starts(tmp_path, capsys, flags, message):
     config = tmp_path / "hosts.toml"
-    config.write_text(CONFIG)
+    write_config(config, **CONFIG)
     assert main(["run", str(config), "--out", str(tmp_path), "--quiet", *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("asgd run: error: ") and re.search(message, err), err
@@ -143,7 +117,7 @@ def test_incomplete_or_inconsistent_flags_are_refused_before_jax_starts(tmp_path
 @pytest.fixture
 def hosts_config(tmp_path):
     config = tmp_path / "hosts.toml"
-    config.write_text(CONFIG)
+    write_config(config, **CONFIG)
     return config
 
 

@@ -26,44 +26,16 @@ from asgd import cli, result_folder
 from asgd.config import ConfigError, parse_config
 from asgd.schema import read_toml
 
-TINY = """
-name = "tiny"
+import support
 
-[objective]
-kind = "sharp_flat"
-
-[noise]
-family = "gaussian"
-scale = 1.0
-
-[run]
-step_sizes = [0.05, 0.3]
-n_steps = [{steps}]
-n_chains = 64
-seeds = [0, 1]
-x0 = [-1.0]
-checkpoints = 3
-
-[output]
-figures = [{figures}]
-"""
+def write_config(folder: Path, steps=(200,), figures=("tradeoff", "basins"), file="tiny.toml", **tables) -> Path:
+    """The shared sharp_flat config (tests/support.py) named "tiny", at horizons `steps`, drawing
+    `figures`; `tables` override it further (`support.config`)."""
+    run = {"n_steps": list(steps), **tables.pop("run", {})}
+    return support.write_config(folder / file, **{"name": "tiny", "output": {"figures": list(figures)}, **tables, "run": run})
 
 
-def write_config(folder: Path, steps="200", figures='"tradeoff", "basins"', name="tiny.toml", edit=None) -> Path:
-    text = TINY.format(steps=steps, figures=figures)
-    for old, new in [edit] if isinstance(edit, tuple) else edit or []:
-        assert old in text, old
-        text = text.replace(old, new)
-    path = folder / name
-    path.write_text(text)
-    return path
-
-
-def run_main(capsys, *args) -> tuple[int, str]:
-    """`asgd ARGS` in this process: (exit code, stderr)."""
-    capsys.readouterr()
-    code = cli.main([str(a) for a in args])
-    return code, capsys.readouterr().err
+run_main = support.run_main
 
 
 @pytest.fixture(scope="module")
@@ -162,41 +134,41 @@ def test_resuming_under_another_precision_is_an_exit_2_before_any_point(finished
 
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "/abs", "", "a\\b"])
 def test_experiment_names_must_be_one_path_component(tmp_path, capsys, name):
-    config = write_config(tmp_path, edit=('name = "tiny"', f"name = {json.dumps(name)}"))
+    config = write_config(tmp_path, name=name)
     code, err = run_main(capsys, "run", config, "--out", tmp_path / "out" / "inner", "--quiet")
     assert code == 2 and f"name = {name!r}" in err and "one folder name" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]  # nothing written anywhere
 
 
-EXACT = ("n_chains = 64", 'n_chains = 64\nmethod = "exact"')
+EXACT = {"run": {"method": "exact"}}
 
 
 @pytest.mark.parametrize(
-    "edits, message",
+    "changes, message",
     [
-        ([EXACT], "run.method = 'exact': method='exact' needs a quadratic objective"),
+        (EXACT, "run.method = 'exact': method='exact' needs a quadratic objective"),
         # eta * lambda = 0.3 * 10 = 3 > 2: the exact sampler has no stationary law to sample
-        ([EXACT, ('kind = "sharp_flat"', 'kind = "quadratic"\nhessian = [10.0]')], "method='exact' needs stable step sizes"),
+        ({**EXACT, "objective": {"kind": "quadratic", "hessian": [10.0]}}, "method='exact' needs stable step sizes"),
     ],
 )
-def test_what_the_first_simulation_would_refuse_is_refused_before_any_file(tmp_path, capsys, edits, message):
-    config = write_config(tmp_path, edit=edits)
+def test_what_the_first_simulation_would_refuse_is_refused_before_any_file(tmp_path, capsys, changes, message):
+    config = write_config(tmp_path, **changes)
     code, err = run_main(capsys, "run", config, "--out", tmp_path / "out", "--quiet")
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 
 def test_config_values_are_named_by_their_key(tmp_path):
-    def parse(edit):
-        return parse_config(read_toml(write_config(tmp_path, edit=edit)))
+    def parse(**changes):
+        return parse_config(read_toml(write_config(tmp_path, **changes)))
 
     with pytest.raises(ConfigError, match=r"^objective\.hessian = 'abc': must be a finite number"):
-        parse(('kind = "sharp_flat"', 'kind = "quadratic"\nhessian = "abc"'))
+        parse(objective={"kind": "quadratic", "hessian": "abc"})
     with pytest.raises(ConfigError, match=r"^noise\.scale = 'big': must be a finite number"):
-        parse(("scale = 1.0", 'scale = "big"'))
+        parse(noise={"scale": "big"})
     # [quick] is checked without --quick too, under its own name.
     with pytest.raises(ConfigError, match=r"^quick\.n_chains = 0: must be an integer >= 1"):
-        parse(("[output]", "[quick]\nn_chains = 0\n\n[output]"))
+        parse(quick={"n_chains": 0})
 
 
 # ---- 15.10, 15.11: --out and damaged folders: one line, exit 2 ------------------------------------
@@ -222,7 +194,7 @@ def test_an_out_through_a_file_or_without_write_permission_is_one_line(tmp_path,
 def test_a_folder_with_files_but_no_claim_is_refused_unless_fresh(tmp_path, capsys):
     """A result folder never mixes runs: `--out` pointing at a folder of other files (or one made
     before folders were claimed) is refused, and nothing in it is touched; `--fresh` writes."""
-    config = write_config(tmp_path, steps="50", figures="")
+    config = write_config(tmp_path, steps=(50,), figures=())
     folder = tmp_path / "out" / "tiny"
     folder.mkdir(parents=True)
     (folder / "results.csv").write_text("somebody else's table\n")
@@ -388,7 +360,7 @@ def test_a_killed_fresh_leaves_the_old_folder_whole_or_a_clean_new_one(finished,
     old_config, reference = finished
     folder = tmp_path / "out" / "tiny"
     shutil.copytree(reference, folder)
-    new_config = write_config(tmp_path, steps="300", name="new.toml")
+    new_config = write_config(tmp_path, steps=(300,), file="new.toml")
     old_fingerprint = json.loads((folder / "sweep.json").read_text())["fingerprint"]
     process = start(new_config, tmp_path / "out", "--fresh")
 

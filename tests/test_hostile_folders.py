@@ -17,6 +17,8 @@ from asgd import cli, network, result_folder, sweep
 from asgd.config import ConfigError
 from asgd.network_config import parse_network_config
 
+import support
+
 TWO_HORIZONS = """
 name = "two_horizons"
 
@@ -55,10 +57,7 @@ def write(folder: Path, step_sizes="0.1, 0.5", name="two.toml") -> Path:
     return path
 
 
-def run_main(capsys, *args) -> tuple[int, str]:
-    capsys.readouterr()
-    code = cli.main([str(a) for a in args])
-    return code, capsys.readouterr().err
+run_main = support.run_main
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 its files, its metrics against direct computations, `asgd plot`, and resume."""
 
 import json
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 
 import objectives
 from asgd import network, result_folder
+from support import asgd
 
 TINY = """
 kind = "network"
@@ -44,7 +43,7 @@ power_iterations = 20
 
 
 def _asgd(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "asgd", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return asgd(*args, cwd=cwd, timeout=600)
 
 
 @pytest.fixture(scope="module")
