@@ -16,8 +16,10 @@
 
     [noise]
     family = "gaussian"           # gaussian | rademacher | uniform | student_t (additive), or
-                                  # hessian_aligned | loss_scaled | label_noise (C depends on x;
-                                  # targets minimizer or point only: see ADDITIVE_ONLY_TARGETS)
+                                  # hessian_aligned | loss_scaled | label_noise | state_dependent
+                                  # (C depends on x; targets minimizer or point only: see
+                                  # ADDITIVE_ONLY_TARGETS; state_dependent: cov = "module:fn",
+                                  # fn(x) -> (d, d), looked up as a kind = "python" objective)
     scale = 1.0                   # or covariance = [[...]] (gaussian); df = 4.0 (student_t);
                                   # f_min = 0.0 (loss_scaled; default: found on the search box)
 
@@ -77,12 +79,13 @@ from simulate.exact import applicable_form
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config", "OBJECTIVE_KINDS", "NOISE_FAMILIES"]
 
 #: `noise.family` -> its constructor: the additive families (`objectives.noise_families`), then
-#: the noise whose covariance depends on x (`objectives.state_noise`; `state_dependent(cov)`
-#: takes a function, so it is for Python use).
+#: the noise whose covariance depends on x (`objectives.state_noise`; `state_dependent`'s `cov`
+#: is a "module:function" name, resolved as a Python objective's function is).
 NOISE_FAMILIES = {name: family.constructor for name, family in simulate.noise.TABLE.items()} | {
     "hessian_aligned": simulate.noise.hessian_aligned,
     "loss_scaled": simulate.noise.loss_scaled,
     "label_noise": simulate.noise.label_noise,
+    "state_dependent": simulate.noise.state_dependent,
 }
 
 #: Targets and figures that exist for additive noise only. F_eta(v) = E f(v - eta eps), P_eta and
@@ -166,6 +169,9 @@ class ExperimentConfig:
     def noise(self):
         params = dict(self.noise_params)
         family = params.pop("family")
+        cov = params.pop("cov", None)
+        if cov is not None:  # state_dependent: the function C(x), named "module:function"
+            params["cov"] = python_objective.resolve(cov, self.config_dir, key="noise.cov")
         return NOISE_FAMILIES[family](**_as_arrays(params))
 
     def sweep_points(self) -> list[tuple[int, int]]:
@@ -241,7 +247,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config", con
     noise_table = table(data, "noise", required=True)
     family = choice("noise.family", noise_table.get("family"), sorted(NOISE_FAMILIES))
     check_keys(noise_table, {*inspect.signature(NOISE_FAMILIES[family]).parameters, "family"}, "noise")
-    _check_numbers(noise_table, "noise", text_keys=("family",))
+    _check_numbers(noise_table, "noise", text_keys=("family", "cov"))
 
     # [run] with [quick] overrides
     run_table = table(data, "run", required=True)
@@ -419,6 +425,8 @@ def _check_buildable(config: ExperimentConfig) -> None:
         raise ConfigError(_named("objective", config.objective_params, error) or f"[objective] kind = {config.objective_kind!r}: {error}") from None
     try:
         noise = config.noise
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as error:
         raise ConfigError(_named("noise", config.noise_params, error) or f"[noise] family = {config.noise_params['family']!r}: {error}") from None
     dim = objective.dim

@@ -38,13 +38,13 @@ KEYS = {"function", "args"}
 _KEY = "objective.function"
 
 
-def resolve(function: str, config_dir: str | None):
+def resolve(function: str, config_dir: str | None, key: str = _KEY):
     """The callable named by `function` ("module:attribute"), its module looked up in
-    `config_dir` first (when given), then on `sys.path`."""
+    `config_dir` first (when given), then on `sys.path`; failures name the config `key`."""
     module_name, _, attribute = function.partition(":") if isinstance(function, str) else ("", "", "")
     if not module_name or not attribute or not all(part.isidentifier() for part in (*module_name.split("."), *attribute.split("."))):
-        fail(_KEY, function, "must be 'module:function' or 'package.module:function' (Python names)")
-    shadowed = _shadowed(module_name, config_dir, function)
+        fail(key, function, "must be 'module:function' or 'package.module:function' (Python names)")
+    shadowed = _shadowed(module_name, config_dir, function, key)
     added = config_dir is not None and config_dir not in sys.path
     if added:
         sys.path.insert(0, config_dir)
@@ -53,24 +53,24 @@ def resolve(function: str, config_dir: str | None):
     except ModuleNotFoundError as error:
         if error.name is not None and (module_name == error.name or module_name.startswith(error.name + ".")):
             where = f"the config's folder {config_dir!r} or sys.path" if config_dir is not None else "sys.path"
-            fail(_KEY, function, f"module {module_name!r} not found (looked in {where})")
-        fail(_KEY, function, f"importing module {module_name!r} failed: {type(error).__name__}: {error}")
+            fail(key, function, f"module {module_name!r} not found (looked in {where})")
+        fail(key, function, f"importing module {module_name!r} failed: {type(error).__name__}: {error}")
     except Exception as error:  # the user's module raised while importing: say so, in one line
-        fail(_KEY, function, f"importing module {module_name!r} failed: {type(error).__name__}: {error}")
+        fail(key, function, f"importing module {module_name!r} failed: {type(error).__name__}: {error}")
     finally:
         if added:
             sys.path.remove(config_dir)
     target = module
     for part in attribute.split("."):
         if not hasattr(target, part):
-            fail(_KEY, function, f"module {module_name!r} has no attribute {attribute!r}")
+            fail(key, function, f"module {module_name!r} has no attribute {attribute!r}")
         target = getattr(target, part)
     if not callable(target):
-        fail(_KEY, function, f"{attribute!r} in module {module_name!r} is not callable (a {type(target).__name__})")
+        fail(key, function, f"{attribute!r} in module {module_name!r} is not callable (a {type(target).__name__})")
     return target
 
 
-def _shadowed(module_name: str, config_dir: str | None, function: str) -> Path | None:
+def _shadowed(module_name: str, config_dir: str | None, function: str, key: str = _KEY) -> Path | None:
     """The config folder's file `<module_name>.py` when `sys.modules` already holds another
     module of that name (the library's `analysis`, `simulate`...), which `import_module` would
     return instead; None otherwise."""
@@ -83,7 +83,7 @@ def _shadowed(module_name: str, config_dir: str | None, function: str) -> Path |
     if not mine.is_file() or (loaded is not None and Path(loaded).resolve() == mine.resolve()):
         return None
     if top != module_name or mine.name == "__init__.py":
-        fail(_KEY, function, f"the package {top!r} in the config's folder has the name of the module {top!r} already "
+        fail(key, function, f"the package {top!r} in the config's folder has the name of the module {top!r} already "
                              f"imported from {loaded!r}; rename it")
     return mine
 

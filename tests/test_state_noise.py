@@ -20,15 +20,21 @@ def _same_bits(a, b):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
 
 
-@pytest.mark.parametrize("algorithm", [simulate.sgd(), simulate.sam(0.05), simulate.momentum(0.5)], ids=repr)
-def test_constant_covariance_is_the_additive_gaussian_bit_for_bit(algorithm):
+@pytest.mark.parametrize(
+    ("algorithm", "schedule"),
+    [(simulate.sgd(), None), (simulate.sam(0.05), None), (simulate.momentum(0.5), None), (simulate.sgd(), simulate.schedules.cosine_decay(100, 0.1))],
+    ids=["sgd", "sam", "momentum", "sgd-cosine"],
+)
+def test_constant_covariance_is_the_additive_gaussian_bit_for_bit(algorithm, schedule):
     f, covariance = objectives.valley_2d(), np.diag([0.25, 4.0])  # a square root exact in float32
     run = dict(step_sizes=[0.05, 0.1], n_steps=150, n_chains=4, x0=np.zeros(2), seed=4, ema_decay=0.9, algorithm=algorithm)
-    state = simulate.run(f, noise=simulate.noise.state_dependent(lambda x: jnp.asarray(covariance, x.dtype)), **run)
-    # Additive SGD runs in its v-carry form (another rounding): s(k) = 1 takes the plain form, the
-    # very arithmetic of state-dependent noise. SAM and momentum have one form.
-    plain = simulate.schedules.custom(lambda k: 1.0) if algorithm.name == "sgd" else None
-    additive = simulate.run(f, noise=simulate.noise.gaussian(covariance=covariance), schedule=plain, **run)
+    state = simulate.run(f, noise=simulate.noise.state_dependent(lambda x: jnp.asarray(covariance, x.dtype)), schedule=schedule, **run)
+    # Additive SGD at a constant step size runs in its v-carry form (another rounding): s(k) = 1
+    # takes the plain form, the very arithmetic of state-dependent noise. SAM, momentum and any
+    # scheduled run have one form.
+    if algorithm.name == "sgd" and schedule is None:
+        schedule = simulate.schedules.custom(lambda k: 1.0)
+    additive = simulate.run(f, noise=simulate.noise.gaussian(covariance=covariance), schedule=schedule, **run)
     _same_bits(state, additive)
 
 
@@ -148,14 +154,14 @@ def test_a_non_psd_2d_covariance_is_refused_and_loss_scaled_without_a_box_asks_f
         simulate.run(g, noise=simulate.noise.loss_scaled(1.0), step_sizes=[0.1], n_steps=2, n_chains=1, x0=[0.5])
 
 
-def _config(noise, target="minimizer", figures=("tradeoff",)):
+def _config(noise, target="minimizer", figures=("tradeoff",), config_dir=None):
     from asgd.config import parse_config
 
     return parse_config({
         "name": "state", "objective": {"kind": "sharp_flat"}, "noise": noise,
         "run": {"step_sizes": [0.1], "n_steps": 10, "n_chains": 2, "x0": [0.5]},
         "target": {"kind": target}, "output": {"figures": list(figures)},
-    })
+    }, config_dir=config_dir)
 
 
 def test_configs_take_state_dependent_noise_and_refuse_the_targets_it_has_not():
@@ -182,3 +188,19 @@ def test_smoothing_refuses_state_dependent_noise_by_name():
         for build in (objectives.smoothed, objectives.penalized):
             with pytest.raises(ValueError, match="noise: the smoothed objective F_eta, the penalty P_eta and v.*exist for additive noise only"):
                 build(f, noise, 0.1)
+
+
+def test_a_config_names_its_state_dependent_covariance_as_module_function(tmp_path):
+    from asgd.config import ConfigError
+
+    (tmp_path / "my_noise.py").write_text("def cov(x):\n    return (0.1 + x * x)[None]\n\ndef bad(x):\n    return -(1.0 + x * x)[None]\n")
+    config = _config({"family": "state_dependent", "cov": "my_noise:cov"}, config_dir=str(tmp_path))
+    noise = config.noise
+    assert noise.family == "state_dependent"
+    assert float(noise.covariance_at(config.objective, jnp.array([0.5], jnp.float32))[0, 0]) == pytest.approx(0.35)
+    with pytest.raises(ConfigError, match="noise.cov = 'my_noise:missing'.*has no attribute"):
+        _config({"family": "state_dependent", "cov": "my_noise:missing"}, config_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="noise.family.*cov: C.x. must be positive semi-definite"):
+        _config({"family": "state_dependent", "cov": "my_noise:bad"}, config_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="noise.cov"):
+        _config({"family": "state_dependent", "cov": 3.0})
