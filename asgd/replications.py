@@ -47,6 +47,7 @@ __all__ = [
     "ReplicatedOutcome",
     "format_pooled_table",
     "pool_differences",
+    "pool_folder",
     "replication_config",
     "run_replicated",
     "summary_markdown",
@@ -150,6 +151,11 @@ def run_replicated(config: NetworkConfig, out_dir, *, replications: int | None =
                       "init_seed": replicated.init_seed, "baseline_step_size": outcome.paired[0]["baseline_step_size"],
                       "wall_time_s": outcome.wall_time})
     pooled = pool_differences(config.name, [network.seed_differences(c, o.metrics, o.diverged)[1] for c, o in zip(configs, outcomes)])
+    _write_pooled(out, table, pooled, windows)
+    return ReplicatedOutcome(out, outcomes, pooled, windows, time.perf_counter() - start)
+
+
+def _write_pooled(out: Path, table: list[dict], pooled: list[dict], windows: list[dict]) -> None:
     frequencies = averaging_window.window_frequencies(windows)
     result_folder.write_csv(out / "replications.csv", table, REPLICATION_COLUMNS)
     result_folder.write_csv(out / "pooled.csv", pooled, POOLED_COLUMNS)
@@ -157,7 +163,38 @@ def run_replicated(config: NetworkConfig, out_dir, *, replications: int | None =
         result_folder.write_csv(out / "windows.csv", windows, ["replication", *averaging_window.WINDOW_COLUMNS])
         result_folder.write_csv(out / "window_frequencies.csv", frequencies, averaging_window.FREQUENCY_COLUMNS)
     result_folder.write_text(out / "summary.md", summary_markdown(pooled, frequencies))
-    return ReplicatedOutcome(out, outcomes, pooled, windows, time.perf_counter() - start)
+
+
+def pool_folder(folder) -> list[dict]:
+    """Pool the finished replications of a replicated result folder from their files alone (each
+    `replication_<r>/` with `metadata.json`: its `arrays.npz` per-seed metrics and its training
+    runs' divergence flags) and write the pooled files as `run_replicated` does; an unfinished
+    replication (no `metadata.json`) is left out. Returns the `pooled.csv` rows."""
+    folder = Path(folder)
+    finished = sorted((p for p in folder.glob("replication_*") if (p / "metadata.json").exists()), key=lambda p: int(p.name.split("_")[1]))
+    if len(finished) < 2:
+        raise ConfigError(f"{str(folder)!r}: {len(finished)} finished replication(s); pooling needs 2")
+    table, differences, windows, name = [], [], [], None
+    for path in finished:
+        r, metadata = int(path.name.split("_")[1]), result_folder.read_metadata(path)
+        raw, name = metadata["config"], metadata["experiment"]
+        with np.load(path / "arrays.npz", allow_pickle=False) as arrays:
+            step_sizes = tuple(float(eta) for eta in arrays["step_sizes"])
+            methods = tuple(m for m in dict.fromkeys(f.split("/")[0] for f in arrays.files) if m in network.ALL_METHODS)  # the config's order
+            metrics = {m: {metric: arrays[f"{m}/{metric}"] for metric in network.PAIRED_METRICS} for m in methods}
+        diverged = {}
+        for run in dict.fromkeys(network.ALL_METHODS[m][0] for m in methods):
+            with np.load(path / "points" / f"{run}.npz", allow_pickle=False) as saved:
+                diverged[run] = saved["diverged"]
+        shape = dataclasses.make_dataclass("Shape", ["methods", "step_sizes"])(methods, step_sizes)
+        best, mine = network.seed_differences(shape, metrics, diverged)
+        differences.append(mine)
+        windows += [{"replication": r, **row} for row in result_folder.read_csv(path / "windows.csv")] if (path / "windows.csv").exists() else []
+        table.append({"experiment": name, "replication": r, "data_seed": raw["data"]["seed"], "train_seed": raw["train"]["seed"],
+                      "init_seed": raw["train"]["init_seed"], "baseline_step_size": best, "wall_time_s": metadata["wall_time_s"]})
+    pooled = pool_differences(name, differences)
+    _write_pooled(folder, table, pooled, windows)
+    return pooled
 
 
 # ---- tables ------------------------------------------------------------------------------------
