@@ -52,8 +52,7 @@ LAUNCHER_VARIABLES = {
 RESOLVE_TIMEOUT_S = 10.0
 
 # Fields of `SimulationResult` with one entry per chain, and the axis that indexes the chains.
-_CHAIN_AXIS = {"x": 1, "x_avg": 1, "x_tail": 1, "v": 1, "v_avg": 1, "x_ema": 1, "diverged": 1,
-               "diverged_at": 1, "trajectory": 2}
+_CHAIN_AXIS = {**dict.fromkeys(simulate.BUILT_IN_ESTIMATORS, 1), "diverged": 1, "diverged_at": 1, "trajectory": 2}
 _CHECKPOINT_CHAIN_AXIS = 2  # checkpoints[name]: (K, S, C, d)
 
 

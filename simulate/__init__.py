@@ -7,17 +7,20 @@
 `simulate.noise` holds the noise models; `simulate.randomness` states the per-chain randomness
 contract; `simulate.kernels` the update rules (`sgd`, `sam`, `momentum`), `simulate.gradients`
 where their gradients come from, `simulate.schedules` the step-size schedules (`constant`,
-`cosine_decay`, `step_decay`, `swa`), `simulate.trackers` the averages, and `simulate.driver` the one
+`cosine_decay`, `step_decay`, `swa`), `simulate.trackers` the estimators (the built-in averages,
+and `simulate.tracker` for your own), and `simulate.driver` the one
 compiled loop that runs them all.
 """
 
-from simulate import kernels, noise, randomness, schedules
+from simulate import kernels, noise, randomness, schedules, trackers
 from simulate.kernels import momentum, sam, sgd
 from simulate.schedules import constant, cosine_decay, step_decay, swa
 from simulate.result import ESTIMATORS, SimulationResult
 from simulate.run import DivergenceWarning, checkpoint_schedule, run, tail_length
+from simulate.trackers import BUILT_IN_ESTIMATORS, tracker
 
 __all__ = [
+    "BUILT_IN_ESTIMATORS",
     "ESTIMATORS",
     "DivergenceWarning",
     "SimulationResult",
@@ -35,4 +38,6 @@ __all__ = [
     "step_decay",
     "swa",
     "tail_length",
+    "tracker",
+    "trackers",
 ]

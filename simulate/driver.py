@@ -9,10 +9,12 @@ The driver owns what all update rules share; a kernel (`simulate.kernels`) owns 
   are `vmap`ped; step sizes are `vmap`ped over the chains with the *same* draws (common random
   numbers). The carry holds the kernel's state and running sums, never a trajectory, so memory
   does not grow with n_steps.
-- **Trackers** (`simulate.trackers`): the sums of x and v over the block so far and the EMA;
-  at the block's end they are added to the totals. For SGD with additive noise (its v-carry,
-  `Kernel.v_carry`) only the sum of v is carried and the sum of x follows from it and the
-  noise's prefix sums (`kernels.sgd_block_sum_of_x`, computed once per block for all step sizes).
+- **Trackers** (`simulate.trackers`): every estimator is a tracker; the driver keeps the sums
+  of x and v over the block so far (`Running`, shared by the trackers that read them) and each
+  tracker's running state, and at the block's end each tracker folds them into its state. For
+  SGD with additive noise (its v-carry, `Kernel.v_carry`) only the sum of v is carried and the
+  sum of x follows from it and the noise's prefix sums (`kernels.sgd_block_sum_of_x`, computed
+  once per block for all step sizes).
 - **Divergence, poison and replay.** A chain whose iterate leaves the ball of radius
   `divergence_radius` or whose state becomes non-finite is frozen at its last good state and
   flagged; its sums stop growing, so nothing downstream becomes NaN. Checking every step costs
@@ -26,9 +28,9 @@ The driver owns what all update rules share; a kernel (`simulate.kernels`) owns 
   fast numbers, so a chain's result never depends on whether its neighbours diverged (tested),
   and the replay's cost is paid only in blocks where some pair diverges (1.9x on `sharp_flat`,
   1.6x on `valley_2d` against checking in place; benchmarks/README.md).
-- **Records.** The state (x, v, sums, EMA) is recorded at a few `record_steps` (a traced, sorted
-  int vector padded with a sentinel larger than n_steps); averages at a checkpoint come from the
-  recorded prefix sums (`trackers.estimators_at_checkpoints`).
+- **Records.** x, v and every tracker's state are recorded at a few `record_steps` (a traced,
+  sorted int vector padded with a sentinel larger than n_steps); the estimators at a checkpoint
+  are the trackers' readouts of those records (`trackers.read_out`).
 - **Step-size schedules** (`simulate.schedules`): step k runs at eta * s(k) (`step_sizes_at`),
   for every kernel. v_k is then x_k - eta_{k+1} grad f(x_k), so x_{k+1} = v_k - eta_{k+1}
   eps_{k+1} still holds; but SGD's v-carry (one gradient a step, the sum of x from that of v)
@@ -53,9 +55,18 @@ from jax.sharding import Mesh, PartitionSpec
 from simulate.kernels import Kernel, is_good, poisoned_step, sgd_block_sum_of_x
 from simulate.progress import progress_callback
 from simulate.randomness import NOISE_BLOCK_STEPS
-from simulate.trackers import Averages, Records, Trackers, add_step, initial_averages, start_block, totals
+from simulate.trackers import BlockSums, Records
 
 __all__ = ["COMPILER_OPTIONS", "Chains", "REPLAY_BATCH", "simulate_chains"]
+
+
+class Running(NamedTuple):
+    """Within a noise block: the sums of x and v over its steps so far (None: not kept; the sum
+    of x under SGD's v-carry comes from that of v), and every tracker's running state by name."""
+
+    x: jax.Array | None
+    v: jax.Array | None
+    tracked: dict
 
 
 class Chains(NamedTuple):
@@ -63,7 +74,7 @@ class Chains(NamedTuple):
 
     state: Any  # the kernel's state; state.x `(S, C, dim)` the last (good) iterate
     v: jax.Array | None  # (S, C, dim) v = x - eta grad f(x) when tracked; None with SGD's v-carry (in state)
-    averages: Averages  # (S, C, dim) running totals up to the divergence
+    tracked: dict  # tracker name -> its state (leaves (S, C, ...)) up to the divergence
     diverged_at: jax.Array  # (S, C) int32: the first step refused (left the ball or non-finite); -1
 
     @property
@@ -129,7 +140,7 @@ jax.tree_util.register_dataclass(_NotAdditive, data_fields=["source"], meta_fiel
 def simulate_chains(
     kernel: Kernel,
     gradient,
-    trackers: Trackers,
+    trackers: tuple,
     objective,
     step_sizes: jax.Array,
     x0: jax.Array,
@@ -151,7 +162,7 @@ def simulate_chains(
 
     - `kernel`: a `simulate.kernels.Kernel` (its parameters traced).
     - `gradient`: a source from `simulate.gradients` (its noise parameters traced).
-    - `trackers`: a `simulate.trackers.Trackers` (v tracked or not; the EMA decay, traced).
+    - `trackers`: a tuple of `simulate.trackers.Tracker` (their parameters traced).
     - `objective`: an `Objective` (a pytree; its numbers are traced).
     - `step_sizes`: `(n_step_sizes,)`.
     - `x0`: `(n_chains, dim)` starting points.
@@ -200,6 +211,10 @@ def _simulate_chains(
     n_pairs = n_step_sizes * n_chains
     eta = step_sizes[:, None, None]
     v_carry = kernel.v_carry and gradient.additive  # sum x from sum v and the noise (SGD)
+    track_v = any(tracker.uses_v for tracker in trackers)
+    # The block sums: of x (of v under SGD's v-carry, which gives that of x) always, since a
+    # poisoned pair is found by its non-finite sum; of v when a tracker reads it.
+    sum_x, sum_v = not v_carry, v_carry or any("v" in tracker.sums for tracker in trackers)
     assert NOISE_BLOCK_STEPS < 127, "the int8 `taken` counter holds at most 127 steps"
 
     def scaled(step_size, k):
@@ -208,28 +223,50 @@ def _simulate_chains(
 
     def computed_v(state, step_size):
         """v = x - eta grad f(x) of one pair when tracked, unless the state carries it (SGD), else None."""
-        return state.x - step_size * objective.point_grad(state.x) if trackers.track_v and not v_carry else None
+        return state.x - step_size * objective.point_grad(state.x) if track_v and not v_carry else None
 
     def v_of(state, v):
         """The pair's v: the state's under SGD's v-carry (one array, carried once), else `v`."""
         return state.v if v_carry else v
 
-    def recorded(x, v, averages) -> Records:
-        return Records(x=x, v=v if trackers.track_v else None, x_sum=averages.x_sum, v_sum=averages.v_sum, x_ema=averages.x_ema)
+    def recorded(x, v, tracked) -> Records:
+        return Records(x=x, v=v if track_v else None, tracked=tracked)
+
+    def start_block(tracked, x) -> Running:
+        """Empty block sums (shaped as the iterates `x`), and every tracker's running state."""
+        zeros = jnp.zeros_like(x)
+        return Running(
+            x=zeros if sum_x else None,
+            v=zeros if sum_v else None,
+            tracked={t.name: t.start_block(tracked[t.name], t.params) for t in trackers},
+        )
+
+    def add_step(running, x, v, step) -> Running:
+        """The block sums and every tracker's running state after one more step (iterate x, v)."""
+        return Running(
+            x=None if running.x is None else running.x + x,
+            v=None if running.v is None else running.v + v,
+            tracked={t.name: t.update(running.tracked[t.name], x, v, step, t.params) for t in trackers},
+        )
+
+    def through(tracked, running, x_block_sum) -> dict:
+        """Every tracker's state through the current step, from the block's start (`tracked`)."""
+        sums = BlockSums(x=x_block_sum, v=running.v)
+        return {t.name: t.finish(tracked[t.name], running.tracked[t.name], sums, t.params) for t in trackers}
 
     def fast_pair(state, draw, step_size, next_step_size):
         """One step at `step_size`; v of the new x with the next step's size (the same without a schedule)."""
         state = poisoned_step(kernel, gradient, objective, state, draw, step_size, radius_squared)
         return state, computed_v(state, next_step_size)
 
-    def checked_pair(state, v, running, taken, draw, step_size, next_step_size, step_in_block):
+    def checked_pair(state, v, running, taken, draw, step_size, next_step_size, step_in_block, step):
         """One step of one pair, taken only if it took every earlier step of the block
         (`taken == step_in_block`) and the new state is good; a refused step changes nothing."""
         new = kernel.step(gradient, objective, state, draw, step_size, kernel.params)
         new_v = computed_v(new, next_step_size)
         take = (taken == step_in_block) & is_good(new, divergence_radius, new_v)
         keep = lambda old, new: jnp.where(take, new, old)  # select, never blend: NaN cannot leak
-        new_running = add_step(running, new.x, v_of(new, new_v), trackers)
+        new_running = add_step(running, new.x, v_of(new, new_v), step)
         return (
             jax.tree.map(keep, state, new),
             jax.tree.map(keep, v, new_v),
@@ -244,11 +281,11 @@ def _simulate_chains(
     state = by_pair(init_pair, (0, None), (None, 0))(x0, first_step_sizes)
     x = jnp.broadcast_to(x0, (n_step_sizes, n_chains, dim))
     v = by_pair(computed_v, (0, None), (0, 0))(state, first_step_sizes)
-    chains = Chains(state=state, v=v, averages=initial_averages(x, trackers), diverged_at=jnp.full((n_step_sizes, n_chains), -1, jnp.int32))
-    buffer = jnp.zeros((record_steps.shape[0], n_step_sizes, n_chains, dim), dtype)
-    records = jax.tree.map(lambda _: buffer, recorded(x, x, chains.averages))
+    tracked = {t.name: t.init(x, v_of(state, v), t.params) for t in trackers}
+    chains = Chains(state=state, v=v, tracked=tracked, diverged_at=jnp.full((n_step_sizes, n_chains), -1, jnp.int32))
+    records = jax.tree.map(lambda leaf: jnp.zeros(record_steps.shape + leaf.shape, leaf.dtype), recorded(x, x, chains.tracked))
     fast_step = by_pair(fast_pair, (0, 0, None, None), (0, None, 0, 0))
-    pair_step = jax.vmap(checked_pair, in_axes=(0, 0, 0, 0, 0, 0, 0, None))  # one step size per pair
+    pair_step = jax.vmap(checked_pair, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None))  # one step size per pair
 
     def record_if_due(records, slot, step_index, write):
         """`write(records)` if `step_index` is the next record step, and move to the next slot."""
@@ -265,24 +302,25 @@ def _simulate_chains(
         but keeps its state and records.
         """
         frozen = chains.diverged_at >= 0
-        keep_frozen = lambda new, old: jnp.where(frozen[..., None], old, new)
+        # Leaves are (S, C, ...): the flag broadcasts over the trailing axes.
+        keep_frozen = lambda new, old: jnp.where(frozen.reshape(frozen.shape + (1,) * (new.ndim - 2)), old, new)
 
         def block_totals(state, running, noise_sum):
             if v_carry:
                 x_block_sum = sgd_block_sum_of_x(chains.state.v, running.v, state.v, eta, noise_sum[None])
-            return totals(chains.averages, running, x_block_sum if v_carry else running.x)
+            return through(chains.tracked, running, x_block_sum if v_carry else running.x)
 
         def step(j, carry):
             state, v, running, noise_sums, records, slot, path = carry
             k = first_step + j + 1
             state, v = fast_step(state, draws[j], scaled(step_sizes, k), scaled(step_sizes, k + 1))
-            running = add_step(running, state.x, v_of(state, v), trackers)
+            running = add_step(running, state.x, v_of(state, v), k)
             if v_carry:  # the noise's prefix sums, shared by the step sizes (entries past j + 1: stale, unread)
                 noise_sums = noise_sums.at[j + 1].set(noise_sums[j] + draws[j])
 
             def write(records):
                 values = recorded(state.x, v_of(state, v), block_totals(state, running, noise_sums[j + 1] if v_carry else None))
-                values = jax.tree.map(keep_frozen, values, recorded(chains.state.x, v_of(chains.state, chains.v), chains.averages))
+                values = jax.tree.map(keep_frozen, values, recorded(chains.state.x, v_of(chains.state, chains.v), chains.tracked))
                 return jax.tree.map(lambda buffer, value: buffer.at[slot].set(value), records, values)
 
             records, slot = record_if_due(records, slot, first_step + j + 1, write)
@@ -291,14 +329,14 @@ def _simulate_chains(
             return state, v, running, noise_sums, records, slot, path
 
         path = jnp.zeros((NOISE_BLOCK_STEPS,) + chains.state.x.shape, dtype) if trajectory else None
-        running = start_block(chains.averages, sum_x=not v_carry, sum_v=v_carry or trackers.track_v)
+        running = start_block(chains.tracked, chains.state.x)
         carry = (chains.state, chains.v, running, noise_sums, records, slot, path)
         state, v, running, noise_sums, records, slot, path = jax.lax.fori_loop(0, n_block_steps, step, carry)
-        averages = block_totals(state, running, noise_sums[n_block_steps] if v_carry else None)
+        tracked = block_totals(state, running, noise_sums[n_block_steps] if v_carry else None)
         after = Chains(
             state=jax.tree.map(keep_frozen, state, chains.state),
             v=jax.tree.map(keep_frozen, v, chains.v),
-            averages=jax.tree.map(keep_frozen, averages, chains.averages),
+            tracked=jax.tree.map(keep_frozen, tracked, chains.tracked),
             diverged_at=chains.diverged_at,
         )
         # Poisoned pairs have non-finite block sums (of v for SGD's v-carry, of x otherwise).
@@ -333,13 +371,13 @@ def _simulate_chains(
                     # No step taken: the sum is 0, also when v_0 is not finite (grad f(x0) NaN),
                     # where the formula gives v_0 - v_0 = NaN.
                     x_block_sum = jnp.where((taken > 0)[:, None], x_block_sum, 0)
-                return totals(begin.averages, running, x_block_sum if v_carry else running.x)
+                return through(begin.tracked, running, x_block_sum if v_carry else running.x)
 
             def step(j, carry):
                 state, v, running, taken, noise_sum, records, slot, pair_path = carry
                 k = first_step + j + 1
                 state, v, running, taken = pair_step(
-                    state, v, running, taken, draws[j, c], scaled(eta_k[:, 0], k), scaled(eta_k[:, 0], k + 1), j.astype(jnp.int8)
+                    state, v, running, taken, draws[j, c], scaled(eta_k[:, 0], k), scaled(eta_k[:, 0], k + 1), j.astype(jnp.int8), k
                 )
                 if v_carry:  # the noise over the steps taken, summed in the order of the fast block's prefix sums
                     noise_sum = jnp.where((taken.astype(jnp.int32) > j)[:, None], noise_sum + draws[j, c], noise_sum)
@@ -353,7 +391,7 @@ def _simulate_chains(
                     pair_path = pair_path.at[j].set(state.x)
                 return state, v, running, taken, noise_sum, records, slot, pair_path
 
-            running = start_block(begin.averages, sum_x=not v_carry, sum_v=v_carry or trackers.track_v)
+            running = start_block(begin.tracked, begin.state.x)
             taken = jnp.zeros(s.shape, jnp.int8)
             noise_sum = jnp.zeros_like(begin.state.x) if v_carry else None
             pair_path = jnp.zeros((NOISE_BLOCK_STEPS,) + begin.state.x.shape, dtype) if trajectory else None
@@ -363,7 +401,7 @@ def _simulate_chains(
             after = Chains(
                 state=jax.tree.map(put, after.state, state),
                 v=jax.tree.map(put, after.v, v),
-                averages=jax.tree.map(put, after.averages, block_totals(state, running, noise_sum, taken)),
+                tracked=jax.tree.map(put, after.tracked, block_totals(state, running, noise_sum, taken)),
                 diverged_at=put(after.diverged_at, jnp.where(refused, first_step + taken.astype(jnp.int32) + 1, -1)),
             )
             if trajectory:

@@ -130,4 +130,6 @@ def sample_records(
             outputs["v"][r, s] = center + e @ a.T
             outputs["x_sum"][r, s] = t * center + prefix
             outputs["v_sum"][r, s] = t * center + prefix @ a.T
-    return Records(**{name: value.astype(dtype) for name, value in outputs.items()})
+    outputs = {name: value.astype(dtype) for name, value in outputs.items()}
+    # The states of the built-in trackers of plain SGD (`simulate.trackers.built_in`).
+    return Records(x=outputs["x"], v=outputs["v"], tracked={"x_sum": outputs["x_sum"], "v_sum": outputs["v_sum"]})

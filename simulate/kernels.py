@@ -68,12 +68,19 @@ class Kernel:
     params: Any = ()
     param_name: str | None = None  # what `params` is (a single number), for `repr`
     v_carry: bool = False  # with additive noise: state.v = x - eta grad f(x), x' = v - eta eps'
+    reported_as: str | None = None  # the `SimulationResult` field that reports `params`, if any
 
     def __repr__(self) -> str:
         return self.name + (f"({self.param_name}={float(self.params):g})" if self.param_name else "()")
 
+    def reported(self) -> dict:
+        """The result fields this kernel fills (SAM: `{"sam_radius": rho}`), on the host."""
+        return {self.reported_as: float(self.params)} if self.reported_as else {}
 
-jax.tree_util.register_dataclass(Kernel, data_fields=["params"], meta_fields=["name", "init", "step", "param_name", "v_carry"])
+
+jax.tree_util.register_dataclass(
+    Kernel, data_fields=["params"], meta_fields=["name", "init", "step", "param_name", "v_carry", "reported_as"]
+)
 
 
 def poisoned_step(kernel: Kernel, gradient, objective, state, draw, step_size, radius_squared):
@@ -155,7 +162,7 @@ def _sam_step(gradient, objective, state, draw, step_size, radius):
 def sam(radius: float) -> Kernel:
     """Sharpness-aware minimization with radius rho >= 0 (Foret et al. 2021): both gradients on
     the same draw; step for step `optax.contrib.sam` in opaque mode; rho = 0 is SGD exactly."""
-    return Kernel("sam", _sam_init, _sam_step, validation.non_negative_float("radius", radius), "radius")
+    return Kernel("sam", _sam_init, _sam_step, validation.non_negative_float("radius", radius), "radius", reported_as="sam_radius")
 
 
 # ---- heavy-ball momentum ---------------------------------------------------------------------

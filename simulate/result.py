@@ -11,13 +11,9 @@ from typing import Any
 import numpy as np
 
 from simulate.files import atomic_write
+from simulate.trackers import BUILT_IN_ESTIMATORS, ESTIMATORS
 
 __all__ = ["ESTIMATORS", "SimulationResult", "atomic_write"]  # atomic_write lives in simulate.files
-
-#: The estimators every run produces, in a fixed order:
-#: x (last iterate x_T), x_avg (uniform average of x_1..x_T), x_tail (average of the last
-#: ceil(tail_fraction * T) iterates), v (v_T = x_T - eta grad f(x_T)), v_avg (average of v_1..v_T).
-ESTIMATORS = ("x", "x_avg", "x_tail", "v", "v_avg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +24,9 @@ class SimulationResult:
 
     - `x`, `x_avg`, `x_tail`, `v`, `v_avg`: `(S, C, d)` estimators at step `n_steps`.
     - `checkpoint_steps`: `(K,)` the steps t at which estimators were recorded (the last is n_steps).
-    - `checkpoints`: dict estimator name -> `(K, S, C, d)`; `checkpoints[name][-1]` equals the
-      final estimator. At checkpoint t the averages are over steps 1..t and the tail average is
+    - `checkpoints`: dict estimator name -> `(K, S, C, d)`, every tracked estimator by name (the
+      built-in ones and a user's `simulate.tracker`s); `checkpoints[name][-1]` is the final
+      estimator, also `result.estimator(name)` and `result.<name>`. At checkpoint t the averages are over steps 1..t and the tail average is
       over the last ceil(tail_fraction * t) of them.
     - `diverged`: `(S, C)` bool; `diverged_at`: `(S, C)` first step at which the chain left the
       ball of radius `divergence_radius` or became non-finite, -1 if never. A diverged chain stays
@@ -38,11 +35,13 @@ class SimulationResult:
       (`analysis.errors` does). A chain flagged at step 1 reports x0 in every estimator (v too,
       when grad f(x0) is not finite).
     - `trajectory`: `(n_steps + 1, S, C, d)` iterates x_0..x_T when asked for, else `None`.
-    - `estimators`: the estimators this run has: `ESTIMATORS`, without v and v_avg when it ran
-      with `track_v=False` (those fields are then `None`), plus `x_ema` `(S, C, d)` when it ran
-      with `ema_decay` (the debiased exponential moving average of the iterates).
+    - `estimators`: the estimators this run has, in order: `ESTIMATORS`, without v and v_avg when
+      it ran with `track_v=False` (those fields are then `None`), plus `x_ema` `(S, C, d)` when it
+      ran with `ema_decay` (the debiased exponential moving average of the iterates), plus the
+      names of the user's trackers (`simulate.run(..., trackers=...)`).
     - `algorithm`: the update rule, as written (`"sgd()"`, `"sam(radius=0.05)"`, `"momentum(beta=0.9)"`);
-      `sam_radius`: SAM's radius (`None` for other rules); `ema_decay`: as passed (`None`: no EMA).
+      `sam_radius`: SAM's radius (`None` for other rules; the kernel fills it, `Kernel.reported`);
+      `ema_decay`: as passed (`None`: no EMA).
     - `schedule`: the step-size schedule, as written (`"constant()"`, `"cosine_decay(decay_steps=1000, final=0)"`):
       step k ran at step_sizes * s(k) (`simulate.schedules`).
     - the inputs: `step_sizes` `(S,)`, `n_steps`, `n_chains`, `seed`, `tail_fraction`, `noise`,
@@ -82,13 +81,20 @@ class SimulationResult:
         if name not in self.estimators:
             raise ValueError(f"estimator must be one of this run's {self.estimators}, got {name!r}")
         if checkpoint is None:
-            return getattr(self, name)
+            return self.checkpoints[name][-1]
         where = np.flatnonzero(self.checkpoint_steps == checkpoint)
         if where.size == 0:
             raise ValueError(
                 f"checkpoint must be one of the recorded steps {self.checkpoint_steps.tolist()}, got {checkpoint}"
             )
         return self.checkpoints[name][where[0]]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        """A user's tracked estimator by name (`result.x_late`): its final value."""
+        checkpoints = self.__dict__.get("checkpoints", {})
+        if name in self.__dict__.get("estimators", ()) and name in checkpoints:
+            return checkpoints[name][-1]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def n_diverged(self) -> np.ndarray:
@@ -208,7 +214,7 @@ def _inconsistency(values: dict) -> str | None:
     for name in ("n_steps", "n_chains", "dim", "seed"):
         if name in values and (not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 0):
             return f"{name} = {values[name]!r} is not a count"
-    arrays = ("x", "x_avg", "x_tail", "v", "v_avg", "x_ema", "diverged", "diverged_at", "checkpoint_steps", "step_sizes", "trajectory")
+    arrays = BUILT_IN_ESTIMATORS + ("diverged", "diverged_at", "checkpoint_steps", "step_sizes", "trajectory")
     for name in arrays:
         if values.get(name) is not None and not isinstance(values[name], np.ndarray):
             return f"{name} must be an array, got a {type(values[name]).__name__}"
@@ -219,7 +225,7 @@ def _inconsistency(values: dict) -> str | None:
         return "step_sizes must be a 1-D array"
     shape = (step_sizes.size, values.get("n_chains"), values.get("dim"))
     estimators = tuple(values.get("estimators", ESTIMATORS))
-    for name in estimators:
+    for name in (name for name in estimators if name in BUILT_IN_ESTIMATORS):  # a user's: in checkpoints only
         if values.get(name) is None or values[name].shape != shape:
             got = None if values.get(name) is None else values[name].shape
             return f"estimator {name} has shape {got}, not (len(step_sizes), n_chains, dim) = {shape}"

@@ -8,7 +8,6 @@ compiled driver as a traced array, so a new sweep point reuses the compiled code
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -25,9 +24,9 @@ from simulate.driver import simulate_chains
 from simulate.gradients import gradient_source
 from simulate.kernels import Kernel, sgd
 from simulate.progress import StepBar, report_progress_to
-from simulate.result import ESTIMATORS, SimulationResult
+from simulate.result import SimulationResult
 from simulate.schedules import MAX_STEP, Schedule, check
-from simulate.trackers import Records, Trackers, estimators_at_checkpoints
+from simulate.trackers import BUILT_IN_ESTIMATORS, Records, Tracker, built_in, read_out, tail_length
 
 __all__ = ["DivergenceWarning", "run", "checkpoint_schedule", "tail_length"]
 
@@ -41,12 +40,6 @@ MAX_TRAJECTORY_NUMBERS = 50_000_000
 
 class DivergenceWarning(RuntimeWarning):
     """Some chains diverged (left the ball or became non-finite) and were frozen and flagged."""
-
-
-def tail_length(n_steps: int, tail_fraction: float) -> int:
-    """m = ceil(tail_fraction * n_steps), the number of iterates in the tail average (>= 1)."""
-    # round() first so that 0.3 * 10 = 3.0000000000000004 gives 3, not 4.
-    return max(1, math.ceil(round(tail_fraction * n_steps, 9)))
 
 
 def checkpoint_schedule(n_steps: int, checkpoints: int | Sequence[int]) -> np.ndarray:
@@ -111,11 +104,29 @@ def _check_method(method: str, exact_sampler_applies: bool, trajectory: bool) ->
     if method == "exact" and not exact_sampler_applies:
         raise ValueError(
             "method='exact' covers SGD with additive Gaussian noise only, at constant step sizes; minibatch noise, "
-            "another algorithm, a schedule, ema_decay and track_v=False need method='sgd'"
+            "another algorithm, a schedule, ema_decay, track_v=False and trackers need method='sgd'"
         )
     if method == "exact" and trajectory:
         raise ValueError("trajectory=True needs method='sgd': the exact sampler does not visit every step")
     return method
+
+
+def _check_trackers(trackers, built_ins) -> tuple[Tracker, ...]:
+    """The user's trackers: `Tracker`s whose names and estimator names are new identifiers."""
+    if isinstance(trackers, Tracker) or not isinstance(trackers, Sequence):
+        raise ValueError(f"trackers must be a list of simulate.tracker(...) values, got {trackers!r}")
+    taken = {name for t in built_ins for name in (t.name, *t.names)} | set(BUILT_IN_ESTIMATORS)
+    for tracker in trackers:
+        if not isinstance(tracker, Tracker):
+            raise ValueError(f"trackers must hold simulate.tracker(...) values, got {tracker!r}")
+        for name in dict.fromkeys((tracker.name, *tracker.names)):
+            if not (isinstance(name, str) and name.isidentifier()) or name in taken:
+                raise ValueError(
+                    f"tracker name {name!r} must be a Python identifier not already used by this run's estimators "
+                    f"({sorted(taken)})"
+                )
+            taken.add(name)
+    return tuple(trackers)
 
 
 def _check_trajectory_size(trajectory: bool, n_numbers: int) -> None:
@@ -244,6 +255,7 @@ def run(
     progress: bool | Callable[[int, int], None] = False,
     ema_decay: float | None = None,
     track_v: bool | None = None,
+    trackers: Sequence[Tracker] = (),
 ) -> SimulationResult:
     """Run chains of an update rule (SGD by default) for every step size; return the last iterate
     and its averages.
@@ -308,6 +320,8 @@ def run(
       of the iterates (what `optax.ema(beta, debias=True)` gives on them).
     - `track_v`: compute v and v_avg (default: yes, except with minibatch noise, where each v_k
       costs a full-data gradient). Without it the result has no `v`, `v_avg`.
+    - `trackers`: estimators of your own, beside the built-in ones (`simulate.tracker(name, init,
+      update, readout)`, `simulate.trackers`); each is returned by name (`result.estimator(name)`).
 
     **Returns:** a `SimulationResult` with NumPy arrays of shape `(S, C, dim)`.
     """
@@ -339,7 +353,12 @@ def run(
         raise ValueError(f"progress must be True, False or a function progress(steps_done, total_steps), got {progress!r}")
     bar = StepBar(label="simulate.run") if progress is True else None
     progress = bar if progress is True else None if progress is None or progress is False else progress
-    plain_sgd = algorithm.name == "sgd" and isinstance(noise, NoiseModel) and ema_decay is None and track_v and schedule is None
+    built_ins = built_in(tail_fraction, track_v, ema_decay)
+    trackers = built_ins + _check_trackers(trackers, built_ins)
+    plain_sgd = (
+        algorithm.name == "sgd" and isinstance(noise, NoiseModel) and ema_decay is None and track_v and schedule is None
+        and trackers == built_ins
+    )
     method = _check_method(method, plain_sgd, trajectory)
     if method == "sgd" and n_steps > MAX_STEPS:
         raise ValueError(
@@ -347,22 +366,24 @@ def run(
             f"got {n_steps}; method='exact' (SGD on a quadratic with Gaussian noise) has no such limit"
         )
     _check_trajectory_size(trajectory, n_steps * eta.size * n_chains * objective.dim)
-    names = ("x", "x_avg", "x_tail") + (("v", "v_avg") if track_v else ()) + (("x_ema",) if ema_decay is not None else ())
+    names = tuple(name for tracker in trackers for name in tracker.names)
 
     checkpoint_steps = checkpoint_schedule(n_steps, checkpoints)
-    tails = np.array([tail_length(int(t), tail_fraction) for t in checkpoint_steps])
-    needed = np.union1d(checkpoint_steps, checkpoint_steps - tails)
+    extra = [np.asarray(tracker.record_steps(checkpoint_steps, tracker.params), np.int64) for tracker in trackers]
+    needed = np.union1d(checkpoint_steps, np.concatenate(extra))
     needed = needed[needed > 0]  # the prefix sum at step 0 is zero; nothing to record
     if method == "exact":
         records = _exact_records(objective, noise, eta, points, first_chain, seed, needed, dtype)
         diverged_at, path = np.full((eta.size, n_chains), -1), None
     else:
-        # Fixed length (2K + 1) so that a new tail_fraction changes values, not shapes.
-        record_steps = np.full(2 * checkpoint_steps.size + 1, n_steps + 1, dtype=np.int64)
+        # A length fixed by the number of checkpoints (2K + 1 for the built-ins) so that a new
+        # tail_fraction changes values, not shapes.
+        length = checkpoint_steps.size + sum(steps.size for steps in extra) + 1
+        record_steps = np.full(length, n_steps + 1, dtype=np.int64)
         record_steps[: needed.size] = needed
         try:
             records, diverged_at, path = _driven_records(
-                algorithm, gradient_source(noise), Trackers(track_v, ema_decay), objective, eta, points, first_chain, seed,
+                algorithm, gradient_source(noise), trackers, objective, eta, points, first_chain, seed,
                 record_steps, divergence_radius, schedule, n_steps=n_steps, chunk_size=chunk_size, mesh=mesh, dtype=dtype,
                 trajectory=trajectory, progress=progress,
             )
@@ -370,18 +391,18 @@ def run(
             if bar is not None:
                 bar.close()
     numpy_dtype = np.dtype(dtype)
-    estimates = estimators_at_checkpoints(records, needed, checkpoint_steps, tails, numpy_dtype, names, ema_decay, diverged_at)
+    estimates = read_out(trackers, records, needed, checkpoint_steps, numpy_dtype, diverged_at)
     if warn_on_divergence and (diverged_at >= 0).any():
         _warn_divergence(diverged_at >= 0, eta, divergence_radius)
     if trajectory:
         start_points = np.broadcast_to(points.astype(numpy_dtype), (eta.size, n_chains, objective.dim))
         path = np.concatenate([start_points[None], path.astype(numpy_dtype)], axis=0)
     return SimulationResult(
-        **{name: estimates[name][-1] if name in names else None for name in ESTIMATORS + ("x_ema",)},
+        **{name: estimates[name][-1] if name in names else None for name in BUILT_IN_ESTIMATORS},
         estimators=names, diverged=diverged_at >= 0, diverged_at=diverged_at.astype(np.int64),
         checkpoint_steps=checkpoint_steps, checkpoints=estimates, step_sizes=eta, n_steps=n_steps,
         n_chains=n_chains, seed=seed, tail_fraction=tail_fraction, noise=noise, objective_name=objective.name,
         dim=objective.dim, dtype=numpy_dtype.name, divergence_radius=divergence_radius, method=method,
         trajectory=path, algorithm=repr(algorithm), ema_decay=ema_decay,
-        sam_radius=float(algorithm.params) if algorithm.name == "sam" else None, schedule=schedule_name,
+        schedule=schedule_name, **algorithm.reported(),
     )

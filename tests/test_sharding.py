@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent(
     import objectives, simulate
     from simulate.driver import simulate_chains
     from simulate.gradients import AdditiveNoise
-    from simulate.trackers import Trackers
+    from simulate.trackers import built_in
     assert jax.local_device_count() == 4, jax.local_devices()
     f = objectives.quadratic([[2.0, 0.3], [0.3, 0.7]], [0.2, 0.1])
     kwargs = dict(step_sizes=[0.1, 0.5], n_steps=130, n_chains=1001, x0=[1.0, -1.0], seed=3)
@@ -70,7 +70,7 @@ SCRIPT = textwrap.dedent(
     mesh = _chain_mesh(None)
     x0 = jax.device_put(jnp.ones((8, 2)), NamedSharding(mesh, PartitionSpec("chains", None)))
     chains = jax.device_put(jnp.arange(8, dtype=jnp.uint32), NamedSharding(mesh, PartitionSpec("chains")))
-    args = (simulate.sgd(), AdditiveNoise(simulate.noise.gaussian(1.0)), Trackers(), f, jnp.array([0.1, 0.2]), x0, chains,
+    args = (simulate.sgd(), AdditiveNoise(simulate.noise.gaussian(1.0)), built_in(), f, jnp.array([0.1, 0.2]), x0, chains,
             jnp.uint32(0), jnp.array([5, 10, 11], jnp.int32), jnp.float32(1e6))
     records, states, _ = simulate_chains(*args, n_steps=10, dtype=jnp.float32, mesh=mesh)
     assert states.state.x.sharding.spec == PartitionSpec(None, "chains"), states.state.x.sharding
