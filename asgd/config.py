@@ -62,6 +62,7 @@ A file with `kind = "network"` is the network experiment (`asgd.network_config`)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import re
 from pathlib import Path
@@ -154,8 +155,10 @@ class ExperimentConfig:
     config_dir: str | None = None  # the config file's folder: where a kind = "python" module is looked up first
     search_box: tuple | None = None  # objective.search_box: (lower, upper), numbers or dim-tuples
 
-    @property
+    @functools.cached_property
     def objective(self) -> objectives.Objective:
+        """Built once per config (a user's Python factory runs once, and every consumer gets the
+        same object, so its compiled programs are shared)."""
         if self.objective_kind == "python":
             params = self.objective_params
             built = python_objective.make_objective(params["function"], params.get("args"), self.config_dir)
@@ -165,7 +168,7 @@ class ExperimentConfig:
             return built
         return dataclasses.replace(built, search_box=FixedBox(*self.search_box, dim=built.dim))
 
-    @property
+    @functools.cached_property
     def noise(self):
         params = dict(self.noise_params)
         family = params.pop("family")

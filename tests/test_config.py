@@ -119,3 +119,22 @@ def test_the_config_reference_page_lists_every_accepted_key():
             assert f"`{key}`" in page
     for kind in (*sweep_config.OBJECTIVE_KINDS, "python", *sweep_config.NOISE_FAMILIES, *sweep_config.FIGURES, *sweep_config.TARGET_KINDS):
         assert f"`{kind}`" in page
+
+
+def test_the_objective_and_noise_are_built_once_per_config(tmp_path):
+    """A config builds its objective (and calls a user's Python factory) once: every consumer
+    (targets, law, figures, each sweep point) gets the same object, so compiled programs keyed on
+    it are shared."""
+    (tmp_path / "counted.py").write_text(
+        "import jax.numpy as jnp\nimport objectives\ncalls = []\n\n"
+        "def make():\n    calls.append(1)\n    return objectives.from_function(lambda x: jnp.sum(x**2), 1)\n"
+    )
+    data = _with("objective", {"kind": "python", "function": "counted:make"})
+    data["run"]["x0"], data["target"] = [1.0], {"kind": "point", "point": [0.0]}
+    config = parse_config(data, config_dir=str(tmp_path))
+    first = config.objective
+    import counted  # the config's folder is where its module was found
+
+    built = len(counted.calls)  # validation may build one of its own
+    assert all(config.objective is first for _ in range(5)) and config.noise is config.noise
+    assert len(counted.calls) == built
