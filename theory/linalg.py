@@ -111,12 +111,11 @@ def pinned_lu(matrix, pin: int, lower_band: int, upper_band: int, *, ordering: s
     P, NumPy or SciPy sparse; the bands are not needed (kept for the callers). SuperLU in the
     natural order with partial pivoting while the matrix is sparse: the rows' windows follow the
     image map c - eta f'(c), which is not monotone, so the band can cover the matrix while the LU
-    in the natural order fills in little (and on a narrow band it is the band LU). LAPACK's gbtrf
-    did the same work but took 0.03 to 3 s for one matrix on a loaded 2-core machine (its
-    threads); SuperLU runs on one. Dense getrf above `DENSE_ABOVE` non-zeros. `ordering`:
-    SuperLU's column ordering; a 2-D grid's chain wants a fill-reducing one ("MMD_AT_PLUS_A":
-    0.8 s against COLAMD's 2.8 s and the natural order's much more, 101 x 101 cells); `dense`:
-    see `lu_solver`. Negative entries of pi are left as computed (the caller checks them).
+    in the natural order fills in little (and on a narrow band it is the band LU). SuperLU runs on
+    one thread (LAPACK's band LU competed for cores with the step sizes' thread pool). Dense getrf
+    above `DENSE_ABOVE` non-zeros. `ordering`: SuperLU's column ordering; a 2-D grid's chain wants
+    a fill-reducing one ("MMD_AT_PLUS_A"; timings in benchmarks/README.md); `dense`: see
+    `lu_solver`. Negative entries of pi are left as computed (the caller checks them).
     """
     n = matrix.shape[0]
     solve = lu_solver(_pinned(scipy.sparse.csr_matrix(matrix), pin), ordering=ordering, dense=dense)

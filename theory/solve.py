@@ -74,14 +74,14 @@ class BasinSolve(NamedTuple):
 GMRES_TOLERANCE = 1e-12
 #: A 2-D law from GMRES with a residual |pi - pi P|_1 above this is warned about.
 GMRES_RESIDUAL_WARNING = 1e-9
-#: 2-D chains are solved directly (LU of the matrix) when it has up to about this many entries:
-#: on `gaussian_wells` at eta = 0.05, 101 x 101 cells, LU 0.8 s where GMRES took 290 s and
-#: stopped at a residual of 3e-5 ...
+#: 2-D chains are solved directly (LU of the matrix) when it has up to about this many entries
+#: (nearly decomposable chains, where GMRES stops at a small residual with the basins' weights
+#: wrong) ...
 DIRECT_2D_SIZE = 15_000_000
-#: ... when the grid has at most DENSE_2D_CELLS cells (dense LAPACK LU: 0.3 s at 61 x 61, where
-#: SuperLU took 7 s on uniform noise's wide kernel), or each row at most DIRECT_2D_ROW entries
-#: (narrow kernels: SuperLU's fill stays small: 137 per row, 101 x 101 cells, 0.8 s; 311 per
-#: row, 201 x 201, 17 s; 1,700 per row, 101 x 101, 12 s where GMRES takes 3 s).
+#: ... when the grid has at most DENSE_2D_CELLS cells (dense LAPACK LU: wide kernels fill a
+#: sparse LU in), or each row at most DIRECT_2D_ROW entries (narrow kernels: the sparse LU's fill
+#: stays small). The measurements behind these limits: benchmarks/README.md, "2-D at small step
+#: sizes".
 DENSE_2D_CELLS = 64 * 64
 DIRECT_2D_ROW = 400
 #: SuperLU's column ordering for 2-D grids (fill-reducing on the grid's graph).
@@ -157,7 +157,7 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
     negative = pi.min() < -1e-12 * pi.max()
     if bands is not None and (negative or metastable):
         method = "gth"
-        try:  # in 1-D the natural order usually works, and is 9% faster on case 6
+        try:  # in 1-D the natural order usually works, and is faster than pinned-last
             pi = None if pin_first else solvers.gth(matrix.toarray(), lower, upper, overwrite=True)
         except solvers.NoStationaryLaw:  # cells by the box's edge are transient
             pi = None
