@@ -1,6 +1,7 @@
 """The exact long-run law under hostile queries (issue 26): every question it cannot answer is a
 `ValueError` naming the argument, never a negative, NaN or clipped answer."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -49,3 +50,17 @@ def test_escape_time_refuses_a_minimizer_outside_the_box_and_a_target_basin_equa
         law.escape_time(MINIMIZERS, 0, to=0)
     occupancy = law.basin_occupancy(MINIMIZERS)  # the valid queries still answer: symmetric wells
     np.testing.assert_allclose(occupancy, [[0.5, 0.5]], atol=1e-3)  # the middle cell (x = 0, mass 3e-4) goes to one side
+
+
+@pytest.mark.parametrize("f, message", [
+    # Was: "a cell sends all its mass out of the box" / "cut off mass ... widen bounds".
+    (objectives.from_function(lambda x: x[0] ** 2 + jnp.where(x[0] > 0.5, jnp.nan * x[0], 0.0), 1, name="nan_right"),
+     r"f's gradient is not finite at \d+ of the 101 cell centres of bounds=\(\[-2.0\], \[2.0\]\) \(first at x = "),
+    # Was: "cut off mass ... widen bounds", which no box can satisfy.
+    (objectives.from_function(lambda x: 0.0 * x[0], 1, name="flat"), r"f \('flat'\) is flat on bounds=.*no stationary law, in any box"),
+    (objectives.from_function(lambda x: jnp.where(x[0] > 0.5, jnp.nan, x[0] ** 2), 1, name="nan_value"),
+     r"f's value is not finite at \d+ of the 101 cell centres"),
+])
+def test_a_nan_or_flat_objective_is_named_not_blamed_on_the_box(f, message):
+    with pytest.raises(ValueError, match=message):
+        theory.stationary_law(f, simulate.noise.gaussian(1.0), [0.1], bounds=(-2.0, 2.0), n_grid=101)

@@ -386,11 +386,33 @@ class _CutOff(ValueError):
 GROW_DEFAULT_BOX = 3
 
 
+def _check_gradient(f, grid, gradient) -> None:
+    """Refuse a gradient the kernel cannot use: not finite on some cell (its mass would be
+    reported as leaking out of the box), or zero on every cell (SGD is then a random walk with
+    no stationary law, and no box is wide enough)."""
+    box = f"bounds=({grid.lower.tolist()}, {grid.upper.tolist()})"
+    with jax.enable_x64(True):
+        values = np.asarray(f.value(grid.points), np.float64)
+    for name, bad in (("gradient", ~np.all(np.isfinite(gradient), axis=1)), ("value", ~np.isfinite(values))):
+        if np.any(bad):
+            first = grid.points[int(np.flatnonzero(bad)[0])]
+            raise ValueError(
+                f"f's {name} is not finite at {int(bad.sum())} of the {grid.size} cell centres of {box} (first at x = "
+                f"{first.tolist()}): the law needs f and grad f finite on the whole box; fix f or narrow bounds"
+            )
+    if np.all(gradient == 0.0):
+        raise ValueError(
+            f"f ({f.name!r}) is flat on {box} (grad f = 0 at every cell centre): SGD is then a random walk with no "
+            "stationary law, in any box"
+        )
+
+
 def _solve_in_box(f, law, eta, n, lower, upper, max_leak):
     """(grid, gradient, reach, results) of the fine grid; `ValueError` for a transient chain or
     no law, `_CutOff` for a box that cuts off mass."""
     grid = make_grid(lower, upper, n)
     gradient = _gradient(f, grid)
+    _check_gradient(f, grid, gradient)
     divergent = [float(e) for e in eta if _expanding(grid, gradient, e)]
     reach = None
     if f.dim == 2:
