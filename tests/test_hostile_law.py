@@ -64,3 +64,50 @@ def test_escape_time_refuses_a_minimizer_outside_the_box_and_a_target_basin_equa
 def test_a_nan_or_flat_objective_is_named_not_blamed_on_the_box(f, message):
     with pytest.raises(ValueError, match=message):
         theory.stationary_law(f, simulate.noise.gaussian(1.0), [0.1], bounds=(-2.0, 2.0), n_grid=101)
+
+
+def test_uniform_noise_basin_queries_answer_on_a_quadratic():
+    # Was: "the chain is reducible: state 76 cannot reach any state before it" from escape_time,
+    # relevant and quasi_stationary (noise of bounded reach leaves the box's edge cells transient).
+    f = objectives.quadratic(1.0, [0.0])
+    law = theory.stationary_law(f, simulate.noise.uniform(1.0), [0.1, 0.5], bounds=(-4.0, 4.0), n_grid=201)
+    np.testing.assert_array_equal(law.escape_time([[0.0]], 0), [np.inf, np.inf])  # one basin: nothing to escape to
+    assert law.relevant([[0.0]], 0, 1000).tolist() == ["stationary", "stationary"]
+    quasi = law.quasi_stationary([[0.0]])
+    np.testing.assert_allclose(quasi.density[:, 0], law.density, atol=1e-12)  # one basin: the law itself
+    # The floor eta s^2 / (2 - eta h) of the linear chain (h = 1, s^2 = 1), to the grid's error
+    # (1.3% at eta = 0.1: cells of 0.04 against noise steps of eta s = 0.1).
+    np.testing.assert_allclose(law.mse([0.0]), [0.1 / 1.9, 0.5 / 1.5], rtol=2e-2)
+
+
+def test_theory_with_uniform_noise_on_a_quadratic_runs_in_asgd_run(tmp_path, capsys):
+    from asgd import cli, result_folder
+
+    config = tmp_path / "uniform.toml"
+    config.write_text("""
+name = "uniform_law"
+[objective]
+kind = "quadratic"
+hessian = [1.0]
+center = [0.0]
+[noise]
+family = "uniform"
+scale = 1.0
+[run]
+step_sizes = [0.1, 0.5]
+n_steps = 50
+n_chains = 8
+x0 = [0.0]
+checkpoints = 2
+[output]
+estimators = ["x", "x_avg"]
+figures = []
+[theory]
+stationary = true
+n_grid = 201
+bounds = [-4.0, 4.0]
+""")
+    assert cli.main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 0, capsys.readouterr().err
+    rows = result_folder.read_csv(tmp_path / "out" / "uniform_law" / "results.csv")
+    law_x = sorted((r["step_size"], r["mse"]) for r in rows if r["source"] == "law" and r["estimator"] == "x" and r["n_steps"] == 50)
+    np.testing.assert_allclose([mse for _, mse in law_x], [0.1 / 1.9, 0.5 / 1.5], rtol=2e-2)

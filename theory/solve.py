@@ -303,13 +303,17 @@ def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = Tru
     **Returns:** dict escape_time, quasi_stationary `(n,)` (zero outside B), exit_rate (per step,
     from the quasi-stationary law: sum_i q_i P(i, not B)).
     """
-    matrix, _, (lower, upper) = kernel_1d.transition_sparse(grid, gradient[:, 0], law, step_size)
-    matrix = matrix.toarray()
+    sparse, _, (lower, upper) = kernel_1d.transition_sparse(grid, gradient[:, 0], law, step_size)
+    matrix = sparse.toarray()
     where = np.flatnonzero(inside)
     local_start = int(np.searchsorted(where, start))
     m = where.size
-    if m == grid.size:  # one basin: nothing to escape to
-        return BasinSolve(escape_time=math.inf, quasi_stationary=solvers.gth(matrix, lower, upper), exit_rate=0.0)
+    if m == grid.size:  # one basin: nothing to escape to; its quasi-stationary law is the law
+        try:
+            pi = solvers.gth(matrix, lower, upper)
+        except solvers.NoStationaryLaw:  # transient cells (noise of bounded reach, as uniform): the law's own order
+            pi = _gth_pin_first(sparse, start, lower, upper)
+        return BasinSolve(escape_time=math.inf, quasi_stationary=pi, exit_rate=0.0)
     rows, cols = np.nonzero(matrix[np.ix_(inside, inside)])
     band_low, band_up = int(max(0, (rows - cols).max())), int(max(0, (cols - rows).max()))
     wide = max(band_low, band_up) > gth_band_limit(grid.size)
