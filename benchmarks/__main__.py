@@ -23,8 +23,8 @@ from benchmarks.report import case_table, check_targets, machine_line, targets_t
 #: the memory case 4,096 chains (10^5 steps of 16,384 chains take minutes). Quick: seconds, and
 #: only sharp_flat's compile time.
 SIZES = {
-    "full": dict(chains=16_384, steps=10_000, numpy_steps=1_000, repeats=3, dense=(1_024, 1_000), memory=(1_000, 100_000, 4_096), compile=(256, 1_000, None), stationary=(4_001, 16, 201, 1), smoothed=(5, 4_096, 10_000), minibatch=(512, 20, 16, 512, 512)),
-    "quick": dict(chains=1_024, steps=640, numpy_steps=64, repeats=2, dense=(64, 50), memory=(100, 1_000, 256), compile=(16, 100, ("sharp_flat",)), stationary=(401, 4, 41, 0), smoothed=(2, 64, 100), minibatch=(64, 4, 8, 32, 64)),
+    "full": dict(chains=16_384, steps=10_000, numpy_steps=1_000, repeats=3, dense=(1_024, 1_000), memory=(1_000, 100_000, 4_096), compile=(256, 1_000, None), stationary=(4_001, 16, 201, 1), smoothed=(5, 4_096, 10_000), minibatch=(512, 20, 16, 512, 512), finite=(2_001, 8_192, 20_000, 101, tuple(np.geomspace(0.01, 0.3, 8)))),
+    "quick": dict(chains=1_024, steps=640, numpy_steps=64, repeats=2, dense=(64, 50), memory=(100, 1_000, 256), compile=(16, 100, ("sharp_flat",)), stationary=(401, 4, 41, 0), smoothed=(2, 64, 100), minibatch=(64, 4, 8, 32, 64), finite=(401, 256, 500, 31, (0.3,))),
 }
 STEP_SIZES = np.geomspace(0.01, 0.4, 8)  # sharp_flat: both sides of its critical step size
 VALLEY_STEP_SIZES = np.geomspace(0.005, 0.1, 8)  # valley_2d: stable near its widest point
@@ -62,6 +62,9 @@ def cases_to_run(selected: set[int], size: dict) -> dict:
         8: ("case8_minibatch", lambda: cases.minibatch_paths(
             n_examples=size["minibatch"][0], dim=size["minibatch"][1], batch_size=size["minibatch"][2],
             n_chains=size["minibatch"][3], n_steps=size["minibatch"][4], repeats=repeats)),
+        9: ("case9_finite_time_law", lambda: cases.finite_time_law_times(
+            n_grid=size["finite"][0], n_chains=size["finite"][1], n_steps=size["finite"][2], n_grid_2d=size["finite"][3],
+            step_sizes_2d=size["finite"][4])),
     }
     return dict(everything[number] for number in sorted(selected))
 
@@ -70,14 +73,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Benchmarks of simulate.run (issue 7).")
     parser.add_argument("--quick", action="store_true", help="small sizes, seconds: a smoke run, not figures to report")
     parser.add_argument("--out", default="benchmarks/out/bench.json", help="where to write the JSON figures")
-    parser.add_argument("--cases", default="1,2,3,4,5", help="comma-separated case numbers (default: 1-5; on request 6, the exact stationary law of issue 12, 7, analysis.smoothed_solution of issue 14, and 8, minibatch/SAM/EMA runs of issue 13)")
+    parser.add_argument("--cases", default="1,2,3,4,5", help="comma-separated case numbers (default: 1-5; on request 6, the exact stationary law of issue 12, 7, analysis.smoothed_solution of issue 14, 8, minibatch/SAM/EMA runs of issue 13, and 9, the finite-time law of issue 22)")
     args = parser.parse_args(argv)
     try:
         selected = {int(c) for c in args.cases.split(",")}
     except ValueError:
-        parser.error(f"--cases must be comma-separated numbers from 1 to 7, got {args.cases!r}")
-    if not selected <= {1, 2, 3, 4, 5, 6, 7}:
-        parser.error(f"--cases must be numbers from 1 to 7, got {sorted(selected)}")
+        parser.error(f"--cases must be comma-separated numbers from 1 to 9, got {args.cases!r}")
+    if not selected <= {1, 2, 3, 4, 5, 6, 7, 8, 9}:
+        parser.error(f"--cases must be numbers from 1 to 9, got {sorted(selected)}")
     mode = "quick" if args.quick else "full"
 
     started, load_before = time.perf_counter(), os.getloadavg()

@@ -21,7 +21,7 @@ from benchmarks import references
 from benchmarks.timing import compile_events, interleaved
 from simulate.randomness import minibatch_block
 
-__all__ = ["throughput", "dense_quadratic", "compile_times", "stationary_law_times", "double_well_2d", "smoothed_solution_times", "minibatch_paths"]
+__all__ = ["throughput", "dense_quadratic", "compile_times", "stationary_law_times", "double_well_2d", "smoothed_solution_times", "minibatch_paths", "finite_time_law_times"]
 
 
 def _first_call_and_sweep(run, sweep_point) -> dict:
@@ -286,4 +286,39 @@ def minibatch_paths(*, n_examples: int, dim: int, batch_size: int, n_chains: int
     figures = {"n_examples": n_examples, "dim": dim, "batch_size": batch_size, "n_step_sizes": 4, "n_chains": n_chains, "n_steps": n_steps}
     figures.update({f"{name}_s": t["median_s"] for name, t in timed.items()})
     figures["timings"] = timed
+    return figures
+
+
+def finite_time_law_times(*, n_grid: int, n_chains: int, n_steps: int, n_grid_2d: int, step_sizes_2d) -> dict:
+    """Case 9: `theory.finite_time_law` (issue 22). 1-D: the built-in `sharp_flat_tradeoff`
+    (step sizes 0.01-0.4, x0 = -1 in the sharp well, its box [-7, 9] on `n_grid` cells, 10
+    log-spaced checkpoints up to `n_steps`), one call, beside `simulate.run` of the same setting
+    with `n_chains` chains in float32 (the experiment's run, the second call: compiled). 2-D:
+    `theory.stationary_law` on `double_well_2d` at `step_sizes_2d` (the issue's user study: 8 in
+    [0.01, 0.3]), bounds (-6, 7), `n_grid_2d` cells per axis; a refusal is recorded, not raised."""
+    noise = simulate.noise.gaussian(1.0)
+    f = objectives.sharp_flat()
+    step_sizes = np.array([0.01, 0.02, 0.04, 0.1, 0.2, 0.4])
+    checkpoints = simulate.checkpoint_schedule(n_steps, 10).tolist()
+    figures = {"n_grid": n_grid, "n_chains": n_chains, "n_steps": n_steps, "n_grid_2d": n_grid_2d, "step_sizes_2d": list(map(float, step_sizes_2d))}
+    start = time.perf_counter()
+    law = theory.finite_time_law(f, noise, step_sizes, x0=np.array([-1.0]), n_steps=checkpoints, bounds=(-7.0, 9.0), n_grid=n_grid)
+    figures["finite_time_law_s"] = time.perf_counter() - start
+    figures["switch_step"] = law.switch_step.tolist()
+
+    def run():
+        return simulate.run(f, step_sizes=step_sizes, n_steps=n_steps, n_chains=n_chains, x0=[-1.0], noise=noise, checkpoints=10)
+
+    run()
+    start = time.perf_counter()
+    run()
+    figures["simulation_s"] = time.perf_counter() - start
+    figures["law_over_simulation"] = figures["finite_time_law_s"] / figures["simulation_s"]
+    start = time.perf_counter()
+    try:
+        wells = theory.stationary_law(double_well_2d(), noise, np.asarray(step_sizes_2d, float), bounds=(-6.0, 7.0), n_grid=n_grid_2d)
+        figures["two_d_methods"] = list(wells.method)
+    except ValueError as error:
+        figures["two_d_refused"] = str(error)
+    figures["two_d_stationary_law_s"] = time.perf_counter() - start
     return figures

@@ -123,6 +123,15 @@ def case_table(key: str, c: dict) -> str:
             f"  the index draw alone, one 64-step block of {c['n_chains']} chains: without replacement "
             f"{c['indices_without_replacement_s']:.4f} s, with {c['indices_with_replacement_s']:.4f} s",
         ]
+    elif key == "case9_finite_time_law":
+        two_d = f"solvers {c['two_d_methods']}" if "two_d_methods" in c else f"refused: {c['two_d_refused']}"
+        lines = [
+            f"9. theory.finite_time_law, sharp_flat_tradeoff (6 step sizes, {c['n_grid']} cells, 10 checkpoints to T = {c['n_steps']}, from x0 = -1)",
+            f"  the law {c['finite_time_law_s']:7.2f} s (expansion from step {c['switch_step']}, -1: exact to T)   "
+            f"simulate.run {c['n_chains']} chains {c['simulation_s']:7.2f} s   ratio {c['law_over_simulation']:.2f}",
+            f"  2-D theory.stationary_law, double_well_2d, step sizes {[round(e, 4) for e in c['step_sizes_2d']]}, {c['n_grid_2d']} cells per axis: "
+            f"{c['two_d_stationary_law_s']:.2f} s, {two_d}",
+        ]
     else:
         raise ValueError(f"unknown case {key!r}")
     return "\n".join(lines)

@@ -161,3 +161,17 @@ def test_a_start_law_on_another_grid_and_an_unknown_estimator_are_refused():
     law = finite_time_law(f, GAUSSIAN, [0.2], x0=stationary, n_steps=5)
     with pytest.raises(ValueError, match="estimator"):
         law.mean("x_ema")
+
+
+def test_coarsened_grids_at_wide_kernels_agree_with_the_fine_grid():
+    f = objectives.rippled_quadratic()
+    kwargs = dict(x0=np.array([1.2]), n_steps=[5, 60], bounds=(-3.0, 3.6))
+    fine = finite_time_law(f, GAUSSIAN, [0.05, 0.3], n_grid=801, **kwargs)
+    coarse = finite_time_law(f, GAUSSIAN, [0.05, 0.3], n_grid=801, coarsen=True, **kwargs)
+    assert coarse.n_cells.tolist() == [528, 200] and fine.n_cells.tolist() == [801, 801]
+    for name in ESTIMATORS:
+        np.testing.assert_allclose(coarse.mse(name, [0.3]), fine.mse(name, [0.3]), rtol=0.01)
+    again = finite_time_law(f, GAUSSIAN, [0.05, 0.3], n_grid=coarse.n_cells, **kwargs)  # one number per step size
+    np.testing.assert_array_equal(again.mse("x_avg", [0.3]), coarse.mse("x_avg", [0.3]))
+    with pytest.raises(ValueError, match="n_grid"):
+        finite_time_law(f, GAUSSIAN, [0.05, 0.3], n_grid=[401], **kwargs)

@@ -74,6 +74,9 @@ SWITCH_TOLERANCE = 1e-8
 #: the pass is cheaper than the stationary and Poisson solves), and checked every CHECK_EVERY steps.
 SWITCH_FROM = 2000
 CHECK_EVERY = 32
+#: `coarsen=True`: cells per eta sigma_min across the box, and the most the grid is coarsened.
+CELLS_PER_SPREAD = 4
+MOST_COARSENING = 4
 #: 2-D kernels with more than this many entries per row are applied by FFT (`Operator2D`), narrower
 #: ones as the sparse matrix.
 SPARSE_2D_ROW = 400
@@ -92,7 +95,7 @@ class FiniteTimeLaw:
     - `switch_step` `(S,)`: the step K after which the expansion is valid, or -1.
     - `switch_error` `(H, S)`: a bound on what the expansion neglects in the averages' moments,
       relative to their scale (0 where exact).
-    - `grid`: the `Grid`; `start` `(S, N)` the start law mu_0 on the cells.
+    - `grid`: the finest `Grid`; `n_cells` `(S,)` the cells per axis at each step size.
     """
 
     step_sizes: np.ndarray
@@ -104,7 +107,7 @@ class FiniteTimeLaw:
     switch_step: np.ndarray
     switch_error: np.ndarray
     grid: Any
-    start: np.ndarray = dataclasses.field(repr=False)
+    n_cells: np.ndarray
 
     @property
     def dim(self) -> int:
@@ -458,7 +461,8 @@ def _horizons(n_steps) -> np.ndarray:
 
 
 def finite_time_law(
-    f, noise, step_sizes, *, x0, n_steps, bounds=None, n_grid: int | None = None, tail_fraction: float = 0.5, expansion: bool = True
+    f, noise, step_sizes, *, x0, n_steps, bounds=None, n_grid=None, tail_fraction: float = 0.5, expansion: bool = True,
+    coarsen: bool = False,
 ) -> FiniteTimeLaw:
     """The exact law of SGD's estimators at horizons `n_steps` from `x0`, on the cell chain.
 
@@ -472,7 +476,11 @@ def finite_time_law(
       density on the grid (`grid.shape`, `(N,)` or per step size).
     - `n_steps`: an integer T >= 1 or a sequence of them (H horizons, returned sorted).
     - `bounds`, `n_grid`: the box and cells per axis, as `stationary_law` (default: f's search
-      box, 2001 cells in 1-D, 101 per axis in 2-D; a `StationaryLaw` start: its grid).
+      box, 2001 cells in 1-D, 101 per axis in 2-D; a `StationaryLaw` start: its grid); `n_grid`
+      may also give one number per step size.
+    - `coarsen`: fewer cells at the step sizes whose kernel is wide (`_cells`: about
+      `CELLS_PER_SPREAD` cells per eta sigma, at least n_grid // `MOST_COARSENING`); the cost of a
+      step falls like the square of the cells in 1-D. `law.n_cells` says what was used.
     - `tail_fraction`: the tail average covers the last ceil(tail_fraction T) iterates.
     - `expansion`: allow the fundamental-matrix expansion beyond many relaxation times (False:
       exact products to every T).
@@ -487,24 +495,27 @@ def finite_time_law(
             bounds = (x0.grid.lower, x0.grid.upper)
         if n_grid is None:
             n_grid = x0.grid.n_cells
-    law, eta, n = _check_inputs(f, noise, step_sizes, n_grid, 0.5)
+    per_step = isinstance(n_grid, (list, tuple, np.ndarray))
+    law, eta, n = _check_inputs(f, noise, step_sizes, max(n_grid) if per_step else n_grid, 0.5)
     horizons = _horizons(n_steps)
     tail_fraction = validation.real("tail_fraction", tail_fraction, lo=0.0, hi=1.0, open_lo=True)
     lower, upper = search_box(f, bounds)
-    grid = make_grid(lower, upper, n)
-    start = _start_laws(x0, grid, eta.size)
-    gradient = _gradient(f, grid)
-    reach = None
-    if f.dim == 2:
-        reach = tuple(int(r) for r in np.max([kernel_reach(law, float(e), grid.widths, n) for e in eta], axis=0))
+    cells = _cells(n_grid, n, eta, law, upper - lower, coarsen)
     tails = np.array([max(1, math.ceil(round(tail_fraction * int(t), 9))) for t in horizons], dtype=np.int64)
+    grids = {c: make_grid(lower, upper, int(c)) for c in sorted(set(cells.tolist()))}
+    starts = {c: _start_laws(x0, grid, eta.size) for c, grid in grids.items()}
+    gradients = {c: _gradient(f, grid) for c, grid in grids.items()}
     with jax.enable_x64(True):
-        pin = int(np.argmin(np.asarray(f.value(grid.points))))
+        pins = {c: int(np.argmin(np.asarray(f.value(grid.points)))) for c, grid in grids.items()}
+
+    def one(s, e):
+        c = int(cells[s])
+        reach = kernel_reach(law, e, grids[c].widths, c) if f.dim == 2 else None
+        return _one_step_size(grids[c], gradients[c], law, e, reach, starts[c][s], horizons, tails, pins[c], expansion)
+
     try:
         with _one_blas_thread():
-            results = _per_step_size(
-                lambda s, e: _one_step_size(grid, gradient, law, e, reach, start[s], horizons, tails, pin, expansion), eta
-            )
+            results = _per_step_size(one, eta)
     except solvers.NoStationaryLaw as error:
         raise ValueError(f"step_sizes {eta.tolist()}: no cell chain in bounds={lower.tolist()}, {upper.tolist()}: {error}") from None
     means = {name: np.stack([r[0][name] for r in results], axis=1) for name in ESTIMATORS}
@@ -512,5 +523,22 @@ def finite_time_law(
     return FiniteTimeLaw(
         step_sizes=eta, n_steps=horizons, tail_fraction=tail_fraction, means=means, covariances=covariances,
         method=np.stack([r[2] for r in results], axis=1), switch_step=np.array([r[4] for r in results]),
-        switch_error=np.stack([r[3] for r in results], axis=1), grid=grid, start=start,
+        switch_error=np.stack([r[3] for r in results], axis=1), grid=grids[max(grids)], n_cells=cells,
     )
+
+
+def _cells(n_grid, n, eta, law, widths, coarsen) -> np.ndarray:
+    """Cells per axis for each step size `(S,)`: `n_grid` itself (a number, or one per step size),
+    or with `coarsen`, n reduced where the kernel is wide: enough for `CELLS_PER_SPREAD` cells
+    per eta sigma_min across the box, never below n // `MOST_COARSENING` (the landscape's own
+    scale) nor above n."""
+    if isinstance(n_grid, (list, tuple, np.ndarray)):
+        cells = np.array([validation.integer("n_grid", c, lo=16, note="cells per axis") for c in n_grid], dtype=np.int64)
+        if cells.shape != eta.shape:
+            raise ValueError(f"n_grid must be a number or one per step size ({eta.size}), got {len(cells)}")
+        return cells
+    if not coarsen:
+        return np.full(eta.shape, n, dtype=np.int64)
+    spread = eta * float(np.sqrt(np.min(np.diag(law.covariance))))
+    needed = np.ceil(float(np.max(widths)) * CELLS_PER_SPREAD / spread).astype(np.int64)
+    return np.clip(needed, max(16, n // MOST_COARSENING), n)
