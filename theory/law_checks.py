@@ -11,11 +11,9 @@ share of the noise variance beyond the box and refuses the law above `MAX_LOST_V
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import scipy.integrate
-import scipy.stats
+
+from objectives.noise_families import family_named
 
 __all__ = ["MAX_LOST_VARIANCE", "check_heavy_tails", "lost_variance"]
 
@@ -25,25 +23,21 @@ MAX_LOST_VARIANCE = 0.01
 
 def lost_variance(df: float, reach: float) -> float:
     """E[Z^2 1{|Z| > reach}] for Z Student-t with `df` > 2 degrees of freedom scaled to unit
-    variance: 1 minus the truncated second moment over [-reach, reach] (a finite integral, accurate
-    however heavy the tails)."""
-    c = math.sqrt((df - 2.0) / df)  # Z = c T, T ~ t_df
-    t = scipy.stats.t(df)
-    kept, _ = scipy.integrate.quad(lambda x: x * x * t.pdf(x), -reach / c, reach / c, limit=200)
-    return float(max(0.0, 1.0 - c * c * kept))
+    variance (the Student-t family's `tail_variance`)."""
+    return family_named("student_t").tail_variance(reach, df)
 
 
 def check_heavy_tails(law, step_sizes, lower, upper, means) -> None:
     """Refuse (`ValueError` naming the step sizes) a Student-t law whose box cuts off more than
     `MAX_LOST_VARIANCE` of the noise variance: a step from the law's mean `means` `(S, d)` reaches
     the nearest edge of the box at reach = distance / (eta sigma_axis) noise units."""
-    if law.family != "student_t":
+    if not law.standard.heavy_tailed:
         return
     scales = np.sqrt(np.diag(law.covariance))
     lost = []
     for eta, mean in zip(np.asarray(step_sizes, float), np.asarray(means, float)):
         distance = np.minimum(mean - lower, upper - mean)
-        lost.append(max(lost_variance(law.df, float(max(d, 0.0) / (eta * s))) for d, s in zip(distance, scales)))
+        lost.append(max(law.standard.tail_variance(float(max(d, 0.0) / (eta * s)), law.df) for d, s in zip(distance, scales)))
     lost = np.array(lost)
     bad = lost > MAX_LOST_VARIANCE
     if np.any(bad):

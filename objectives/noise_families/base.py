@@ -72,6 +72,7 @@ class NoiseFamily:
     atoms: ClassVar[tuple[float, ...] | None] = None
     band_reach: ClassVar[float | None] = None
     auto_quadrature_dim: ClassVar[int] = 0
+    heavy_tailed: ClassVar[bool] = False  # a box may cut off much of the variance (`tail_variance`)
 
     def standard(self, random, key, shape, dtype, df) -> jax.Array:
         """z of shape `shape` (zero mean, unit variance) from `random` (`jax.random` or `simulate.threefry`)."""
@@ -99,6 +100,11 @@ class NoiseFamily:
         raise ValueError(
             f"{self.name} noise has no quadrature rule matching its law: use method='monte_carlo'"
         )
+
+    def tail_variance(self, reach: float, df) -> float:
+        """E[Z^2 1{|Z| > reach}]: the share of the variance beyond `reach` noise units (checked
+        against the law's box for `heavy_tailed` families only)."""
+        raise ValueError(f"{self.name} noise has no tail variance here")
 
     def kernel_cells(self, sd: float, width: float, n_cells: int) -> float:
         """Cells (of width `width`) beyond which eta eps of standard deviation `sd` is negligible."""

@@ -7,7 +7,9 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.integrate
 import scipy.special
+import scipy.stats
 
 from objectives.noise_families.base import NoiseFamily, NoiseModel, check_scale
 
@@ -15,6 +17,16 @@ from objectives.noise_families.base import NoiseFamily, NoiseModel, check_scale
 class StudentT(NoiseFamily):
     threefry_bulk = False  # rejection sampling: drawn with jax.random
     has_df = True
+    heavy_tailed = True
+
+    def tail_variance(self, reach, df):
+        """E[Z^2 1{|Z| > reach}] for Z = c T, T ~ t_df, c = sqrt((df - 2)/df): 1 minus the
+        truncated second moment over [-reach, reach] (a finite integral, accurate however heavy
+        the tails)."""
+        c = math.sqrt((df - 2.0) / df)
+        t = scipy.stats.t(df)
+        kept, _ = scipy.integrate.quad(lambda x: x * x * t.pdf(x), -reach / c, reach / c, limit=200)
+        return float(max(0.0, 1.0 - c * c * kept))
 
     def standard(self, random, key, shape, dtype, df):
         df = jnp.asarray(df, dtype)
