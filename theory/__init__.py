@@ -9,7 +9,8 @@
   operator), `theory.linalg` (GTH, pinned LU, Poisson equation, spectral gap), `theory.solve`
   (which solver, per step size).
 - `theory.finite_time`: the law of every estimator at a run's own horizons and start
-  (`finite_time_law` -> `FiniteTimeLaw`), exact products of the kernel with vectors.
+  (`finite_time_law` -> `FiniteTimeLaw`), exact products of the kernel with vectors
+  (`theory.cell_products`: the kernel applied to blocks of vectors, start laws on the cells).
 - `theory.averaged_limit`: what the average converges to: Delta in E_pi x = theta* + eta Delta +
   O(eta^2) (`averaged_limit_expansion`), its decomposition with the exact law (`averaged_limit`).
 

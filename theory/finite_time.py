@@ -45,23 +45,19 @@ centres (its mean kept exactly).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import scipy.sparse
 
 from analysis.search import search_box
 from objectives import validation
 from theory import linalg as solvers
-from theory import solve as chains
+from theory.cell_products import CellChain, one_blas_thread, start_law
 from theory.grid import make_grid
-from theory.kernel_1d import transition_sparse
-from theory.kernel_2d import Operator2D, kernel_reach
+from theory.kernel_2d import kernel_reach
 from theory.stationary import StationaryLaw, _check_inputs, _gradient, _per_step_size
 
 __all__ = ["ESTIMATORS", "FiniteTimeLaw", "finite_time_law", "SWITCH_TOLERANCE"]
@@ -77,10 +73,6 @@ CHECK_EVERY = 32
 #: `coarsen=True`: cells per eta sigma_min across the box, and the most the grid is coarsened.
 CELLS_PER_SPREAD = 4
 MOST_COARSENING = 4
-#: 2-D kernels with more than this many entries per row are applied by FFT (`Operator2D`), narrower
-#: ones as the sparse matrix.
-SPARSE_2D_ROW = 400
-
 
 @dataclasses.dataclass(frozen=True)
 class FiniteTimeLaw:
@@ -134,82 +126,6 @@ class FiniteTimeLaw:
         if t.shape not in ((d,), (s, d)):
             raise ValueError(f"target must have shape ({d},) or (S, d) = ({s}, {d}), got {t.shape}")
         return np.sum((mean - t) ** 2, axis=-1) + np.trace(self.covariance(estimator), axis1=-2, axis2=-1)
-
-
-# ---- the kernel as products with vectors -----------------------------------------------------
-
-
-class _Chain:
-    """P at one step size, as products with blocks of vectors: `push(V) = P^T V` (laws move
-    forward) and `pull(H) = P H` (expectations), V and H `(N, m)`; and `stationary()`: pi and a
-    Poisson solver."""
-
-    def __init__(self, grid, gradient, law, step_size, reach):
-        self.size = grid.size
-        self.matrix, self.operator, self.bands = None, None, None
-        if grid.dim == 1:
-            matrix, _, self.bands = transition_sparse(grid, gradient[:, 0], law, step_size)
-        else:
-            op = Operator2D(grid, gradient, law, step_size, reach)
-            if op.sparse_size <= SPARSE_2D_ROW * self.size:  # narrow kernels: the sparse matrix
-                matrix = op.sparse()
-            else:  # wide kernels: the FFT operator on a block of vectors
-                matrix = None
-                self.operator = op
-                self._push = jax.jit(jax.vmap(op.push, in_axes=1, out_axes=1))
-                self._pull = jax.jit(jax.vmap(op.pull, in_axes=1, out_axes=1))
-        if matrix is not None:
-            if matrix.nnz >= solvers.DENSE_ABOVE * self.size**2:  # BLAS beats the sparse product
-                self.matrix = matrix.toarray()
-                self._transposed = self.matrix.T
-            else:
-                self.matrix = matrix.tocsr()
-                self._transposed = matrix.T.tocsr()
-
-    def push(self, block: np.ndarray) -> np.ndarray:
-        if self.operator is not None:
-            return _padded(self._push, block)
-        return np.asarray(self._transposed @ block)
-
-    def pull(self, block: np.ndarray) -> np.ndarray:
-        if self.operator is not None:
-            return _padded(self._pull, block)
-        return np.asarray(self.matrix @ block)
-
-    def stationary(self, pin: int):
-        """(pi, poisson) where `poisson(g)` `(N, m)` -> u with (I - P) u = g - pi g, pi u = 0; None
-        where no law comes out (a reducible cell chain)."""
-        if self.operator is not None:  # wide kernels mix fast: GMRES on the operator
-            pi, _ = chains._stationary_2d(self.operator, self.size)
-
-            def poisson(g):
-                return chains._poisson_2d(self.operator, pi, g - pi @ g)
-
-        else:
-            lower, upper = self.bands or (0, 0)
-            matrix = scipy.sparse.csr_matrix(self.matrix)
-            try:
-                pi, solve = solvers.pinned_lu(matrix, pin, lower, upper, ordering="NATURAL" if self.bands else chains.FILL_REDUCING)
-            except (solvers.NoStationaryLaw, RuntimeError, np.linalg.LinAlgError):
-                return None
-            if not np.all(np.isfinite(pi)):
-                return None
-
-            def poisson(g):
-                h = solve(g - pi @ g)
-                return h - pi @ h
-
-        return pi, poisson
-
-
-def _padded(apply, block):
-    """`apply` on `block` `(N, m)` padded with zero columns to a multiple of 8: one compiled
-    program for every few widths (the number of vectors changes as tails start and end)."""
-    m = block.shape[1]
-    width = -(-m // 8) * 8
-    padded = np.zeros((block.shape[0], width))
-    padded[:, :m] = block
-    return np.asarray(apply(jnp.asarray(padded)))[:, :m]
 
 
 # ---- the forward pass ----------------------------------------------------------------------
@@ -293,7 +209,7 @@ def _one_step_size(grid, gradient, law, eta, reach, start, horizons, tails, pin,
     d = grid.dim
     points = grid.points
     values = np.concatenate([points, points - eta * gradient], axis=1)  # g: x then v, (N, 2d)
-    chain = _Chain(grid, gradient, law, eta, reach)
+    chain = CellChain(grid, gradient, law, eta, reach)
     expansion = None
     centre = start @ values
     if want_expansion and horizons[-1] >= SWITCH_FROM:
@@ -394,61 +310,6 @@ def _one_step_size(grid, gradient, law, eta, reach, start, horizons, tails, pin,
     return means, seconds, method, errors, switch_step
 
 
-def _start_laws(x0, grid, n_step_sizes):
-    """mu_0 `(S, N)` from a point `(d,)` (split linearly between neighbouring centres) or a law."""
-    if isinstance(x0, StationaryLaw):
-        if x0.grid.n_cells != grid.n_cells or not (np.array_equal(x0.grid.lower, grid.lower) and np.array_equal(x0.grid.upper, grid.upper)):
-            raise ValueError(
-                f"x0 is a law on another grid ({x0.grid.n_cells} cells per axis over {x0.grid.lower.tolist()}, "
-                f"{x0.grid.upper.tolist()}) than this one ({grid.n_cells} over {grid.lower.tolist()}, {grid.upper.tolist()}): "
-                "pass bounds and n_grid equal to the law's"
-            )
-        density = x0.density.reshape(len(x0.step_sizes), -1)
-        if density.shape[0] not in (1, n_step_sizes):
-            raise ValueError(f"x0 is a law for {density.shape[0]} step sizes, expected {n_step_sizes} (or 1)")
-        return np.broadcast_to(density, (n_step_sizes, grid.size)).copy()
-    array = np.asarray(x0, dtype=np.float64)
-    if array.ndim == 2 and array.shape[1] == grid.dim and array.shape != grid.shape:  # one point per chain
-        points, counts = np.unique(array, axis=0, return_counts=True)
-        mu = sum(c * _start_laws(point, grid, 1)[0] for point, c in zip(points, counts)) / counts.sum()
-        return np.broadcast_to(mu, (n_step_sizes, grid.size)).copy()
-    if array.shape == (grid.dim,):
-        if not (np.all(np.isfinite(array)) and np.all(array >= grid.lower) and np.all(array <= grid.upper)):
-            raise ValueError(f"x0 must lie in the box [{grid.lower.tolist()}, {grid.upper.tolist()}], got {array.tolist()}")
-        weights = np.ones(1)
-        index = np.zeros((1, 0), np.int64)
-        for axis in range(grid.dim):
-            centres = grid.axes[axis]
-            u = np.clip((array[axis] - centres[0]) / grid.widths[axis], 0.0, grid.n_cells - 1.0)
-            j = min(int(math.floor(u)), grid.n_cells - 2)
-            t = u - j
-            index = np.concatenate([np.repeat(index, 2, axis=0), np.tile([[j], [j + 1]], (index.shape[0], 1))], axis=1)
-            weights = np.repeat(weights, 2) * np.tile([1.0 - t, t], weights.size)
-        mu = np.zeros(grid.size)
-        np.add.at(mu, np.ravel_multi_index(tuple(index.T), grid.shape), weights)
-        return np.broadcast_to(mu, (n_step_sizes, grid.size)).copy()
-    flat = array.reshape(array.shape[0], -1) if array.ndim == grid.dim + 1 else array.reshape(1, -1)
-    if flat.shape[1] != grid.size or flat.shape[0] not in (1, n_step_sizes) or array.shape[-grid.dim :] != grid.shape and array.shape != (grid.size,):
-        raise ValueError(
-            f"x0 must be a point ({grid.dim},), a StationaryLaw or a density on this grid {grid.shape} (or (S,) + that), got shape {array.shape}"
-        )
-    if not (np.all(flat >= 0) and np.allclose(flat.sum(axis=1), 1.0)):
-        raise ValueError("x0 as a density must be non-negative and sum to 1 per step size")
-    return np.broadcast_to(flat, (n_step_sizes, grid.size)).copy()
-
-
-def _one_blas_thread():
-    """BLAS on one thread: each step's product is small (N x ~10 vectors), where OpenBLAS's
-    threads cost more than they give (901 cells: 23 ms a product with 2 threads on a loaded
-    2-core machine, 2.9 ms with one); the step sizes run side by side instead. A no-op without
-    threadpoolctl."""
-    try:
-        import threadpoolctl
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpoolctl.threadpool_limits(1, user_api="blas")
-
-
 def _horizons(n_steps) -> np.ndarray:
     values = list(n_steps) if isinstance(n_steps, (list, tuple, np.ndarray)) else [n_steps]
     if not values:
@@ -503,7 +364,7 @@ def finite_time_law(
     cells = _cells(n_grid, n, eta, law, upper - lower, coarsen)
     tails = np.array([max(1, math.ceil(round(tail_fraction * int(t), 9))) for t in horizons], dtype=np.int64)
     grids = {c: make_grid(lower, upper, int(c)) for c in sorted(set(cells.tolist()))}
-    starts = {c: _start_laws(x0, grid, eta.size) for c, grid in grids.items()}
+    starts = {c: start_law(x0, grid, eta.size) for c, grid in grids.items()}
     gradients = {c: _gradient(f, grid) for c, grid in grids.items()}
     with jax.enable_x64(True):
         pins = {c: int(np.argmin(np.asarray(f.value(grid.points)))) for c, grid in grids.items()}
@@ -514,7 +375,7 @@ def finite_time_law(
         return _one_step_size(grids[c], gradients[c], law, e, reach, starts[c][s], horizons, tails, pins[c], expansion)
 
     try:
-        with _one_blas_thread():
+        with one_blas_thread():
             results = _per_step_size(one, eta)
     except solvers.NoStationaryLaw as error:
         raise ValueError(f"step_sizes {eta.tolist()}: no cell chain in bounds={lower.tolist()}, {upper.tolist()}: {error}") from None
