@@ -417,3 +417,38 @@ def test_escape_formulas_and_the_exact_escape_time():
     np.testing.assert_allclose(xie_escape_steps(0.3, 2.0, -2.0, 0.1, 0.5, 0.3), eyring_kramers_steps(0.3, 2.0, 2.0, 0.1, 1.0), rtol=1e-12)
     # Noise that vanishes on the way (the PSD part of f'' is 0 for |x| < 1/sqrt(3)): the diffusion never crosses.
     assert diffusion_escape_steps_1d(f, lambda x: jnp.maximum(3 * x * x - 1, 0.0).reshape(1, 1), 0.1, -1.0, 0.0, -3.0) == math.inf
+
+
+# ---- basins of the state-dependent law -------------------------------------------------------
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_basin_methods_solve_with_the_laws_own_kernel(dim):
+    # Noise that changes with x, C(x) = (0.3 + 0.4 sum_a sin^2 x_a) I: the basin methods must solve
+    # with this kernel, not the additive one of `noise_law` (which cannot read a function).
+    from theory.escape import escape_steps
+    from theory.state_dependent import cell_kernel, components
+
+    if dim == 1:
+        f = objectives.from_function(lambda x: jnp.sum(0.25 * (x * x - 1.0) ** 2), 1, name="quartic_well")
+        minima, bounds, n, eta = np.array([[-1.0], [1.0]]), (-3.0, 3.0), 401, [0.1, 0.2]
+    else:
+        f = objectives.gaussian_wells([0.5, 0.3], [[-0.6, 0.0], [0.6, 0.3]], [0.4, 0.5], 0.3)
+        minima, bounds, n, eta = np.array([[-0.6, 0.0], [0.6, 0.3]]), ((-3.0, -3.0), (3.0, 3.0)), 32, [0.3]
+    covariance = lambda x: (0.3 + 0.4 * jnp.sum(jnp.sin(x) ** 2)) * jnp.eye(dim)  # noqa: E731
+    law = state_dependent_law(f, covariance, eta, bounds=bounds, n_grid=n)
+    escape = law.escape_time(minima, 0)
+    # An independent solve: one sparse LU of I - P_BB on the same cells.
+    np.testing.assert_allclose(escape, escape_steps(f, covariance, eta, minima, 0, bounds=bounds, n_grid=n), rtol=1e-8)
+    quasi = law.quasi_stationary(minima)
+    np.testing.assert_allclose(quasi.escape_time[:, 0], escape, rtol=1e-12)
+    # Each basin's quasi-stationary law q is the left Perron vector of P_BB: q P_BB = (1 - exit rate) q.
+    parts = components(f, covariance, law.grid.points)
+    for s, e in enumerate(law.step_sizes):
+        matrix, _ = cell_kernel(law.grid, parts, e)
+        for k in range(2):
+            q = quasi.density[s, k].reshape(-1)
+            inside = q > 0
+            block = matrix[inside][:, inside]
+            np.testing.assert_allclose(block.T @ q[inside], (1.0 - quasi.exit_rate[s, k]) * q[inside], atol=1e-9 * q.max())
+    assert law.relevant(minima, 0, 10).tolist() == ["quasi_stationary"] * len(eta)

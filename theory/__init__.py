@@ -11,6 +11,11 @@
 - `theory.finite_time`: the law of every estimator at a run's own horizons and start
   (`finite_time_law` -> `FiniteTimeLaw`), exact products of the kernel with vectors
   (`theory.cell_products`: the kernel applied to blocks of vectors, start laws on the cells).
+- Noise that follows the landscape (state-dependent Gaussian noise, exact minibatch mixtures):
+  `state_dependent_law` (the `StationaryLaw` with this noise's kernel), `absorption` where the
+  noise vanishes at minimizers (absorption probabilities and times), `linear_stability` (mean-square
+  stability at a minimum, Wu, Ma and E 2018), escape times (`escape_steps` exact on cells, beside
+  `eyring_kramers_steps`, `xie_escape_steps` and `diffusion_escape_steps_1d`).
 - `theory.averaged_limit`: what the average converges to: Delta in E_pi x = theta* + eta Delta +
   O(eta^2) (`averaged_limit_expansion`), its decomposition with the exact law (`averaged_limit`).
 
@@ -32,8 +37,13 @@ from theory.linalg import InaccurateLawWarning, NoStationaryLaw
 from theory.stationary import QuasiStationary, StationaryLaw, stationary_law
 from theory.finite_time import FiniteTimeLaw, finite_time_law
 from theory.averaged_limit import AveragedLimit, averaged_limit, averaged_limit_expansion, free_energy_solution
+from theory.state_law import state_dependent_law
+from theory.absorption import Absorption, absorption
+from theory.stability import Stability, linear_stability, lyapunov_exponent_1d, minibatch_threshold_1d
+from theory.escape import diffusion_escape_steps_1d, escape_steps, eyring_kramers_steps, xie_escape_steps
 
 __all__ = [
+    "Absorption",
     "AveragedLimit",
     "ESTIMATORS",
     "FiniteTimeLaw",
@@ -41,17 +51,27 @@ __all__ = [
     "InaccurateLawWarning",
     "NoStationaryLaw",
     "QuasiStationary",
+    "Stability",
     "StationaryLaw",
+    "absorption",
     "averaged_limit",
     "averaged_limit_expansion",
     "averaged_mse_asymptotic",
+    "diffusion_escape_steps_1d",
+    "escape_steps",
+    "eyring_kramers_steps",
     "finite_time_law",
     "free_energy_solution",
     "last_iterate_floor",
+    "linear_stability",
+    "lyapunov_exponent_1d",
+    "minibatch_threshold_1d",
     "quadratic",
     "quadratic_law",
     "quadratic_mse",
     "quadratic_mse_curves",
+    "state_dependent_law",
     "stationary_covariance",
     "stationary_law",
+    "xie_escape_steps",
 ]

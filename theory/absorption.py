@@ -188,7 +188,7 @@ def absorption(
         grid = make_grid(lower, upper, cells)
         parts = components(f, noise, grid.points)
         try:
-            out = np.array(stationary._per_step_size(lambda s, e: _one(grid, parts, e, points, radius), eta))
+            out = np.array(stationary.per_step_size(lambda s, e: _one(grid, parts, e, points, radius), eta))
         except NoStationaryLaw as error:
             raise ValueError(f"noise={noise!r}: {error}") from None
         index, weight = _start_weights(grid, start)

@@ -58,7 +58,7 @@ from theory import linalg as solvers
 from theory.cell_products import CellChain, one_blas_thread, start_law
 from theory.grid import make_grid
 from theory.kernel_2d import kernel_reach
-from theory.stationary import StationaryLaw, _check_inputs, _gradient, _per_step_size
+from theory.stationary import StationaryLaw, _check_inputs, _gradient, per_step_size
 
 __all__ = ["ESTIMATORS", "FiniteTimeLaw", "finite_time_law", "SWITCH_TOLERANCE"]
 
@@ -376,7 +376,7 @@ def finite_time_law(
 
     try:
         with one_blas_thread():
-            results = _per_step_size(one, eta)
+            results = per_step_size(one, eta)
     except solvers.NoStationaryLaw as error:
         raise ValueError(f"step_sizes {eta.tolist()}: no cell chain in bounds={lower.tolist()}, {upper.tolist()}: {error}") from None
     means = {name: np.stack([r[0][name] for r in results], axis=1) for name in ESTIMATORS}

@@ -39,7 +39,7 @@ import scipy.sparse.linalg
 from theory import kernel_1d, kernel_2d
 from theory import linalg as solvers
 
-__all__ = ["BasinSolve", "StepSolve", "basin_1d", "basin_2d", "gth_band_limit", "solve_1d", "solve_2d"]
+__all__ = ["BasinSolve", "StepSolve", "bandwidths", "basin_1d", "basin_2d", "basin_matrix", "gth_band_limit", "solve_1d", "solve_2d", "solve_matrix"]
 
 
 class StepSolve(NamedTuple):
@@ -108,7 +108,7 @@ def _direct_2d(op) -> bool:
     return op.sparse_size <= DIRECT_2D_SIZE and (cells <= DENSE_2D_CELLS or op.sparse_size <= DIRECT_2D_ROW * cells)
 
 
-def _bands(matrix) -> tuple[int, int]:
+def bandwidths(matrix) -> tuple[int, int]:
     """(lower, upper) bandwidths of a sparse matrix's non-zero pattern."""
     rows, cols = matrix.nonzero()
     return int(max(0, (rows - cols).max())), int(max(0, (cols - rows).max()))
@@ -130,6 +130,27 @@ def solve_1d(grid, gradient, law, step_size, *, pin: int, like: StepSolve | None
     coarse grid of the error estimate: no spectral gap computed, relaxation_time nan)."""
     matrix, leak, bands = kernel_1d.transition_sparse(grid, gradient[:, 0], law, step_size)
     return _solve_matrix(matrix, leak, grid.points, grid.points - step_size * gradient, pin, like, bands=bands)
+
+
+def solve_matrix(grid, matrix, leak, targets, step_size: float, *, pin: int, like: StepSolve | None = None) -> StepSolve:
+    """The law (`StepSolve`) of a cell chain given as its matrix, for one step size: the solver of
+    `solve_1d` on a 1-D grid (pinned LU, GTH on the band where the chain is nearly decomposable),
+    the direct one of `solve_2d` on a 2-D grid (fill-reducing LU, dense up to `DENSE_2D_CELLS`
+    cells, GTH up to `GTH_2D_CELLS`). For kernels that are not additive noise's
+    (`theory.state_law`).
+
+    **Arguments:** `grid` (N cells); `matrix`: P, SciPy sparse `(N, N)`, rows summing to 1;
+    `leak` `(N,)`: the mass each row sent out of the box; `targets` `(N, d)`: v = c - eta grad f(c)
+    at the centres (for the moments and Poisson solutions of v); `pin`: a cell with mass;
+    `like`: the result on a finer grid (as `solve_1d`).
+    """
+    if grid.dim == 1:
+        return _solve_matrix(matrix, leak, grid.points, targets, pin, like, bands=bandwidths(matrix))
+    size = grid.size
+    return _solve_matrix(
+        matrix, leak, grid.points, targets, pin, like, bands=bandwidths(matrix) if size <= GTH_2D_CELLS else None, pin_first=True,
+        ordering=FILL_REDUCING, dense=size <= DENSE_2D_CELLS, step_size=step_size,
+    )
 
 
 def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, pin_first=False, ordering: str = "NATURAL", dense=None, step_size=None):
@@ -234,19 +255,14 @@ def _poisson_2d(op, pi, g):
 def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: StepSolve | None = None):
     """As `solve_1d`, on a 2-D grid. Where the direct solve is affordable (`_direct_2d`: small
     grids, or narrow kernels, i.e. small step sizes, where metastability lives), the matrix P
-    (`Operator2D.sparse`) and the pinned LU of 1-D, then GTH (`_solve_matrix`); else GMRES on the
+    (`Operator2D.sparse`) and the pinned LU of 1-D, then GTH (`solve_matrix`); else GMRES on the
     operator (wide kernels: large step sizes, which mix fast), and a residual left above
     `GMRES_RESIDUAL_WARNING` is warned about. GMRES is not tried first: on a nearly decomposable
     chain it stops at a small residual with the basins' weights wrong."""
     op = kernel_2d.Operator2D(grid, gradient, law, step_size, reach)
     points, size = grid.points, grid.size
     if _direct_2d(op):
-        matrix = op.sparse()
-        bands = _bands(matrix) if size <= GTH_2D_CELLS else None
-        return _solve_matrix(
-            matrix, op.leak, points, points - step_size * gradient, pin, like, bands=bands, pin_first=True,
-            ordering=FILL_REDUCING, dense=size <= DENSE_2D_CELLS, step_size=step_size,
-        )
+        return solve_matrix(grid, op.sparse(), op.leak, points - step_size * gradient, step_size, pin=pin, like=like)
     pi, residual = _stationary_2d(op, size)
     relaxation = like is None
     if relaxation and not residual < GMRES_RESIDUAL_WARNING:
@@ -300,10 +316,27 @@ def basin_1d(grid, gradient, law, step_size, inside, start, *, quasi: bool = Tru
     r <- (occupation measure before exit, started from r), which is the same resurrected chain
     with state 0 restarting from r (its fixed point is the left Perron vector of P_BB).
 
-    **Returns:** dict escape_time, quasi_stationary `(n,)` (zero outside B), exit_rate (per step,
-    from the quasi-stationary law: sum_i q_i P(i, not B)).
+    **Returns:** a `BasinSolve`: escape_time, quasi_stationary `(n,)` (zero outside B), exit_rate
+    (per step, from the quasi-stationary law: sum_i q_i P(i, not B)).
     """
-    sparse, _, (lower, upper) = kernel_1d.transition_sparse(grid, gradient[:, 0], law, step_size)
+    sparse, _, band = kernel_1d.transition_sparse(grid, gradient[:, 0], law, step_size)
+    return _basin_sparse(grid, sparse, band, inside, start, quasi=quasi, iterations=iterations)
+
+
+def basin_matrix(grid, matrix, step_size: float, inside, start: int, *, quasi: bool = True) -> BasinSolve:
+    """`basin_1d` / `basin_2d` (direct) for a cell chain given as its matrix P (SciPy sparse
+    `(N, N)`, rows summing to 1): escape time from cell `start` out of `inside` (bool `(N,)`),
+    the set's quasi-stationary law and exit rate, for one step size. For kernels that are not
+    additive noise's (`theory.state_law`)."""
+    inside = np.asarray(inside, bool)
+    if grid.dim == 1:
+        return _basin_sparse(grid, matrix.tocsr(), bandwidths(matrix), inside, int(start), quasi=quasi)
+    return _basin_direct(matrix.tocsr(), inside, int(start), quasi, step_size)
+
+
+def _basin_sparse(grid, sparse, band, inside, start, *, quasi: bool = True, iterations: int = 30) -> BasinSolve:
+    """`basin_1d`'s work on the 1-D chain's matrix (`band`: its (lower, upper) bandwidths)."""
+    lower, upper = band
     matrix = sparse.toarray()
     where = np.flatnonzero(inside)
     local_start = int(np.searchsorted(where, start))
@@ -372,7 +405,7 @@ def _basin_direct(matrix, inside, start, quasi: bool, step_size: float, iteratio
             delta = np.zeros(where.size)
             delta[local_start] = 1.0
             arrow, _ = _resurrected(matrix.toarray(), inside, delta)
-            x = solvers.gth(arrow, *_bands(block), arrow=True, overwrite=True)
+            x = solvers.gth(arrow, *bandwidths(block), arrow=True, overwrite=True)
             escape = float(x[1:].sum() / x[0])
         else:
             warnings.warn(

@@ -46,29 +46,24 @@ def _one(grid, parts: Components, eta: float, pin: int, like):
             f"the noise vanishes: the cell chain at step size {eta:g} is absorbed in {len(classes)} closed class(es) "
             f"near {points}; use theory.absorption for absorption probabilities and times"
         )
-    targets = grid.points - eta * parts.mean_gradient
-    if grid.dim == 1:
-        return chains._solve_matrix(matrix, leak, grid.points, targets, pin, like, bands=chains._bands(matrix))
-    size = grid.size
-    bands = chains._bands(matrix) if size <= chains.GTH_2D_CELLS else None
-    return chains._solve_matrix(
-        matrix, leak, grid.points, targets, pin, like, bands=bands, pin_first=True, ordering=chains.FILL_REDUCING,
-        dense=size <= chains.DENSE_2D_CELLS, step_size=eta,
-    )
+    return chains.solve_matrix(grid, matrix, leak, grid.points - eta * parts.mean_gradient, eta, pin=pin, like=like)
 
 
 def _solve(f, grid, noise, eta, *, like=None):
+    """(results per step size, the function step size -> the cell matrix on `grid`)."""
     parts = components(f, noise, grid.points)
     with jax.enable_x64(True):
         values = np.asarray((in_float64(f) if isinstance(f, FiniteSum) else f).value(grid.points))
     pin = int(np.argmin(values))  # the lowest cell holds mass
-    return stationary._per_step_size(lambda s, e: _one(grid, parts, e, pin, None if like is None else like[s]), eta)
+    results = stationary.per_step_size(lambda s, e: _one(grid, parts, e, pin, None if like is None else like[s]), eta)
+    return results, lambda step_size: cell_kernel(grid, parts, float(step_size))[0]
 
 
 def state_dependent_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int | None = None, max_leak: float = stationary.MAX_LEAK):
     """The stationary law of SGD with noise `noise` (see `theory.state_dependent`) on `f` (dim 1
     or 2), per step size, as a `StationaryLaw` (the same fields; `coarse` on half as many cells
-    per axis, `discretization_error` from it).
+    per axis, `discretization_error` from it). Its basin methods (`escape_time`,
+    `quasi_stationary`, `relevant`) solve with this noise's cell matrix (`cell_matrix`).
 
     **Raises:** `ValueError` naming the argument: `f` not of dimension 1 or 2, a bad `noise` (a
     covariance that is not real, symmetric, PSD of shape (d, d); a finite sum too large for the
@@ -83,7 +78,7 @@ def state_dependent_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid:
     lower, upper = search_box(f, bounds)
     grid, coarse_grid = make_grid(lower, upper, n), make_grid(lower, upper, n // 2)
     try:
-        results = _solve(f, grid, noise, eta)
+        results, cell_matrix = _solve(f, grid, noise, eta)
     except NoStationaryLaw as error:
         raise ValueError(f"noise={noise!r} gives no stationary law at step_sizes {eta.tolist()} in bounds=({lower.tolist()}, {upper.tolist()}): {error}") from None
     leaks = np.array([r.leak for r in results])
@@ -92,6 +87,6 @@ def state_dependent_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid:
             f"bounds=({lower.tolist()}, {upper.tolist()}) cut off mass: under the law the kernel sends {leaks.tolist()} per "
             f"step out of the box at step sizes {eta.tolist()} (allowed: max_leak={max_leak:g}); widen bounds"
         )
-    coarse_results = _solve(f, coarse_grid, noise, eta, like=results)
-    coarse = stationary._assemble(f, noise, coarse_grid, eta, coarse_results, None, None)
-    return stationary._assemble(f, noise, grid, eta, results, coarse, None)
+    coarse_results, coarse_matrix = _solve(f, coarse_grid, noise, eta, like=results)
+    coarse = stationary.assemble_law(f, noise, coarse_grid, eta, coarse_results, None, None, cell_matrix=coarse_matrix)
+    return stationary.assemble_law(f, noise, grid, eta, results, coarse, None, cell_matrix=cell_matrix)

@@ -49,7 +49,7 @@ from objectives import Objective, validation
 from objectives.noise import Minibatch
 from objectives.noise_laws import check_noise
 
-__all__ = ["QuasiStationary", "StationaryLaw", "stationary_law"]
+__all__ = ["QuasiStationary", "StationaryLaw", "assemble_law", "per_step_size", "stationary_law"]
 
 #: Default largest mass per step that the kernel may send out of the box under pi.
 MAX_LEAK = 1e-6
@@ -96,6 +96,10 @@ class StationaryLaw:
       only: too nearly decomposable for the LU on a grid too large for GTH, or GMRES short of
       its tolerance).
     - `coarse`: the same law on the coarser grid (compare any statistic with it), or `None`.
+    - `cell_matrix`: for a law whose kernel is not additive noise's (`theory.state_law`), the
+      function step size -> the cell chain's matrix P on `grid` (SciPy sparse), which the basin
+      methods (`escape_time`, `quasi_stationary`, `relevant`) solve with; `None`: additive noise,
+      the kernel of `theory.kernel_1d` / `theory.kernel_2d` for `noise`.
     """
 
     step_sizes: np.ndarray
@@ -115,6 +119,7 @@ class StationaryLaw:
     objective: Objective = dataclasses.field(repr=False)
     noise: Any = dataclasses.field(repr=False)
     reach: Any = dataclasses.field(default=None, repr=False)
+    cell_matrix: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def dim(self) -> int:
@@ -197,10 +202,12 @@ class StationaryLaw:
             inside = np.ones(self.grid.size, bool)
             inside[int(self.grid.cell_of(points[to]))] = False
         inside[start] = True
+        if self.cell_matrix is not None:  # the law's own kernel (state-dependent noise)
+            return per_step_size(lambda s, eta: chains.basin_matrix(self.grid, self.cell_matrix(eta), eta, inside, start, quasi=quasi), self.step_sizes)
         gradient, law = _gradient(self.objective, self.grid), noise_law(self.noise, self.dim)
         if self.dim == 1:
-            return _per_step_size(lambda s, eta: chains.basin_1d(self.grid, gradient, law, eta, inside, start, quasi=quasi), self.step_sizes)
-        return _per_step_size(
+            return per_step_size(lambda s, eta: chains.basin_1d(self.grid, gradient, law, eta, inside, start, quasi=quasi), self.step_sizes)
+        return per_step_size(
             lambda s, eta: chains.basin_2d(self.grid, gradient, law, eta, self.reach, inside, start, direct=self.method[s] != "gmres", quasi=quasi), self.step_sizes
         )
 
@@ -320,7 +327,7 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
-def _per_step_size(solve_one, eta) -> list:
+def per_step_size(solve_one, eta) -> list:
     """`[solve_one(s, eta[s]) for s in range(S)]`, the step sizes side by side on a thread pool.
 
     The work is SciPy's sparse LU, LAPACK, ARPACK, sparse products and special functions, which
@@ -351,11 +358,14 @@ def _solve(f, grid, law, eta, gradient, reach, *, like=None):
     with jax.enable_x64(True):
         pin = int(np.argmin(np.asarray(f.value(grid.points))))  # the lowest cell holds mass
     if grid.dim == 1:
-        return _per_step_size(lambda s, e: chains.solve_1d(grid, gradient, law, e, pin=pin, like=None if like is None else like[s]), eta)
-    return _per_step_size(lambda s, e: chains.solve_2d(grid, gradient, law, e, reach, pin=pin, like=None if like is None else like[s]), eta)
+        return per_step_size(lambda s, e: chains.solve_1d(grid, gradient, law, e, pin=pin, like=None if like is None else like[s]), eta)
+    return per_step_size(lambda s, e: chains.solve_2d(grid, gradient, law, e, reach, pin=pin, like=None if like is None else like[s]), eta)
 
 
-def _assemble(f, noise, grid, eta, results, coarse, reach) -> StationaryLaw:
+def assemble_law(f, noise, grid, eta, results, coarse, reach, *, cell_matrix=None) -> StationaryLaw:
+    """The `StationaryLaw` of the per-step-size `results` (`theory.solve.StepSolve`, S of them) on
+    `grid`, with its `coarse` law (or `None`) for `discretization_error`; `reach`: the 2-D
+    kernel's reach (additive noise) or `None`; `cell_matrix`: see `StationaryLaw`."""
     stack = lambda key: np.array([getattr(r, key) for r in results])  # noqa: E731
     d = grid.dim
     asymptotic = stack("asymptotic")
@@ -373,7 +383,7 @@ def _assemble(f, noise, grid, eta, results, coarse, reach) -> StationaryLaw:
         covariance=stack("covariance"), mean_v=stack("mean_v"), asymptotic_variance=asymptotic[:, :d, :d],
         asymptotic_variance_v=asymptotic[:, d:, d:], relaxation_time=stack("relaxation_time"),
         discretization_error=error, out_of_box=stack("leak"), method=tuple(r.method for r in results),
-        residual=residual, coarse=coarse, objective=f, noise=noise, reach=reach,
+        residual=residual, coarse=coarse, objective=f, noise=noise, reach=reach, cell_matrix=cell_matrix,
     )
 
 
@@ -490,5 +500,5 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
             f"step_sizes {eta.tolist()}: the coarse grid of the error estimate (n_grid // 2 = {coarse_grid.n_cells} cells "
             f"per axis in bounds={lower.tolist()}, {upper.tolist()}) has no stationary law: {error}; a finer n_grid helps"
         ) from None
-    coarse = _assemble(f, noise, coarse_grid, eta, coarse_results, None, coarse_reach)
-    return _assemble(f, noise, grid, eta, results, coarse, reach)
+    coarse = assemble_law(f, noise, coarse_grid, eta, coarse_results, None, coarse_reach)
+    return assemble_law(f, noise, grid, eta, results, coarse, reach)
