@@ -111,3 +111,24 @@ bounds = [-4.0, 4.0]
     rows = result_folder.read_csv(tmp_path / "out" / "uniform_law" / "results.csv")
     law_x = sorted((r["step_size"], r["mse"]) for r in rows if r["source"] == "law" and r["estimator"] == "x" and r["n_steps"] == 50)
     np.testing.assert_allclose([mse for _, mse in law_x], [0.1 / 1.9, 0.5 / 1.5], rtol=2e-2)
+
+
+@pytest.mark.parametrize("eta, n_grid, needed", [
+    (0.01, 16, 800),  # was: ArpackError "Could not build an Arnoldi factorization", LAPACK's DLASCL message
+    (0.0001, 2001, 80000),  # was: the same, after seconds
+])
+def test_a_grid_too_coarse_for_one_steps_noise_is_refused_with_an_n_grid_that_serves(eta, n_grid, needed):
+    f = objectives.quadratic(1.0, [0.3])
+    with pytest.raises(ValueError, match=rf"n_grid={n_grid} cells per axis .* do not resolve one step's noise at step_sizes \[{eta}\].*n_grid >= {needed} would serve"):
+        theory.stationary_law(f, simulate.noise.gaussian(1.0), [eta], bounds=(-4.0, 4.0), n_grid=n_grid)
+    law = theory.stationary_law(f, simulate.noise.gaussian(1.0), [0.1], bounds=(-4.0, 4.0), n_grid=80)  # cells of eta sigma serve
+    np.testing.assert_allclose(law.mse([0.3]), [0.1 / 1.9], rtol=0.1)
+
+
+def test_a_transient_chain_is_refused_with_why_simulations_may_not_see_it():
+    # valley_2d at eta = 0.1 was refused as "transient (divergent)" while 512 simulated chains
+    # stayed for 20,000 steps: both are right (metastable), and the message now says so. The same
+    # situation in 1-D: a double well whose walls are unstable at eta = 0.2 beyond |x| ~ 1.3.
+    with pytest.raises(ValueError, match=r"step_sizes \[0.2\] make the chain transient: .* no stationary law exists in any box\. "
+                                         r"Chains started inside may still stay for many steps \(metastable: of order 1/leak"):
+        theory.stationary_law(DOUBLE_WELL, simulate.noise.gaussian(1.0), [0.2], bounds=(-2.5, 2.5), n_grid=201)

@@ -396,6 +396,30 @@ class _CutOff(ValueError):
 GROW_DEFAULT_BOX = 3
 
 
+#: The widest cell, in units of one step's noise eta sigma_i on its axis, that the law accepts:
+#: beyond, the kernel nearly keeps each cell's mass in place and ARPACK fails ("Could not build
+#: an Arnoldi factorization", LAPACK's "DLASCL illegal value") or the chain comes out reducible.
+#: Cells wider than eta sigma already bias the law (the floor of a quadratic 32% high at 2 eta
+#: sigma); the solver tests use such grids on purpose, so the refusal sits at the breakdown.
+COARSEST_CELL = 10.0
+
+
+def _check_resolution(grid, law, eta) -> None:
+    """Refuse a grid whose cells are wider than COARSEST_CELL times one step's noise."""
+    sigma = np.sqrt(np.diag(law.covariance))
+    ratio = grid.widths[None, :] / (eta[:, None] * sigma[None, :])  # (S, d)
+    bad = np.any(ratio > COARSEST_CELL, axis=1)
+    if np.any(bad):
+        needed = int(np.ceil(np.max((grid.upper - grid.lower)[None, :] / (eta[bad, None] * sigma[None, :]))))
+        raise ValueError(
+            f"n_grid={grid.n_cells} cells per axis of width {grid.widths.tolist()} on "
+            f"bounds=({grid.lower.tolist()}, {grid.upper.tolist()}) do not resolve one step's noise at step_sizes "
+            f"{eta[bad].tolist()} (eta sigma = {(eta[bad, None] * sigma[None, :]).min():.3g}; cells wider than "
+            f"{COARSEST_CELL:g} eta sigma are refused): n_grid >= {needed} would serve, with cells at most eta sigma wide "
+            "(or a smaller box, or larger step sizes)"
+        )
+
+
 def _check_gradient(f, grid, gradient) -> None:
     """Refuse a gradient the kernel cannot use: not finite on some cell (its mass would be
     reported as leaking out of the box), or zero on every cell (SGD is then a random walk with
@@ -421,6 +445,7 @@ def _solve_in_box(f, law, eta, n, lower, upper, max_leak):
     """(grid, gradient, reach, results) of the fine grid; `ValueError` for a transient chain or
     no law, `_CutOff` for a box that cuts off mass."""
     grid = make_grid(lower, upper, n)
+    _check_resolution(grid, law, eta)
     gradient = _gradient(f, grid)
     _check_gradient(f, grid, gradient)
     divergent = [float(e) for e in eta if _expanding(grid, gradient, e)]
@@ -436,9 +461,13 @@ def _solve_in_box(f, law, eta, n, lower, upper, max_leak):
     if np.any(bad):
         transient = [e for e, b in zip(eta.tolist(), bad) if b and e in divergent]
         if transient:
+            worst = leaks[bad].max()
             raise ValueError(
-                f"step_sizes {transient} make the chain transient (divergent): the noiseless step throws the "
-                f"box's edge out and the law leaks {leaks[bad].max():.3g} per step out of bounds={lower.tolist()}, {upper.tolist()}"
+                f"step_sizes {transient} make the chain transient: the noiseless step throws the box's edge out "
+                f"(unstable there), and the law restricted to bounds={lower.tolist()}, {upper.tolist()} leaks {worst:.3g} "
+                f"per step out of it, so no stationary law exists in any box. Chains started inside may still stay for "
+                f"many steps (metastable: of order 1/leak = {1.0 / worst:.3g} steps once they reach the box's edge), "
+                "and simulations of that length see no divergence; the law needs smaller step sizes"
             )
         raise _CutOff(
             f"bounds=({lower.tolist()}, {upper.tolist()}) cut off mass: under the law the kernel sends "
@@ -464,15 +493,17 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
     - `bounds`: `(lower, upper)` the box, numbers or `(d,)` vectors; default f's search box
       (`analysis.minimizers`'s), grown by half its width on each side (up to `GROW_DEFAULT_BOX`
       times) while it cuts off more than `max_leak` of mass per step.
-    - `n_grid`: cells per axis (default 2001 in 1-D, 101 in 2-D); the cell width should be
-      well below eta times the noise scale.
+    - `n_grid`: cells per axis (default 2001 in 1-D, 101 in 2-D); each cell should be at most
+      eta sigma wide on its axis for every step size (the law is biased beyond; refused beyond
+      `COARSEST_CELL` eta sigma, with an n_grid that serves).
     - `max_leak`: the largest mass per step the kernel may send out of the box under pi
       (default 1e-6).
 
     **Returns:** a `StationaryLaw`.
 
     **Raises:** `ValueError` naming the argument for a bad input: dimension above 2, minibatch
-    noise, a step size at which the chain is transient (divergent: the noiseless step throws
+    noise, a grid too coarse for a step size's noise, f or grad f not finite on the box, f flat
+    on the whole box, a step size at which the chain is transient (divergent: the noiseless step throws
     the box's edge cells out and they leak more than `max_leak`), bounds that cut off more
     than `max_leak` of mass per step, or Student-t noise whose variance the box truncates by
     more than `MAX_LOST_VARIANCE` (`check_heavy_tails`).
