@@ -132,3 +132,11 @@ def test_a_transient_chain_is_refused_with_why_simulations_may_not_see_it():
     with pytest.raises(ValueError, match=r"step_sizes \[0.2\] make the chain transient: .* no stationary law exists in any box\. "
                                          r"Chains started inside may still stay for many steps \(metastable: of order 1/leak"):
         theory.stationary_law(DOUBLE_WELL, simulate.noise.gaussian(1.0), [0.2], bounds=(-2.5, 2.5), n_grid=201)
+
+
+def test_uniform_noise_that_cannot_cross_the_barrier_is_refused_with_the_reason():
+    # Uniform noise reaches eta sqrt(3) = 0.087 per step: from either well of (x^2 - 1)^2 the chain
+    # never crosses x = 0, so each well is a closed class (two laws, no unique one).
+    with pytest.raises(ValueError, match=r"step_sizes \[0.05\] give no unique stationary law .*noise of bounded reach, as uniform or "
+                                         r"Rademacher, may not cross between basins"):
+        theory.stationary_law(DOUBLE_WELL, simulate.noise.uniform(1.0), [0.05], bounds=(-2.0, 2.0), n_grid=201)

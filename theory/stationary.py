@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+import scipy.special
 
 from analysis.basins import assign_basins
 from analysis.search import search_box
@@ -455,7 +456,11 @@ def _solve_in_box(f, law, eta, n, lower, upper, max_leak):
     try:
         results = _solve(f, grid, law, eta, gradient, reach)
     except NoStationaryLaw as error:
-        raise ValueError(f"step_sizes {divergent or eta.tolist()} give no stationary law in bounds={lower.tolist()}, {upper.tolist()}: {error}") from None
+        bounded = " (noise of bounded reach, as uniform or Rademacher, may not cross between basins: then each basin is a closed class with its own law, and the start decides)" if float(law.standard.upper_tail(50.0, law.df, xp=np, special=scipy.special)) == 0.0 else ""
+        raise ValueError(
+            f"step_sizes {divergent or eta.tolist()} give no unique stationary law in bounds={lower.tolist()}, {upper.tolist()}: "
+            f"{error}{bounded}"
+        ) from None
     leaks = np.array([r.leak for r in results])
     bad = leaks > max_leak
     if np.any(bad):
