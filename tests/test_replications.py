@@ -6,6 +6,7 @@ import math
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +171,24 @@ def test_replicate_n_seeds_sets_the_seeds_of_each_replication_and_their_disjoint
     replicated = [replications.replication_config(config, r) for r in range(3)]
     assert [(c.n_seeds, c.init_seed, c.seed, c.data["seed"]) for c in replicated] == [(2, 0, 11, 5), (2, 2, 12, 6), (2, 4, 13, 7)]
     assert all(parse_network_config(c.raw) == c for c in replicated)
+
+
+# ---- the README's numbers -----------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+MEASURED = ROOT / "notebooks" / "measured" / "mnist1d"
+
+
+@pytest.mark.parametrize("size", ["full", "quick"])
+@pytest.mark.parametrize("name", ["mnist1d_cnn", "mnist1d_mlp"])
+def test_the_readme_quotes_the_committed_replicated_runs(size, name):
+    """`notebooks/measured/mnist1d/<size>/<name>/` are files of `asgd reproduce mnist1d [--quick]
+    --replications 5`; the README quotes their summary's tables line by line."""
+    folder = MEASURED / size / name
+    pooled, frequencies = (result_folder.read_csv(folder / f) for f in ("pooled.csv", "window_frequencies.csv"))
+    summary = (folder / "summary.md").read_text()
+    assert summary == replications.summary_markdown(pooled, frequencies)  # the summary is the tables' own
+    assert {r["n_replications"] for r in pooled} == {len(result_folder.read_csv(folder / "replications.csv"))}
+    readme = (ROOT / "README.md").read_text()
+    quoted = [line for line in summary.splitlines() if line.startswith("| ")]
+    assert quoted and [line for line in quoted if line not in readme] == []
