@@ -145,12 +145,14 @@ def test_start_from_a_stationary_law_stays_there():
         (dict(x0=np.array([0.0]), n_steps=2.5), "n_steps"),
         (dict(x0=np.array([0.0]), n_steps=[10, -1]), "n_steps"),
         (dict(x0=np.zeros(7), n_steps=10), "x0"),
+        (dict(x0=np.array([0.0]), n_steps=10, step_sizes=[0.001]), "n_grid"),  # cells 6.6 / 101 wide, 65 eta sigma
     ],
 )
 def test_bad_input_names_the_argument(kwargs, argument):
     f = objectives.rippled_quadratic()
+    step_sizes = kwargs.pop("step_sizes", [0.2])
     with pytest.raises(ValueError, match=argument):
-        finite_time_law(f, GAUSSIAN, [0.2], bounds=(-3.0, 3.6), n_grid=101, **kwargs)
+        finite_time_law(f, GAUSSIAN, step_sizes, bounds=(-3.0, 3.6), n_grid=101, **kwargs)
 
 
 def test_a_start_law_on_another_grid_and_an_unknown_estimator_are_refused():

@@ -58,7 +58,7 @@ from theory import linalg as solvers
 from theory.cell_products import CellChain, one_blas_thread, start_law
 from theory.grid import make_grid
 from theory.kernel_2d import kernel_reach
-from theory.stationary import StationaryLaw, _check_inputs, _gradient, per_step_size
+from theory.stationary import StationaryLaw, _check_inputs, _check_resolution, _gradient, per_step_size
 
 __all__ = ["ESTIMATORS", "FiniteTimeLaw", "finite_time_law", "SWITCH_TOLERANCE"]
 
@@ -349,7 +349,8 @@ def finite_time_law(
     **Returns:** a `FiniteTimeLaw` over `ESTIMATORS`.
 
     **Raises:** `ValueError` naming the argument: x0 outside the box or a law on another grid,
-    n_steps below 1 or not an integer, and the inputs `stationary_law` refuses.
+    n_steps below 1 or not an integer, and the inputs `stationary_law` refuses (a grid whose cells
+    are wider than `theory.stationary.COARSEST_CELL` eta sigma among them).
     """
     if isinstance(x0, StationaryLaw):
         if bounds is None:
@@ -364,6 +365,8 @@ def finite_time_law(
     cells = _cells(n_grid, n, eta, law, upper - lower, coarsen)
     tails = np.array([max(1, math.ceil(round(tail_fraction * int(t), 9))) for t in horizons], dtype=np.int64)
     grids = {c: make_grid(lower, upper, int(c)) for c in sorted(set(cells.tolist()))}
+    for c, grid in grids.items():  # cells that do not resolve one step's noise: refused, as stationary_law does
+        _check_resolution(grid, law, eta[cells == c])
     starts = {c: start_law(x0, grid, eta.size) for c, grid in grids.items()}
     gradients = {c: _gradient(f, grid) for c, grid in grids.items()}
     with jax.enable_x64(True):
