@@ -42,7 +42,7 @@ from asgd.schema import ConfigError
 from simulate.progress import StepBar
 
 __all__ = [
-    "SweepOutcome", "run_sweep", "check_point", "compute_targets", "load_point", "point_disagreement", "point_path",
+    "SweepOutcome", "SweepPlan", "claim", "plan_sweep", "run_sweep", "simulate_points", "tabulate", "check_point", "compute_targets", "load_point", "point_disagreement", "point_path",
     "point_targets", "target_path",
 ]
 
@@ -170,23 +170,34 @@ def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> l
     return rows
 
 
-def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: bool = False,
-              cluster: Cluster = SINGLE) -> SweepOutcome | None:
-    """Run every sweep point not already saved in `out_dir`; write the tables and arrays.
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep computes before it touches the folder (a config error surfaces before any
+    file): the target `solution` path (or None), the `targets` `(S, d)`, and with `[theory]` the
+    long-run `law` and the finite-T laws `finite_law`. Only the writing process holds them."""
 
-    With a `cluster` of several processes (`asgd.distributed`), each runs its slice of every
-    point's chains; process 0 claims the folder, saves the gathered points and writes the
-    files, and gets the outcome; the other processes get `None`.
-    """
-    start = time.perf_counter()
-    out = Path(out_dir)
-    writer = cluster.is_writer
-    solution = target_path(config) if writer else None
-    targets = compute_targets(config, solution) if writer else None
-    law = law_rows.compute_law(config) if config.stationary and writer else None  # a config error before any file
-    finite_law = law_rows.compute_finite_law(config) if config.stationary and writer else None
-    points_dir, claim_error = out / "points", None
-    if writer:
+    solution: object
+    targets: np.ndarray | None
+    law: object
+    finite_law: object
+
+
+def plan_sweep(config: ExperimentConfig, cluster: Cluster = SINGLE) -> SweepPlan:
+    """Step 1 of a sweep: targets and laws, before anything is written."""
+    if not cluster.is_writer:
+        return SweepPlan(None, None, None, None)
+    solution = target_path(config)
+    targets = compute_targets(config, solution)
+    law = law_rows.compute_law(config) if config.stationary else None
+    finite_law = law_rows.compute_finite_law(config) if config.stationary else None
+    return SweepPlan(solution, targets, law, finite_law)
+
+
+def claim(config: ExperimentConfig, out_dir, *, fresh: bool, cluster: Cluster = SINGLE) -> tuple[Path, Path]:
+    """Step 2: the result folder claimed for this config by process 0, agreed by every process:
+    (the folder, its points/ folder)."""
+    out, points_dir, claim_error = Path(out_dir), Path(out_dir) / "points", None
+    if cluster.is_writer:
         try:
             out = result_folder.check_out_dir(out_dir)
             points_dir = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
@@ -194,60 +205,93 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
             claim_error = error
     if not cluster.agree(claim_error is None):
         raise claim_error or ConfigError(f"process 0 could not claim --out {str(out)!r}; see its error")
+    return out, points_dir
 
-    # A failure before any point is saved releases the claim (the corrected config may then run here).
-    with result_folder.released_on_failure(out) if writer else contextlib.nullcontext():
-        objective = config.objective
-        results, rows, resumed, local_targets = {}, [], 0, {}
-        points = config.sweep_points()
-        progress = StepBar(total=sum(horizon for _, horizon in points), label=config.name, enabled=False if quiet or not writer else None)
-        finished = 0
-        first_chain, n_mine = cluster.chain_slice(config.n_chains)
-        for seed, horizon in points:
-            interrupts.check()
-            path = point_path(points_dir, seed, horizon)
-            result = load_point(path) if writer and path.exists() else None  # a damaged point: None, recomputed
-            problem = None if result is None else point_disagreement(config, seed, horizon, result)
-            if not cluster.agree(problem is None):
-                raise result_folder.ResultFolderError(_misplaced(path, problem) if writer else "process 0 refused a saved sweep point; see its error")
-            if cluster.agree(result is not None):
-                resumed += 1
-            else:
-                # The bar moves within the point too: the engine reports every few noise blocks.
-                within = None
-                if progress.enabled:
-                    within = lambda done, total, base=finished, horizon=horizon: progress.update_to(base + horizon * done // total)  # noqa: E731
-                kwargs = {**config.run_kwargs(seed, horizon), "n_chains": n_mine, "first_chain": first_chain}
-                result = cluster.gather(simulate.run(objective, **kwargs, progress=within), config.n_chains)
-                if writer:
-                    result.save(path)
-            finished += horizon
-            progress.update_to(finished)
+
+def simulate_points(config: ExperimentConfig, points_dir: Path, *, quiet: bool, cluster: Cluster = SINGLE) -> tuple[dict, int]:
+    """Step 3, resumable: every sweep point, loaded from `points_dir` where saved (and checked
+    against the config), else simulated and saved at once. Returns ({(seed, T): result}, the
+    number resumed); the results only on the writing process."""
+    writer = cluster.is_writer
+    objective = config.objective
+    results, resumed = {}, 0
+    points = config.sweep_points()
+    progress = StepBar(total=sum(horizon for _, horizon in points), label=config.name, enabled=False if quiet or not writer else None)
+    finished = 0
+    first_chain, n_mine = cluster.chain_slice(config.n_chains)
+    for seed, horizon in points:
+        interrupts.check()
+        path = point_path(points_dir, seed, horizon)
+        result = load_point(path) if writer and path.exists() else None  # a damaged point: None, recomputed
+        problem = None if result is None else point_disagreement(config, seed, horizon, result)
+        if not cluster.agree(problem is None):
+            raise result_folder.ResultFolderError(_misplaced(path, problem) if writer else "process 0 refused a saved sweep point; see its error")
+        if cluster.agree(result is not None):
+            resumed += 1
+        else:
+            # The bar moves within the point too: the engine reports every few noise blocks.
+            within = None
+            if progress.enabled:
+                within = lambda done, total, base=finished, horizon=horizon: progress.update_to(base + horizon * done // total)  # noqa: E731
+            kwargs = {**config.run_kwargs(seed, horizon), "n_chains": n_mine, "first_chain": first_chain}
+            result = cluster.gather(simulate.run(objective, **kwargs, progress=within), config.n_chains)
             if writer:
-                results[(seed, horizon)] = result
-                here = point_targets(config, solution, targets, result)
-                if config.target_kind == "local":
-                    local_targets[f"seed{seed}_T{horizon}/target"] = here
-                rows.extend(_rows(config, seed, result, here))
-        progress.close()
-        if not writer:
-            return None
+                result.save(path)
+        finished += horizon
+        progress.update_to(finished)
+        if writer:
+            results[(seed, horizon)] = result
+    progress.close()
+    return results, resumed
 
-        arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
-        arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
-        arrays.update(local_targets)
-        extra = {}
-        if law is not None:
-            horizons = sorted({row["n_steps"] for row in rows})
-            regime = law_rows.regimes(config, law, horizons)
-            # A law row at T describes a run of T steps: its horizon is T.
-            rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.law_rows(config, law, targets, horizons, regime))
-            rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.finite_rows(config, finite_law, targets))
-            arrays.update(law_rows.law_arrays(law))
-            extra["law"] = law_rows.law_metadata(law, regime[horizons[-1]])
+
+def tabulate(config: ExperimentConfig, plan: SweepPlan, results: dict) -> tuple[list[dict], dict, dict]:
+    """Step 4: the rows of results.csv, the arrays of arrays.npz and the law's metadata, from the
+    plan and the points alone."""
+    rows, local_targets = [], {}
+    for (seed, horizon), result in results.items():
+        here = point_targets(config, plan.solution, plan.targets, result)
+        if config.target_kind == "local":
+            local_targets[f"seed{seed}_T{horizon}/target"] = here
+        rows.extend(_rows(config, seed, result, here))
+    arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
+    arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
+    arrays.update(local_targets)
+    extra = {}
+    if plan.law is not None:
+        horizons = sorted({row["n_steps"] for row in rows})
+        regime = law_rows.regimes(config, plan.law, horizons)
+        # A law row at T describes a run of T steps: its horizon is T.
+        rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.law_rows(config, plan.law, plan.targets, horizons, regime))
+        rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.finite_rows(config, plan.finite_law, plan.targets))
+        arrays.update(law_rows.law_arrays(plan.law))
+        extra["law"] = law_rows.law_metadata(plan.law, regime[horizons[-1]])
+    return rows, arrays, extra
+
+
+def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: bool = False,
+              cluster: Cluster = SINGLE) -> SweepOutcome | None:
+    """Run every sweep point not already saved in `out_dir`; write the tables and arrays.
+
+    One way through: `plan_sweep` (targets, laws) -> `claim` (the folder) -> `simulate_points`
+    (resumable) -> `tabulate` (rows, arrays) -> `result_folder.write_results`; each step reads
+    only what the steps before it produced. With a `cluster` of several processes
+    (`asgd.distributed`), each runs its slice of every point's chains; process 0 claims the
+    folder, saves the gathered points and writes the files, and gets the outcome; the other
+    processes get `None`.
+    """
+    start = time.perf_counter()
+    plan = plan_sweep(config, cluster)
+    out, points_dir = claim(config, out_dir, fresh=fresh, cluster=cluster)
+    # A failure before any point is saved releases the claim (the corrected config may then run here).
+    with result_folder.released_on_failure(out) if cluster.is_writer else contextlib.nullcontext():
+        results, resumed = simulate_points(config, points_dir, quiet=quiet, cluster=cluster)
+        if not cluster.is_writer:
+            return None
+        rows, arrays, extra = tabulate(config, plan, results)
         wall_time = time.perf_counter() - start
         result_folder.write_results(
-            out, rows, RESULT_COLUMNS, {"step_sizes": np.asarray(config.step_sizes), "targets": targets, **arrays},
+            out, rows, RESULT_COLUMNS, {"step_sizes": np.asarray(config.step_sizes), "targets": plan.targets, **arrays},
             {
                 **extra,
                 "experiment": config.name,
@@ -256,10 +300,10 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
                 # Where a kind = "python" objective's module was found: `asgd plot` looks there.
                 "config_dir": config.config_dir,
                 "seeds": list(config.seeds),
-                "targets": targets,
+                "targets": plan.targets,
                 "resumed_points": resumed,
                 "processes": cluster.num_processes,
                 "wall_time_s": wall_time,
             },
         )
-        return SweepOutcome(out, rows, results, targets, resumed, wall_time)
+        return SweepOutcome(out, rows, results, plan.targets, resumed, wall_time)
