@@ -11,10 +11,15 @@ The driver owns what all update rules share; a kernel (`simulate.kernels`) owns 
   does not grow with n_steps.
 - **Trackers** (`simulate.trackers`): every estimator is a tracker; the driver keeps the sums
   of x and v over the block so far (`Running`, shared by the trackers that read them) and each
-  tracker's running state, and at the block's end each tracker folds them into its state. For
-  SGD with additive noise (its v-carry, `Kernel.v_carry`) only the sum of v is carried and the
-  sum of x follows from it and the noise's prefix sums (`kernels.sgd_block_sum_of_x`, computed
-  once per block for all step sizes).
+  tracker's running state, and at the block's end each tracker folds them into its state. The
+  block sum of x is the kernel's answer (`kernels.Summation`): the sum of the iterates by
+  default; for SGD with additive noise (its v-carry) the sum of v and the kernel's own sum of
+  the noise (once per chain, for all step sizes) give it. The driver never asks which kernel it
+  runs.
+- **One plan, module-level blocks.** What the blocks read and never change (kernel, sources,
+  trackers, step sizes, record steps, flags) is a frozen `blocks.Plan` built once per run
+  (`_plan`); a block, its fast pass and its replay are module-level functions of it
+  (`simulate.blocks`).
 - **Divergence, poison and replay.** A chain whose iterate leaves the ball of radius
   `divergence_radius` or whose state becomes non-finite is frozen at its last good state and
   flagged; its sums stop growing, so nothing downstream becomes NaN. Checking every step costs
@@ -45,42 +50,18 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import jaxlib
 from jax.sharding import Mesh, PartitionSpec
 
-from simulate.kernels import Kernel, is_good, poisoned_step, sgd_block_sum_of_x
-from simulate.progress import progress_callback
+from simulate.blocks import REPLAY_BATCH, Chains, Plan, initial_chains, run_block
+from simulate.kernels import Kernel
 from simulate.randomness import NOISE_BLOCK_STEPS
-from simulate.trackers import BlockSums, Records
 
 __all__ = ["COMPILER_OPTIONS", "Chains", "REPLAY_BATCH", "simulate_chains"]
-
-
-class Running(NamedTuple):
-    """Within a noise block: the sums of x and v over its steps so far (None: not kept; the sum
-    of x under SGD's v-carry comes from that of v), and every tracker's running state by name."""
-
-    x: jax.Array | None
-    v: jax.Array | None
-    tracked: dict
-
-
-class Chains(NamedTuple):
-    """The state of the chains, each leaf `(n_step_sizes, n_chains, ...)`."""
-
-    state: Any  # the kernel's state; state.x `(S, C, dim)` the last (good) iterate
-    v: jax.Array | None  # (S, C, dim) v = x - eta grad f(x) when tracked; None with SGD's v-carry (in state)
-    tracked: dict  # tracker name -> its state (leaves (S, C, ...)) up to the divergence
-    diverged_at: jax.Array  # (S, C) int32: the first step refused (left the ball or non-finite); -1
-
-    @property
-    def diverged(self) -> jax.Array:
-        """(S, C) bool: the chain was frozen at step `diverged_at`."""
-        return self.diverged_at >= 0
 
 
 def _cast_floating(tree, dtype):
@@ -114,8 +95,6 @@ def _compiler_options() -> dict:
 #: The XLA options `simulate_chains` is compiled with (see `_compiler_options`).
 COMPILER_OPTIONS = _compiler_options()
 
-#: How many diverged (step size, chain) pairs the driver redoes together (see `replay`).
-REPLAY_BATCH = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,243 +174,34 @@ def simulate_chains(
     return run(kernel, gradient, trackers, objective, step_sizes, x0, chain_indices, seed, record_steps, divergence_radius, schedule)
 
 
+def _plan(kernel, gradient, trackers, objective, step_sizes, chain_indices, seed, record_steps, divergence_radius, schedule, *, n_steps, dtype, trajectory, progress) -> Plan:
+    kernel, gradient, trackers, objective, schedule = _cast_floating((kernel, gradient, trackers, objective, schedule), dtype)
+    if schedule is not None and gradient.additive:
+        gradient = _NotAdditive(gradient)
+    summation = kernel.summation(gradient)
+    return Plan(
+        kernel=kernel, gradient=gradient, trackers=trackers, objective=objective, schedule=schedule, summation=summation,
+        step_sizes=step_sizes.astype(dtype), radius=divergence_radius.astype(dtype), record_steps=record_steps, seed=seed,
+        chain_indices=chain_indices, n_steps=n_steps, dtype=dtype, trajectory=trajectory, progress=progress,
+        track_v=any(tracker.uses_v for tracker in trackers),
+        sum_v=summation.sums == "v" or any("v" in tracker.sums for tracker in trackers),
+    )
+
+
+
 def _simulate_chains(
     kernel, gradient, trackers, objective, step_sizes, x0, chain_indices, seed, record_steps, divergence_radius, schedule, *, n_steps, dtype, trajectory, progress
 ):
     """`simulate_chains` on one device."""
-    kernel, gradient, trackers, objective, schedule = _cast_floating((kernel, gradient, trackers, objective, schedule), dtype)
-    if schedule is not None and gradient.additive:
-        gradient = _NotAdditive(gradient)
-    step_sizes = step_sizes.astype(dtype)
-    x0 = x0.astype(dtype)
-    divergence_radius = divergence_radius.astype(dtype)
-    radius_squared = divergence_radius**2
-    n_chains, dim = x0.shape
-    n_step_sizes = step_sizes.shape[0]
-    n_pairs = n_step_sizes * n_chains
-    eta = step_sizes[:, None, None]
-    v_carry = kernel.v_carry and gradient.additive  # sum x from sum v and the noise (SGD)
-    track_v = any(tracker.uses_v for tracker in trackers)
-    # The block sums: of x (of v under SGD's v-carry, which gives that of x) always, since a
-    # poisoned pair is found by its non-finite sum; of v when a tracker reads it.
-    sum_x, sum_v = not v_carry, v_carry or any("v" in tracker.sums for tracker in trackers)
     assert NOISE_BLOCK_STEPS < 127, "the int8 `taken` counter holds at most 127 steps"
-
-    def scaled(step_size, k):
-        """The step size(s) `step_size` (eta) at step k (int32): eta * s(k); eta itself without a schedule."""
-        return step_size if schedule is None else step_size * schedule(k).astype(dtype)
-
-    def computed_v(state, step_size):
-        """v = x - eta grad f(x) of one pair when tracked, unless the state carries it (SGD), else None."""
-        return state.x - step_size * objective.point_grad(state.x) if track_v and not v_carry else None
-
-    def v_of(state, v):
-        """The pair's v: the state's under SGD's v-carry (one array, carried once), else `v`."""
-        return state.v if v_carry else v
-
-    def recorded(x, v, tracked) -> Records:
-        return Records(x=x, v=v if track_v else None, tracked=tracked)
-
-    def start_block(tracked, x) -> Running:
-        """Empty block sums (shaped as the iterates `x`), and every tracker's running state."""
-        zeros = jnp.zeros_like(x)
-        return Running(
-            x=zeros if sum_x else None,
-            v=zeros if sum_v else None,
-            tracked={t.name: t.start_block(tracked[t.name], t.params) for t in trackers},
-        )
-
-    def add_step(running, x, v, step) -> Running:
-        """The block sums and every tracker's running state after one more step (iterate x, v)."""
-        return Running(
-            x=None if running.x is None else running.x + x,
-            v=None if running.v is None else running.v + v,
-            tracked={t.name: t.update(running.tracked[t.name], x, v, step, t.params) for t in trackers},
-        )
-
-    def through(tracked, running, x_block_sum) -> dict:
-        """Every tracker's state through the current step, from the block's start (`tracked`)."""
-        sums = BlockSums(x=x_block_sum, v=running.v)
-        return {t.name: t.finish(tracked[t.name], running.tracked[t.name], sums, t.params) for t in trackers}
-
-    def fast_pair(state, draw, step_size, next_step_size):
-        """One step at `step_size`; v of the new x with the next step's size (the same without a schedule)."""
-        state = poisoned_step(kernel, gradient, objective, state, draw, step_size, radius_squared)
-        return state, computed_v(state, next_step_size)
-
-    def checked_pair(state, v, running, taken, draw, step_size, next_step_size, step_in_block, step):
-        """One step of one pair, taken only if it took every earlier step of the block
-        (`taken == step_in_block`) and the new state is good; a refused step changes nothing."""
-        new = kernel.step(gradient, objective, state, draw, step_size, kernel.params)
-        new_v = computed_v(new, next_step_size)
-        take = (taken == step_in_block) & is_good(new, divergence_radius, new_v)
-        keep = lambda old, new: jnp.where(take, new, old)  # select, never blend: NaN cannot leak
-        new_running = add_step(running, new.x, v_of(new, new_v), step)
-        return (
-            jax.tree.map(keep, state, new),
-            jax.tree.map(keep, v, new_v),
-            jax.tree.map(keep, running, new_running),
-            taken + take.astype(taken.dtype),
-        )
-
-    init_pair = lambda x, step_size: kernel.init(gradient, objective, x, step_size, kernel.params)  # noqa: E731
-    # Chains inside, step sizes outside: what does not depend on eta (grad f(x0)) is computed once.
-    by_pair = lambda fn, chain_axes, step_size_axes: jax.vmap(jax.vmap(fn, chain_axes), step_size_axes)  # noqa: E731
-    first_step_sizes = scaled(step_sizes, jnp.asarray(1, jnp.int32))
-    state = by_pair(init_pair, (0, None), (None, 0))(x0, first_step_sizes)
-    x = jnp.broadcast_to(x0, (n_step_sizes, n_chains, dim))
-    v = by_pair(computed_v, (0, None), (0, 0))(state, first_step_sizes)
-    tracked = {t.name: t.init(x, v_of(state, v), t.params) for t in trackers}
-    chains = Chains(state=state, v=v, tracked=tracked, diverged_at=jnp.full((n_step_sizes, n_chains), -1, jnp.int32))
-    records = jax.tree.map(lambda leaf: jnp.zeros(record_steps.shape + leaf.shape, leaf.dtype), recorded(x, x, chains.tracked))
-    fast_step = by_pair(fast_pair, (0, 0, None, None), (0, None, 0, 0))
-    pair_step = jax.vmap(checked_pair, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None))  # one step size per pair
-
-    def record_if_due(records, slot, step_index, write):
-        """`write(records)` if `step_index` is the next record step, and move to the next slot."""
-        is_record = step_index == record_steps[slot]
-        records = jax.lax.cond(is_record, write, lambda records: records, records)
-        return records, slot + is_record.astype(slot.dtype)
-
-    def fast_block(chains, records, slot, draws, noise_sums, first_step, n_block_steps):
-        """Steps 1..n_block_steps of the block for every pair with no bookkeeping (`poisoned_step`).
-
-        Returns the chains after it, the noise's prefix sums, the records, the next record slot,
-        the path, and the pairs that diverged in it (`(S, C)` bool): their numbers are non-finite
-        and must be redone. A pair frozen in an earlier block is stepped too (no select per step)
-        but keeps its state and records.
-        """
-        frozen = chains.diverged_at >= 0
-        # Leaves are (S, C, ...): the flag broadcasts over the trailing axes.
-        keep_frozen = lambda new, old: jnp.where(frozen.reshape(frozen.shape + (1,) * (new.ndim - 2)), old, new)
-
-        def block_totals(state, running, noise_sum):
-            if v_carry:
-                x_block_sum = sgd_block_sum_of_x(chains.state.v, running.v, state.v, eta, noise_sum[None])
-            return through(chains.tracked, running, x_block_sum if v_carry else running.x)
-
-        def step(j, carry):
-            state, v, running, noise_sums, records, slot, path = carry
-            k = first_step + j + 1
-            state, v = fast_step(state, draws[j], scaled(step_sizes, k), scaled(step_sizes, k + 1))
-            running = add_step(running, state.x, v_of(state, v), k)
-            if v_carry:  # the noise's prefix sums, shared by the step sizes (entries past j + 1: stale, unread)
-                noise_sums = noise_sums.at[j + 1].set(noise_sums[j] + draws[j])
-
-            def write(records):
-                values = recorded(state.x, v_of(state, v), block_totals(state, running, noise_sums[j + 1] if v_carry else None))
-                values = jax.tree.map(keep_frozen, values, recorded(chains.state.x, v_of(chains.state, chains.v), chains.tracked))
-                return jax.tree.map(lambda buffer, value: buffer.at[slot].set(value), records, values)
-
-            records, slot = record_if_due(records, slot, first_step + j + 1, write)
-            if trajectory:
-                path = path.at[j].set(keep_frozen(state.x, chains.state.x))
-            return state, v, running, noise_sums, records, slot, path
-
-        path = jnp.zeros((NOISE_BLOCK_STEPS,) + chains.state.x.shape, dtype) if trajectory else None
-        running = start_block(chains.tracked, chains.state.x)
-        carry = (chains.state, chains.v, running, noise_sums, records, slot, path)
-        state, v, running, noise_sums, records, slot, path = jax.lax.fori_loop(0, n_block_steps, step, carry)
-        tracked = block_totals(state, running, noise_sums[n_block_steps] if v_carry else None)
-        after = Chains(
-            state=jax.tree.map(keep_frozen, state, chains.state),
-            v=jax.tree.map(keep_frozen, v, chains.v),
-            tracked=jax.tree.map(keep_frozen, tracked, chains.tracked),
-            diverged_at=chains.diverged_at,
-        )
-        # Poisoned pairs have non-finite block sums (of v for SGD's v-carry, of x otherwise).
-        sums = [leaf for leaf in (running.x, running.v) if leaf is not None]
-        diverged = ~frozen & ~jnp.all(jnp.isfinite(sums[0]), axis=-1)
-        for leaf in sums[1:]:
-            diverged = diverged | (~frozen & ~jnp.all(jnp.isfinite(leaf), axis=-1))
-        return after, noise_sums, records, slot, path, diverged
-
-    def replay(start, after, records, path, diverged, draws, slot, first_step, n_block_steps):
-        """Redo the block with every step checked (`checked_pair`) for the pairs in `diverged`,
-        `REPLAY_BATCH` at a time, and write their state, records and path over the fast block's:
-        each stops at its last good state and is flagged.
-
-        `start`: the chains at the start of the block; `after`: at its end, from `fast_block`.
-        """
-        batch_size = min(n_pairs, REPLAY_BATCH)
-
-        def batch(carry):
-            after, records, path, remaining = carry
-            (pair,) = jnp.nonzero(remaining.reshape(-1), size=batch_size, fill_value=n_pairs)
-            # Padding pairs point one past the last step size: gathers clamp, scatters drop them.
-            s, c = pair // n_chains, pair % n_chains
-            at = lambda leaf: leaf[jnp.minimum(s, n_step_sizes - 1), c]
-            put = lambda leaf, value: leaf.at[s, c].set(value, mode="drop")
-            eta_k = step_sizes[jnp.minimum(s, n_step_sizes - 1), None]
-            begin = jax.tree.map(at, start)
-
-            def block_totals(state, running, noise_sum, taken):
-                if v_carry:
-                    x_block_sum = sgd_block_sum_of_x(begin.state.v, running.v, state.v, eta_k, noise_sum)
-                    # No step taken: the sum is 0, also when v_0 is not finite (grad f(x0) NaN),
-                    # where the formula gives v_0 - v_0 = NaN.
-                    x_block_sum = jnp.where((taken > 0)[:, None], x_block_sum, 0)
-                return through(begin.tracked, running, x_block_sum if v_carry else running.x)
-
-            def step(j, carry):
-                state, v, running, taken, noise_sum, records, slot, pair_path = carry
-                k = first_step + j + 1
-                state, v, running, taken = pair_step(
-                    state, v, running, taken, draws[j, c], scaled(eta_k[:, 0], k), scaled(eta_k[:, 0], k + 1), j.astype(jnp.int8), k
-                )
-                if v_carry:  # the noise over the steps taken, summed in the order of the fast block's prefix sums
-                    noise_sum = jnp.where((taken.astype(jnp.int32) > j)[:, None], noise_sum + draws[j, c], noise_sum)
-
-                def write(records):
-                    values = recorded(state.x, v_of(state, v), block_totals(state, running, noise_sum, taken))
-                    return jax.tree.map(lambda buffer, value: buffer.at[slot, s, c].set(value, mode="drop"), records, values)
-
-                records, slot = record_if_due(records, slot, first_step + j + 1, write)
-                if trajectory:
-                    pair_path = pair_path.at[j].set(state.x)
-                return state, v, running, taken, noise_sum, records, slot, pair_path
-
-            running = start_block(begin.tracked, begin.state.x)
-            taken = jnp.zeros(s.shape, jnp.int8)
-            noise_sum = jnp.zeros_like(begin.state.x) if v_carry else None
-            pair_path = jnp.zeros((NOISE_BLOCK_STEPS,) + begin.state.x.shape, dtype) if trajectory else None
-            carry = (begin.state, begin.v, running, taken, noise_sum, records, slot, pair_path)
-            state, v, running, taken, noise_sum, records, _, pair_path = jax.lax.fori_loop(0, n_block_steps, step, carry)
-            refused = taken.astype(jnp.int32) < n_block_steps
-            after = Chains(
-                state=jax.tree.map(put, after.state, state),
-                v=jax.tree.map(put, after.v, v),
-                tracked=jax.tree.map(put, after.tracked, block_totals(state, running, noise_sum, taken)),
-                diverged_at=put(after.diverged_at, jnp.where(refused, first_step + taken.astype(jnp.int32) + 1, -1)),
-            )
-            if trajectory:
-                path = path.at[:, s, c].set(pair_path, mode="drop")
-            return after, records, path, remaining.at[s, c].set(False, mode="drop")
-
-        after, records, path, _ = jax.lax.while_loop(lambda carry: jnp.any(carry[-1]), batch, (after, records, path, diverged))
-        return after, records, path
-
-    def block(carry, block_index):
-        chains, noise_sums, records, slot = carry
-        first_step = block_index * NOISE_BLOCK_STEPS  # int32: x64 mode must not promote the steps
-        # Every block is compiled once, the last (shorter) one included.
-        n_block_steps = jnp.minimum(NOISE_BLOCK_STEPS, n_steps - first_step)
-        draws = gradient.draw_block(seed, chain_indices, block_index, objective, dtype)  # (C, B, ...)
-        draws = jnp.swapaxes(draws, 0, 1)  # (B, C, ...); steps past n_block_steps are never used
-        after, noise_sums, records_after, slot_after, path, diverged = fast_block(
-            chains, records, slot, draws, noise_sums, first_step, n_block_steps
-        )
-        # Only the pairs that diverged (rare) take the exact replay's numbers; the others keep
-        # the fast block's, so no chain's result depends on its neighbours.
-        after, records_after, path = replay(chains, after, records_after, path, diverged, draws, slot, first_step, n_block_steps)
-        if progress:
-            progress_callback(block_index, n_steps, after=after)
-        return (after, noise_sums, records_after, slot_after), path
-
-    noise_sums = jnp.zeros((NOISE_BLOCK_STEPS + 1, n_chains, dim), dtype) if v_carry else None  # entry 0 stays 0
+    plan = _plan(
+        kernel, gradient, trackers, objective, step_sizes, chain_indices, seed, record_steps, divergence_radius, schedule,
+        n_steps=n_steps, dtype=dtype, trajectory=trajectory, progress=progress,
+    )
+    chains, records = initial_chains(plan, x0.astype(dtype))
     n_blocks = -(-n_steps // NOISE_BLOCK_STEPS)
-    carry = (chains, noise_sums, records, jnp.asarray(0, jnp.int32))
-    (chains, _, records, _), path = jax.lax.scan(block, carry, jnp.arange(n_blocks, dtype=jnp.int32))
+    carry = (chains, records, jnp.asarray(0, jnp.int32))
+    (chains, records, _), path = jax.lax.scan(partial(run_block, plan), carry, jnp.arange(n_blocks, dtype=jnp.int32))
     if trajectory:
         path = path.reshape((-1,) + path.shape[2:])[:n_steps]
     return records, chains, path

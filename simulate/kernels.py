@@ -17,6 +17,11 @@ SAM radius or momentum does not recompile). The three kernels:
 - `momentum(beta)`:   m_{k+1} = g(x_k, draw_{k+1}) + beta m_k,  x_{k+1} = x_k - eta m_{k+1},
                       m_0 = 0 (heavy ball as `optax.sgd(eta, momentum=beta)`).
 
+**The block sum of x** (`Summation`, `Kernel.summation(gradient)`): the driver asks the kernel
+for sum_j x_j over a block's steps so far, which the averages need. By default the driver sums x;
+a kernel may answer from other sums instead (SGD's v-carry below), so the driver never asks which
+kernel it runs.
+
 The driver derives from `step` the two steps it runs: `poisoned_step` (no checks; a chain that
 left the ball gets NaN in every leaf, which its block sums keep) and `is_good` (the checked step
 of the exact replay: the new state is taken only if its x is in the ball and every leaf is
@@ -24,8 +29,8 @@ finite). So every kernel gets the poison-and-replay fast path.
 
 **SGD's v-carry.** With additive noise, g(x, eps) = grad f(x) + eps, SGD runs in the paper's
 variables: v_k = x_k - eta grad f(x_k) is carried and x_{k+1} = v_k - eta eps_{k+1}: one gradient
-a step, and the sum of the x_k follows from that of the v_k (`sgd_block_sum_of_x`), so the
-driver accumulates only v. `Kernel.v_carry` says a kernel's state has this form.
+a step, and the sum of the x_k follows from that of the v_k and of the noise (`sgd_block_sum_of_x`),
+so the driver accumulates only v, and the noise's sum once per chain for all step sizes.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
     "MomentumState",
     "SAMState",
     "SGDState",
+    "Summation",
     "is_good",
     "momentum",
     "poisoned_step",
@@ -53,13 +59,52 @@ __all__ = [
 ]
 
 
+class Summation(NamedTuple):
+    """How the driver gets the block sum of x, sum_{j=1..n} x_j over a block's first n steps, for
+    one kernel and gradient source (static; `Kernel.summation(gradient)`).
+
+    - `v_in_state`: the state carries v = x - eta grad f(x) as `state.v` (the driver computes none);
+    - `sums`: the block sum the driver keeps for it, "x" (of the iterates) or "v";
+    - `start(x) -> private`: the kernel's own sums at the block's start, for chains shaped as x
+      `(..., dim)` (None: none), `add(private, draw) -> private` after a step with `draw`, per
+      chain: the driver shares them between the step sizes;
+    - `x_sum(running, private, start_state, state, step_size) -> (..., dim)`: the block sum of x
+      from the driver's sums `running` (`.x`, `.v`), the private sums, the state at the block's
+      start and now.
+    """
+
+    v_in_state: bool
+    sums: str
+    start: Callable
+    add: Callable
+    x_sum: Callable
+
+
+def _no_private(x):
+    return None
+
+
+def _same_private(private, draw):
+    return private
+
+
+def _summed(running, private, start_state, state, step_size):
+    return running.x
+
+
+def summed_x(gradient) -> Summation:
+    """The default: the driver sums the iterates."""
+    return Summation(v_in_state=False, sums="x", start=_no_private, add=_same_private, x_sum=_summed)
+
+
 @dataclasses.dataclass(frozen=True)
 class Kernel:
     """An update rule: `init(gradient, objective, x0, step_size, params) -> state` and
     `step(gradient, objective, state, draw, step_size, params) -> state` for one chain.
 
-    A pytree: `params` are leaves (traced); `name`, the functions and `v_carry` are static, and
-    the functions are module-level, so two kernels of one kind share their compiled code.
+    A pytree: `params` are leaves (traced); `name`, the functions and `summation` (the block sum
+    of x, `Summation`) are static, and the functions are module-level, so two kernels of one kind
+    share their compiled code.
     """
 
     name: str
@@ -67,7 +112,7 @@ class Kernel:
     step: Callable
     params: Any = ()
     param_name: str | None = None  # what `params` is (a single number), for `repr`
-    v_carry: bool = False  # with additive noise: state.v = x - eta grad f(x), x' = v - eta eps'
+    summation: Callable = summed_x  # summation(gradient) -> Summation
     reported_as: str | None = None  # the `SimulationResult` field that reports `params`, if any
 
     def __repr__(self) -> str:
@@ -79,7 +124,7 @@ class Kernel:
 
 
 jax.tree_util.register_dataclass(
-    Kernel, data_fields=["params"], meta_fields=["name", "init", "step", "param_name", "v_carry", "reported_as"]
+    Kernel, data_fields=["params"], meta_fields=["name", "init", "step", "param_name", "summation", "reported_as"]
 )
 
 
@@ -89,7 +134,7 @@ def poisoned_step(kernel: Kernel, gradient, objective, state, draw, step_size, r
     finite (non-finite gradients make x or the other leaves NaN by themselves)."""
     new = kernel.step(gradient, objective, state, draw, step_size, kernel.params)
     poison = lambda leaf: jnp.where(jnp.sum(new.x * new.x) <= radius_squared, leaf, jnp.nan)  # noqa: E731
-    if kernel.v_carry and gradient.additive:  # the next step reads v alone: x stays as computed
+    if kernel.summation(gradient).v_in_state:  # the next step reads v alone: x stays as computed
         return new._replace(v=poison(new.v))
     return jax.tree.map(poison, new)
 
@@ -130,7 +175,7 @@ def _sgd_step(gradient, objective, state, draw, step_size, params):
 
 def sgd() -> Kernel:
     """Plain SGD, x_{k+1} = x_k - eta g(x_k, draw_{k+1}) (with additive noise in the v-carry form)."""
-    return Kernel("sgd", _sgd_init, _sgd_step, (), v_carry=True)
+    return Kernel("sgd", _sgd_init, _sgd_step, (), summation=_sgd_summation)
 
 
 def sgd_block_sum_of_x(v_start, v_block_sum, v, step_size, noise_sum):
@@ -138,6 +183,21 @@ def sgd_block_sum_of_x(v_start, v_block_sum, v, step_size, noise_sum):
     eta eps_j, it is v_0 + sum_{j=1..n} v_j - v_n - eta sum_{j=1..n} eps_j, with v_0 = `v_start`,
     `v_block_sum` the sum of v_j, v_n = `v` and `noise_sum` the sum of eps_j."""
     return v_start + v_block_sum - v - step_size * noise_sum
+
+
+def _add_draw(noise_sum, draw):
+    return noise_sum + draw
+
+
+def _sgd_x_sum(running, noise_sum, start_state, state, step_size):
+    return sgd_block_sum_of_x(start_state.v, running.v, state.v, step_size, noise_sum)
+
+
+def _sgd_summation(gradient) -> Summation:
+    """With additive noise (the v-carry) the driver sums v, the kernel the noise; else x."""
+    if not gradient.additive:
+        return summed_x(gradient)
+    return Summation(v_in_state=True, sums="v", start=jnp.zeros_like, add=_add_draw, x_sum=_sgd_x_sum)
 
 
 # ---- SAM -------------------------------------------------------------------------------------
