@@ -2,8 +2,8 @@
 `theory.absorption`, `theory.stability`) against closed forms and simulated chains.
 
 Monte Carlo comparisons allow 4.5 standard errors plus the law's grid error (twice the change on
-the coarse grid). Chains with a covariance function C(x) are stepped here by a reference loop,
-x' = x - eta (grad f(x) + C(x)^(1/2) z); minibatch chains by `simulate.run`.
+the coarse grid). The chains are `simulate.run`'s, with the very noise objects the law takes
+(`simulate.noise.hessian_aligned`, `loss_scaled`, `minibatch`), in float64.
 """
 
 import math
@@ -46,26 +46,15 @@ def variance_check(values, expected, slack=0.0):
     assert abs(variance - expected) <= 4.5 * se + slack, (variance, expected, se, slack)
 
 
-def simulate_covariance(f, covariance, eta, x0, n_steps, seed=0):
-    """Reference chains x' = x - eta (grad f(x) + C(x)^(1/2) z) in float64: the final iterates `(C, d)`
-    and, per step, the iterates `(T, C, d)`."""
-    key = jax.random.PRNGKey(seed)
-    grad = jax.vmap(f.point_grad)
-    root = jax.vmap(lambda x: _psd_root(jnp.asarray(covariance(x)).reshape(f.dim, f.dim)))
-
-    def step(x, k):
-        z = jax.random.normal(jax.random.fold_in(key, k), x.shape, jnp.float64)
-        x = x - eta * (grad(x) + jnp.einsum("cab,cb->ca", root(x), z))
-        return x, x
-
+def run_chains(f, noise, eta, x0, n_steps, seed, trajectory=False):
+    """`simulate.run` in float64 at one step size: the final iterates `(C, d)`, or with
+    `trajectory` every iterate from x0 on, `(T + 1, C, d)`."""
     with jax.enable_x64(True):
-        final, path = jax.jit(lambda x: jax.lax.scan(step, x, jnp.arange(n_steps)))(jnp.asarray(x0, jnp.float64))
-        return np.asarray(final), np.asarray(path)
-
-
-def _psd_root(c):
-    values, vectors = jnp.linalg.eigh(0.5 * (c + c.T))
-    return (vectors * jnp.sqrt(jnp.clip(values, 0.0, None))[None, :]) @ vectors.T
+        result = simulate.run(
+            f, step_sizes=[eta], n_steps=n_steps, n_chains=len(x0), x0=x0, noise=noise, seed=seed, dtype="float64",
+            checkpoints=1, trajectory=trajectory,
+        )
+    return result.trajectory[:, 0] if trajectory else result.x[0]
 
 
 # ---- the rows --------------------------------------------------------------------------------
@@ -115,17 +104,7 @@ def test_multiplicative_noise_variance_matches_closed_form():
     np.testing.assert_allclose(law.mean[:, 0], 0.0, atol=1e-9)
 
 
-HESSIAN_SCALE = 1.0
-
-
-def hessian_aligned(f):
-    """C(x) = scale x the PSD part of the Hessian."""
-
-    def covariance(x):
-        values, vectors = jnp.linalg.eigh(f.point_hessian(x))
-        return HESSIAN_SCALE * (vectors * jnp.clip(values, 0.0, None)[None, :]) @ vectors.T
-
-    return covariance
+HESSIAN_ALIGNED = simulate.noise.hessian_aligned(1.0)  # C(x) = [f''(x)]_+
 
 
 def symmetric_double_well():
@@ -165,10 +144,8 @@ FAST_OR_FULL = pytest.mark.parametrize("size", [1, pytest.param(2, marks=pytest.
 @FAST_OR_FULL
 def test_hessian_aligned_law_matches_simulation_1d(size):
     f, eta = symmetric_double_well(), 0.1
-    covariance = hessian_aligned(f)
-    law = state_dependent_law(f, covariance, [eta], bounds=(-3.5, 3.5), n_grid=700)
-    start = law.sample(2000 * size, seed=1)[0]
-    final, _ = simulate_covariance(f, covariance, eta, start, 150 * size, seed=2)
+    law = state_dependent_law(f, HESSIAN_ALIGNED, [eta], bounds=(-3.5, 3.5), n_grid=700)
+    final = run_chains(f, HESSIAN_ALIGNED, eta, law.sample(8000 * size, seed=1)[0], 150 * size, seed=2)
     mean_check(final[:, 0], law.mean[0, 0], law.discretization_error[0])
     check_sides(final, law)
 
@@ -177,10 +154,8 @@ def test_hessian_aligned_law_matches_simulation_1d(size):
 def test_hessian_aligned_law_matches_simulation_2d(size):
     f = objectives.gaussian_wells([0.5, 0.3], [[-0.6, 0.0], [0.6, 0.3]], [0.4, 0.5], 0.3)
     eta = 0.3
-    covariance = hessian_aligned(f)
-    law = state_dependent_law(f, covariance, [eta], bounds=((-3.0, -3.0), (3.0, 3.2)), n_grid=48)
-    start = law.sample(1000 * size, seed=1)[0]
-    final, _ = simulate_covariance(f, covariance, eta, start, 100 * size, seed=3)
+    law = state_dependent_law(f, HESSIAN_ALIGNED, [eta], bounds=((-3.0, -3.0), (3.0, 3.2)), n_grid=48)
+    final = run_chains(f, HESSIAN_ALIGNED, eta, law.sample(1000 * size, seed=1)[0], 100 * size, seed=3)
     check_sides(final, law)
 
 
@@ -241,6 +216,19 @@ def test_minibatch_kernel_matches_simulated_minibatches(size):
     variance_check(final, law.covariance[0, 0, 0], 2 * abs(law.covariance[0, 0, 0] - law.coarse.covariance[0, 0, 0]) + law.grid.widths[0] ** 2)
 
 
+def test_minibatch_law_matches_simulation_2d():
+    # Least squares on 6 examples in 2-D, minibatches of 2 without replacement (15 point maps per cell).
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(6, 2))
+    f = objectives.least_squares(features, features @ np.array([0.3, -0.2]) + rng.normal(0.0, 0.4, 6))
+    noise, eta = simulate.noise.minibatch(2), 0.3
+    law = state_dependent_law(f, noise, [eta], bounds=((-0.5, -0.6), (0.9, 0.8)), n_grid=96)
+    final = run_chains(f, noise, eta, law.sample(8000, seed=1)[0], 100, seed=8)
+    for a in range(2):
+        mean_check(final[:, a], law.mean[0, a], 2 * abs(law.mean[0, a] - law.coarse.mean[0, a]))
+        variance_check(final[:, a], law.covariance[0, a, a], 2 * abs(law.covariance[0, a, a] - law.coarse.covariance[0, a, a]))
+
+
 def test_minibatches_are_enumerated_with_their_probabilities():
     without = enumerate_minibatches(6, 3, False)
     assert without.counts.shape == (20, 6) and np.all(without.counts.sum(axis=1) == 3)
@@ -261,35 +249,41 @@ def test_too_large_a_finite_sum_is_refused_by_name():
 
 # ---- absorption ------------------------------------------------------------------------------
 
-LOSS_SCALE = 4.0
-
-
-def loss_scaled(f):
-    return lambda x: LOSS_SCALE * jnp.maximum(f.point_value(x), 0.0)[None, None]
+LOSS_SCALED = simulate.noise.loss_scaled(4.0, f_min=0.0)  # C(x) = 4 max(f(x), 0)
 
 
 @FAST_OR_FULL
 def test_loss_scaled_absorption_matches_simulation(size):
     # Two starts: from -0.3 the chance of the far minimum (1%) moves most with the noise's size.
     f, eta, starts = double_well(), 0.1, (0.3, -0.3)
-    covariance = loss_scaled(f)
     minima = np.array([[-1.0], [1.0]])
     n = 3000 * size
-    final, path = simulate_covariance(f, covariance, eta, np.repeat(np.array(starts)[:, None], n, axis=0), 300 * size, seed=5)
-    assert np.all(np.abs(np.abs(final) - 1.0) < 1e-6)  # every chain converged to a minimizer
-    near = np.abs(np.abs(path[:, :, 0]) - 1.0) <= 0.1
+    path = run_chains(f, LOSS_SCALED, eta, np.repeat(np.array(starts)[:, None], n, axis=0), 300 * size, seed=5, trajectory=True)[:, :, 0]
+    assert np.all(np.abs(np.abs(path[-1]) - 1.0) < 1e-6)  # every chain converged to a minimizer
+    near = np.abs(np.abs(path) - 1.0) <= 0.1
     assert np.all(np.any(near, axis=0))
-    first = np.argmax(near, axis=0)
+    first = np.argmax(near, axis=0)  # steps to come within 0.1 of a minimizer
     for k, start in enumerate(starts):
         chains = slice(k * n, (k + 1) * n)
-        converged = absorption(f, covariance, [eta], minima, [start], bounds=(-2.5, 2.5), n_grid=801)
+        converged = absorption(f, LOSS_SCALED, [eta], minima, [start], bounds=(-2.5, 2.5), n_grid=801)
         np.testing.assert_allclose(converged.probability.sum(axis=1), 1.0, atol=1e-9)
-        mean_check((final[chains, 0] > 0).astype(np.float64), converged.probability[0, 1], converged.discretization_error[0])
+        mean_check((path[-1, chains] > 0).astype(np.float64), converged.probability[0, 1], converged.discretization_error[0])
         if k == 0:
-            hitting = absorption(f, covariance, [eta], minima, [start], radius=0.1, bounds=(-2.5, 2.5), n_grid=801)
-            where = path[first[chains], np.arange(k * n, (k + 1) * n), 0]
+            hitting = absorption(f, LOSS_SCALED, [eta], minima, [start], radius=0.1, bounds=(-2.5, 2.5), n_grid=801)
+            where = path[first[chains], np.arange(k * n, (k + 1) * n)]
             mean_check((where > 0).astype(np.float64), hitting.probability[0, 1], hitting.discretization_error[0])
-            mean_check(first[chains] + 1.0, hitting.time[0], 2 * abs(hitting.time[0] - hitting.coarse.time[0]))
+            mean_check(first[chains].astype(np.float64), hitting.time[0], 2 * abs(hitting.time[0] - hitting.coarse.time[0]))
+
+
+def test_loss_scaled_absorption_matches_simulation_2d():
+    # A 2-D double well with both minima at f = 0, (-1, 0) and (1, 0): loss-scaled noise vanishes at both.
+    f = objectives.from_function(lambda x: (x[0] ** 2 - 1.0) ** 2 * jnp.exp(0.7 * x[0]) + 2.0 * x[1] ** 2, 2, name="double_well_2d")
+    minima, starts, eta, n = np.array([[-1.0, 0.0], [1.0, 0.0]]), np.array([[0.3, 0.4], [-0.3, 0.4]]), 0.1, 3000
+    final = run_chains(f, LOSS_SCALED, eta, np.repeat(starts, n, axis=0), 300, seed=9)
+    assert np.all(np.abs(np.abs(final[:, 0]) - 1.0) < 1e-6) and np.all(np.abs(final[:, 1]) < 1e-6)
+    for k, start in enumerate(starts):
+        law = absorption(f, LOSS_SCALED, [eta], minima, start, bounds=((-2.5, -2.0), (2.5, 2.0)), n_grid=40)
+        mean_check((final[k * n : (k + 1) * n, 0] > 0).astype(np.float64), law.probability[0, 1], law.discretization_error[0])
 
 
 def shared_minima_sum(n=6, seed=1):

@@ -36,7 +36,7 @@ from theory.grid import make_grid
 from analysis.search import search_box
 from objectives import Objective, validation
 from theory.cell_mixtures import tent_rows
-from theory.state_dependent import cell_kernel, components
+from theory.state_dependent import bind_noise, cell_kernel, components
 from theory.state_law import closed_classes
 
 __all__ = ["Absorption", "absorption"]
@@ -182,6 +182,7 @@ def absorption(
     if np.any(start < lower) or np.any(start > upper):
         raise ValueError(f"start={start.tolist()} must lie in bounds=({lower.tolist()}, {upper.tolist()})")
 
+    noise = bind_noise(f, noise)
     _check_vanishes(f, noise, points, make_grid(lower, upper, 64))
 
     def solve(cells: int) -> Absorption:

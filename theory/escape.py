@@ -38,7 +38,7 @@ from analysis.basins import assign_basins
 from theory.grid import make_grid
 from analysis.search import search_box
 from objectives import validation
-from theory.state_dependent import cell_kernel, components
+from theory.state_dependent import bind_noise, cell_kernel, components
 
 __all__ = ["diffusion_escape_steps_1d", "escape_steps", "eyring_kramers_steps", "xie_escape_steps"]
 
@@ -91,7 +91,7 @@ def escape_steps(f, noise, step_sizes, minimizers, basin: int, *, bounds=None, n
     labels = assign_basins(grid.points, points, f, method="descent")
     inside = np.flatnonzero(labels == basin)
     start = int(np.searchsorted(inside, grid.cell_of(points[basin])))
-    parts = components(f, noise, grid.points)
+    parts = components(f, bind_noise(f, noise), grid.points)
     out = []
     for e in eta:
         matrix, _ = cell_kernel(grid, parts, float(e), allow_empty=True)

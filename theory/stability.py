@@ -37,6 +37,7 @@ import numpy as np
 from objectives import FiniteSum, Objective, validation
 from objectives.noise import Minibatch, NoiseModel
 from theory.minibatch_kernel import enumerate_minibatches, in_float64
+from theory.state_dependent import bind_noise
 
 __all__ = ["Stability", "linear_stability", "lyapunov_exponent_1d", "minibatch_threshold_1d", "second_moment_map"]
 
@@ -141,7 +142,7 @@ def linear_stability(f: Objective, noise, minimizer, step_sizes) -> Stability:
         raise ValueError(f"f must be an objectives.Objective, got {type(f).__name__}")
     eta = validation.step_sizes("step_sizes", step_sizes)
     x = validation.finite_array("minimizer", minimizer, shape=(f.dim,))
-    hessian, multiplicative = _hessians(f, noise, x)
+    hessian, multiplicative = _hessians(f, bind_noise(f, noise), x)
     radius = np.array([_radius(hessian, multiplicative, e) for e in eta])
     stable = radius <= 1.0 + 1e-12
     curvatures = np.linalg.eigvalsh(0.5 * (hessian + hessian.T))

@@ -18,8 +18,10 @@ The noise may be
 
 - a callable `cov(x) -> (d, d)`, x of shape `(d,)`, traceable by JAX (evaluated on the cell
   centres in float64);
-- an object with a method `covariance_at(objective, x) -> (d, d)` (the state-dependent noise
-  families of `simulate.noise`);
+- an object with a method `covariance_at(objective, x) -> (d, d)`: the state-dependent noise
+  families of `simulate.noise` (`state_dependent(cov)`, `hessian_aligned(scale)`,
+  `loss_scaled(scale, f_min)`, `label_noise(scale)`), the very objects `simulate.run` takes
+  (`bind_noise` gives loss-scaled noise without f_min the value `simulate.run` finds);
 - `simulate.noise.minibatch(B, replace)` on an `objectives.FiniteSum`;
 - an additive `simulate.noise.gaussian(...)` (constant C: the additive law, on tent weights).
 """
@@ -37,7 +39,7 @@ from objectives.noise import Minibatch, NoiseModel
 from theory.cell_mixtures import mixture_matrix
 from theory.minibatch_kernel import enumerate_minibatches, example_gradients, in_float64
 
-__all__ = ["Components", "cell_kernel", "components", "covariance_on", "is_state_dependent"]
+__all__ = ["Components", "bind_noise", "cell_kernel", "components", "covariance_on", "is_state_dependent"]
 
 
 class Components(NamedTuple):
@@ -57,6 +59,12 @@ class Components(NamedTuple):
 def is_state_dependent(noise) -> bool:
     """Whether `noise` is one this module handles and the additive kernels do not."""
     return isinstance(noise, Minibatch) or callable(noise) or hasattr(noise, "covariance_at")
+
+
+def bind_noise(f, noise):
+    """`noise` for `f`, as `simulate.run` binds it: a state-dependent family's `bind` (loss-scaled
+    noise without f_min gets the least value of f found on its search box), anything else as is."""
+    return noise.bind(f) if callable(getattr(noise, "bind", None)) else noise
 
 
 def covariance_on(f, noise, points: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from theory.grid import make_grid
 from analysis.search import search_box
 from objectives import FiniteSum, Objective, validation
 from theory.minibatch_kernel import in_float64
-from theory.state_dependent import Components, cell_kernel, components
+from theory.state_dependent import Components, bind_noise, cell_kernel, components
 
 __all__ = ["closed_classes", "state_dependent_law"]
 
@@ -73,6 +73,7 @@ def state_dependent_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid:
     if not isinstance(f, Objective) or f.dim not in (1, 2):
         raise ValueError(f"f must be an objectives.Objective of dimension 1 or 2, got {f!r}")
     eta = validation.step_sizes("step_sizes", step_sizes)
+    noise = bind_noise(f, noise)
     n = validation.integer("n_grid", (2001 if f.dim == 1 else 101) if n_grid is None else n_grid, lo=16, note="cells per axis")
     validation.real("max_leak", max_leak, lo=0.0, hi=1.0, open_lo=True, open_hi=True)
     lower, upper = search_box(f, bounds)
