@@ -446,3 +446,35 @@ def test_basin_methods_solve_with_the_laws_own_kernel(dim):
             block = matrix[inside][:, inside]
             np.testing.assert_allclose(block.T @ q[inside], (1.0 - quasi.exit_rate[s, k]) * q[inside], atol=1e-9 * q.max())
     assert law.relevant(minima, 0, 10).tolist() == ["quasi_stationary"] * len(eta)
+
+
+def test_escape_steps_where_hessian_aligned_noise_vanishes_on_the_way_out():
+    # f = (x^2 - 1)^2 / 4 (+ y^2 / 2): C = [f'']_+ vanishes for |x| < 1/sqrt(3), so the chain leaves
+    # a well only by one jump across that strip (a Gaussian's far tail).
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    from analysis.basins import assign_basins
+    from theory.escape import escape_steps
+    from theory.grid import make_grid
+    from theory.state_dependent import cell_kernel, components
+
+    f1 = objectives.from_function(lambda x: jnp.sum(0.25 * (x * x - 1.0) ** 2), 1, name="quartic_well")
+    f2 = objectives.from_function(lambda x: 0.25 * (x[0] ** 2 - 1.0) ** 2 + 0.5 * x[1] ** 2, 2, name="quartic_valley")
+    minima = np.array([[-1.0, 0.0], [1.0, 0.0]])
+    one = escape_steps(f1, HESSIAN_ALIGNED, [0.02, 0.05, 0.08], minima[:, :1], 0, bounds=(-2.5, 2.5), n_grid=48)
+    # eta = 0.02: every jump across is beyond the kernel's reach (10.5 sd): the cell chain cannot leave.
+    assert one[0] == math.inf
+    # eta = 0.05: one jump across in about 1e28 steps, exact on cells (GTH); an LU of I - P_BB gives
+    # its rounding instead (about 1e16).
+    assert one[1] > 1e25
+    # eta = 0.08: 3.7e11 steps, where the LU is still accurate (relative error ~1e-16 x the time).
+    grid = make_grid(np.array([-2.5]), np.array([2.5]), 48)
+    matrix, _ = cell_kernel(grid, components(f1, HESSIAN_ALIGNED, grid.points), 0.08, allow_empty=True)
+    inside = np.flatnonzero(assign_basins(grid.points, minima[:, :1], f1, method="descent") == 0)
+    block = matrix[inside][:, inside]
+    lu = scipy.sparse.linalg.splu((scipy.sparse.identity(inside.size, format="csc") - block).tocsc()).solve(np.ones(inside.size))
+    np.testing.assert_allclose(one[2], lu[np.searchsorted(inside, grid.cell_of(minima[:1, :1]))[0]], rtol=1e-3)
+    # In 2-D the noise is diag([3x^2 - 1]_+, 1): x moves on its own, so the 2-D escape time is the 1-D one.
+    two = escape_steps(f2, HESSIAN_ALIGNED, [0.08, 0.3], minima, 0, bounds=((-2.5, -2.5), (2.5, 2.5)), n_grid=32)
+    np.testing.assert_allclose(two, escape_steps(f1, HESSIAN_ALIGNED, [0.08, 0.3], minima[:, :1], 0, bounds=(-2.5, 2.5), n_grid=32), rtol=1e-9)
