@@ -11,6 +11,7 @@ the chains' basin.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import warnings
 
@@ -155,3 +156,15 @@ def as_minima(found: Search, s: int, dim: int, kept: list[int] | None = None) ->
     labels = np.empty(len(kept), dtype=np.int64)
     labels[np.lexsort(points.T[::-1])] = np.arange(len(kept))
     return Minima(points, values, out["hessian_traces"][s][kept], labels, is_tie(values, found.tie_tolerance), lower, upper)
+
+
+#: The v*(eta) wrappers moved to `analysis.solutions` (the second redesign); their old names here
+#: answer for one release, with a DeprecationWarning.
+_MOVED_TO_SOLUTIONS = ("SolutionPath", "penalized_solution", "smoothed_solution")
+
+
+def __getattr__(name: str):
+    if name not in _MOVED_TO_SOLUTIONS:
+        raise AttributeError(f"module 'analysis.minima' has no attribute {name!r}")
+    warnings.warn(f"analysis.minima.{name} moved to analysis.solutions.{name}; the old name goes in the next release", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module("analysis.solutions"), name)

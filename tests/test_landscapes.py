@@ -12,7 +12,7 @@ from scipy import optimize
 
 import objectives
 import simulate
-from analysis import minima as search
+import analysis as search  # minimizers and v*(eta)
 
 
 @pytest.fixture(autouse=True)

@@ -193,3 +193,5 @@ def test_the_moved_names_still_answer_from_analysis_with_a_deprecation_warning()
             assert getattr(analysis, name) is new
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         analysis.nonsense  # noqa: B018
+    with pytest.warns(DeprecationWarning, match="analysis.minima.smoothed_solution moved to analysis.solutions"):
+        assert analysis.minima.smoothed_solution is analysis.solutions.smoothed_solution
