@@ -216,3 +216,22 @@ def test_what_survives_the_stationary_mean_gradient_is_zero_under_unbiased_state
     gradient = np.asarray(f.grad(x), np.float64)[:, 0]
     _within(gradient, 0.0)
     assert np.std(gradient) / math.sqrt(gradient.size) < 0.002  # power: a bias of 0.01 would show
+
+
+def test_the_closed_form_2x2_square_root_and_psd_part_match_eigh():
+    from objectives.state_noise import psd_part, psd_square_root
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        m = rng.normal(size=(2, 2))
+        h = (m + m.T).astype(np.float64)
+        values, vectors = np.linalg.eigh(h)
+        expected_part = (vectors * np.maximum(values, 0)) @ vectors.T
+        np.testing.assert_allclose(np.asarray(psd_part(jnp.asarray(h, jnp.float32))), expected_part, atol=2e-5)
+        c = m @ m.T
+        root = np.asarray(psd_square_root(jnp.asarray(c, jnp.float32)), np.float64)
+        np.testing.assert_allclose(root @ root, c, atol=2e-5 * max(1.0, np.abs(c).max()))
+        np.testing.assert_allclose(root, root.T, atol=1e-6)
+        assert np.all(np.linalg.eigvalsh(root) >= -1e-5)
+    assert np.isnan(np.asarray(psd_square_root(jnp.array([[1.0, 2.0], [2.0, 1.0]])))).all()
+    assert np.array_equal(np.asarray(psd_square_root(jnp.zeros((2, 2)))), np.zeros((2, 2)))
