@@ -4,8 +4,6 @@ results.csv and paired.csv, the paired differences against the arrays they come 
 config's errors. The built-in configs (asgd reproduce mnist1d) are parsed, not run."""
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from scipy import stats
 from asgd import network, result_folder
 from asgd.cli import GROUPS, builtin_experiments
 from asgd.config import ConfigError, load_config
+from support import asgd
 
 pytest.importorskip("mnist1d")
 
@@ -51,8 +50,7 @@ sharpness_examples = 32
 def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mnist1d")
     (folder / "tiny.toml").write_text(TINY)
-    out = subprocess.run([sys.executable, "-m", "asgd", "run", "tiny.toml", "--out", "results", "--quiet"],
-                         cwd=folder, capture_output=True, text=True, timeout=600)
+    out = asgd("run", "tiny.toml", "--out", "results", "--quiet", cwd=folder, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return folder / "results" / "tiny_mnist1d", out.stdout
 

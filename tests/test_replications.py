@@ -4,8 +4,6 @@ pooled table equals the per-seed differences pooled by hand from the replication
 
 import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from asgd import network, replications, result_folder
 from asgd.config import ConfigError, load_config
 from asgd.network_config import parse_network_config
 from asgd.schema import read_toml
+from support import asgd
 
 pytest.importorskip("mnist1d")
 
@@ -55,8 +54,7 @@ replications = 2
 def replicated(tmp_path_factory):
     folder = tmp_path_factory.mktemp("replicated")
     (folder / "tiny.toml").write_text(TINY)
-    out = subprocess.run([sys.executable, "-m", "asgd", "run", "tiny.toml", "--out", "results", "--quiet"],
-                         cwd=folder, capture_output=True, text=True, timeout=600)
+    out = asgd("run", "tiny.toml", "--out", "results", "--quiet", cwd=folder, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return folder / "tiny.toml", folder / "results" / "tiny_replicated", out.stdout
 
@@ -157,8 +155,7 @@ def test_replications_are_refused_where_they_cannot_pool(tmp_path):
     path.write_text(TINY.replace("[replicate]", "[replicate]\ncount = 3"))
     with pytest.raises(ConfigError, match="count"):
         load_config(path)
-    out = subprocess.run([sys.executable, "-m", "asgd", "reproduce", "quadratic_rates", "--replications", "2", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300)
+    out = asgd("reproduce", "quadratic_rates", "--replications", "2", "--out", tmp_path)
     assert out.returncode == 2 and "only network experiments (kind = \"network\") replicate" in out.stderr
     assert read_toml(path)["replicate"]["count"] == 3
 
