@@ -149,9 +149,8 @@ def start_law(x0, grid, n_step_sizes):
 
 def one_blas_thread():
     """BLAS on one thread: each step's product is small (N x ~10 vectors), where OpenBLAS's
-    threads cost more than they give (901 cells: 23 ms a product with 2 threads on a loaded
-    2-core machine, 2.9 ms with one); the step sizes run side by side instead. A no-op without
-    threadpoolctl."""
+    threads cost more than they give (benchmarks/README.md, "Lab notes"); the step sizes run side
+    by side instead. A no-op without threadpoolctl."""
     try:
         import threadpoolctl
     except ImportError:  # pragma: no cover
