@@ -46,7 +46,8 @@
     per_seed = false              # optional: figures pool the seeds (default) or one panel per seed
 
     [theory]                      # optional: the exact long-run law beside the simulation
-    stationary = true             # dim 1 or 2, additive noise (theory.stationary_law)
+    stationary = true             # dim 1 or 2: the law at the run's horizons (theory.finite_time_law), and
+                                  # for additive noise the long-run law (theory.stationary_law)
     n_grid = 2001                 # optional: cells per axis (default 2001 in 1-D, 101 in 2-D; at most
                                   # 100001 in 1-D, 1001 in 2-D: the law's matrix must fit in memory)
     bounds = [-5.0, 5.0]          # optional: the grid's box, [lower, upper] numbers or dim-vectors
@@ -93,7 +94,7 @@ NOISE_FAMILIES = {name: family.constructor for name, family in simulate.noise.TA
 #: v*(eta) = argmin F_eta come from the drift identity E[x_{k+1} | x_k] = v_k with v following SGD
 #: on F_eta, whose noise must not depend on x; with state-dependent noise (unbiased) only
 #: E_pi grad f = 0 survives, which names no point. Such a sweep measures the distance to
-#: argmin f ("minimizer") or a given point, and its law is refused by `theory.stationary`.
+#: argmin f ("minimizer") or a given point; its exact law is the one at the run's horizons (`asgd.law_rows`).
 ADDITIVE_ONLY_TARGETS = ("smoothed", "local", "penalized")
 ADDITIVE_ONLY_FIGURES = ("landscape",)  # it draws F_eta and P_eta
 
@@ -455,8 +456,6 @@ def _check_buildable(config: ExperimentConfig) -> None:
     if config.stationary:
         if dim not in (1, 2):
             fail("theory.stationary", True, f"needs an objective of dim 1 or 2 (the law lives on a grid), got {config.objective_kind!r} of dim {dim}")
-        if not noise.additive:
-            fail("theory.stationary", True, f"needs additive noise ({', '.join(simulate.noise.FAMILIES)}), not {noise!r}")
         if config.target_kind == "local":
             fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
         if config.law_n_grid is not None and config.law_n_grid > MAX_LAW_CELLS[dim]:

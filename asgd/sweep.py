@@ -263,9 +263,10 @@ def tabulate(config: ExperimentConfig, plan: SweepPlan, results: dict) -> tuple[
         regime = law_rows.regimes(config, plan.law, horizons)
         # A law row at T describes a run of T steps: its horizon is T.
         rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.law_rows(config, plan.law, plan.targets, horizons, regime))
-        rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.finite_rows(config, plan.finite_law, plan.targets))
         arrays.update(law_rows.law_arrays(plan.law))
         extra["law"] = law_rows.law_metadata(plan.law, regime[horizons[-1]])
+    if plan.finite_law is not None:  # (noise that depends on x: these rows only)
+        rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.finite_rows(config, plan.finite_law, plan.targets))
     return rows, arrays, extra
 
 

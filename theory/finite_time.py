@@ -1,7 +1,8 @@
 """The law of SGD's estimators at a run's own horizons and start: `finite_time_law` -> `FiniteTimeLaw`.
 
 A run starts at x0 (or from a law mu_0) and stops at T. On the cell chain P of
-`theory.kernel_1d` / `theory.kernel_2d` (rows sum to 1) the law of x_k is mu_k = mu_0 P^k, and for g = x or v
+`theory.kernel_1d` / `theory.kernel_2d` (for noise that depends on x, `theory.state_dependent`'s
+mixture matrix: `theory.cell_products.cell_kernels` chooses; rows sum to 1) the law of x_k is mu_k = mu_0 P^k, and for g = x or v
 (v = x - eta grad f(x), per coordinate) the sums S_T = sum_{k=s..T} g(x_k) of the estimators
 (`x_avg`, `v_avg`: s = 1; `x_tail`: s = T - m + 1, m = ceil(tail_fraction T), the convention of
 `simulate.run`) have exact first and second moments from forward accumulators, vectors over cells:
@@ -49,16 +50,15 @@ import dataclasses
 import math
 from typing import Any
 
-import jax
 import numpy as np
 
 from analysis.search import search_box
-from objectives import validation
+from objectives import Objective, validation
 from theory import linalg as solvers
-from theory.cell_products import CellChain, one_blas_thread, start_law
+from theory.cell_products import cell_kernels, one_blas_thread, start_law
 from theory.grid import make_grid
-from theory.kernel_2d import kernel_reach
-from theory.stationary import StationaryLaw, _check_inputs, _check_resolution, _gradient, per_step_size
+from theory.state_dependent import bind_noise, is_state_dependent
+from theory.stationary import StationaryLaw, _check_inputs, _check_resolution, per_step_size
 
 __all__ = ["ESTIMATORS", "FiniteTimeLaw", "finite_time_law", "SWITCH_TOLERANCE"]
 
@@ -205,11 +205,10 @@ def _moments_after(expansion, segment, p, columns, pairs, length, started):
     return first, second
 
 
-def _one_step_size(grid, gradient, law, eta, reach, start, horizons, tails, pin, want_expansion):
+def _one_step_size(grid, gradient, chain, eta, start, horizons, tails, pin, want_expansion):
     d = grid.dim
     points = grid.points
     values = np.concatenate([points, points - eta * gradient], axis=1)  # g: x then v, (N, 2d)
-    chain = CellChain(grid, gradient, law, eta, reach)
     expansion = None
     centre = start @ values
     if want_expansion and horizons[-1] >= SWITCH_FROM:
@@ -330,7 +329,11 @@ def finite_time_law(
     **Arguments:**
 
     - `f`: an `objectives.Objective` of dimension 1 or 2; `noise`: an additive `simulate.noise`
-      model (as `stationary_law`).
+      model (as `stationary_law`), or noise whose covariance depends on x (`hessian_aligned`,
+      `loss_scaled`, `label_noise`, `state_dependent`, `minibatch` on a finite sum: the kernel of
+      `theory.state_law`, `theory.cell_products.StateDependentCells`). Where such noise vanishes
+      at a minimizer (absorbing cells) the law is the exact products to every T (no expansion);
+      `v` is x - eta grad f(x) with the full gradient.
     - `step_sizes`: eta > 0, a number or a sequence (S values).
     - `x0`: the start: a point `(d,)` in the box, points `(C, d)` (one per chain: their empirical
       law), a `StationaryLaw` on this grid (the chains start from its law, per step size), or a
@@ -340,7 +343,8 @@ def finite_time_law(
       box, 2001 cells in 1-D, 101 per axis in 2-D; a `StationaryLaw` start: its grid); `n_grid`
       may also give one number per step size.
     - `coarsen`: fewer cells at the step sizes whose kernel is wide (`_cells`: about
-      `CELLS_PER_SPREAD` cells per eta sigma, at least n_grid // `MOST_COARSENING`); the cost of a
+      `CELLS_PER_SPREAD` cells per eta sigma, at least n_grid // `MOST_COARSENING`; additive noise
+      only: state-dependent noise has no one sigma and keeps n_grid); the cost of a
       step falls like the square of the cells in 1-D. `law.n_cells` says what was used.
     - `tail_fraction`: the tail average covers the last ceil(tail_fraction T) iterates.
     - `expansion`: allow the fundamental-matrix expansion beyond many relaxation times (False:
@@ -358,7 +362,13 @@ def finite_time_law(
         if n_grid is None:
             n_grid = x0.grid.n_cells
     per_step = isinstance(n_grid, (list, tuple, np.ndarray))
-    law, eta, n = _check_inputs(f, noise, step_sizes, max(n_grid) if per_step else n_grid, 0.5)
+    law = None  # state-dependent noise: no one noise law; its kernel is built per grid (cell_kernels)
+    if is_state_dependent(noise) and isinstance(f, Objective) and f.dim in (1, 2):
+        noise = bind_noise(f, noise)
+        eta = validation.step_sizes("step_sizes", step_sizes)
+        n = validation.integer("n_grid", (2001 if f.dim == 1 else 101) if n_grid is None else (max(n_grid) if per_step else n_grid), lo=16, note="cells per axis")
+    else:
+        law, eta, n = _check_inputs(f, noise, step_sizes, max(n_grid) if per_step else n_grid, 0.5)
     horizons = _horizons(n_steps)
     tail_fraction = validation.real("tail_fraction", tail_fraction, lo=0.0, hi=1.0, open_lo=True)
     lower, upper = search_box(f, bounds)
@@ -366,16 +376,15 @@ def finite_time_law(
     tails = np.array([max(1, math.ceil(round(tail_fraction * int(t), 9))) for t in horizons], dtype=np.int64)
     grids = {c: make_grid(lower, upper, int(c)) for c in sorted(set(cells.tolist()))}
     for c, grid in grids.items():  # cells that do not resolve one step's noise: refused, as stationary_law does
-        _check_resolution(grid, law, eta[cells == c])
+        if law is not None:
+            _check_resolution(grid, law, eta[cells == c])
     starts = {c: start_law(x0, grid, eta.size) for c, grid in grids.items()}
-    gradients = {c: _gradient(f, grid) for c, grid in grids.items()}
-    with jax.enable_x64(True):
-        pins = {c: int(np.argmin(np.asarray(f.value(grid.points)))) for c, grid in grids.items()}
+    kernels = {c: cell_kernels(f, noise, law, grid) for c, grid in grids.items()}
 
     def one(s, e):
         c = int(cells[s])
-        reach = kernel_reach(law, e, grids[c].widths, c) if f.dim == 2 else None
-        return _one_step_size(grids[c], gradients[c], law, e, reach, starts[c][s], horizons, tails, pins[c], expansion)
+        chain, ergodic = kernels[c].chain(e)  # ergodic: one closed class, so pi and the expansion exist
+        return _one_step_size(grids[c], kernels[c].gradient, chain, e, starts[c][s], horizons, tails, kernels[c].pin, expansion and ergodic)
 
     try:
         with one_blas_thread():
@@ -401,7 +410,7 @@ def _cells(n_grid, n, eta, law, widths, coarsen) -> np.ndarray:
         if cells.shape != eta.shape:
             raise ValueError(f"n_grid must be a number or one per step size ({eta.size}), got {len(cells)}")
         return cells
-    if not coarsen:
+    if not coarsen or law is None:  # state-dependent noise (law None): no one sigma to coarsen by
         return np.full(eta.shape, n, dtype=np.int64)
     spread = eta * float(np.sqrt(np.min(np.diag(law.covariance))))
     needed = np.ceil(float(np.max(widths)) * CELLS_PER_SPREAD / spread).astype(np.int64)
