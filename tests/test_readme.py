@@ -1,9 +1,11 @@
-"""The README's Python examples run as written, and the numbers it prints are asserted: each claim
-is read from the README's text (so a change of wording or number is checked, not a copy of it
-here) and compared within the README's own rounding, or within standard errors."""
+"""The Python examples of the README and of the documentation's guides run as written, and the
+numbers they print are asserted: each claim is read from the text (so a change of wording or
+number is checked, not a copy of it here) and compared within the text's own rounding, or within
+standard errors. (docs/getting-started.md's examples run in tests/test_docs.py.)"""
 
 import pathlib
 import re
+import tomllib
 
 import numpy as np
 import pytest
@@ -13,14 +15,20 @@ import objectives
 import simulate
 import theory
 from asgd.cli import _parser
+from asgd.config import parse_config
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-TEXT = README.read_text()
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+# The guides the README's sections moved to (their examples and numbers are checked here too).
+GUIDES = [ROOT / "docs" / f"{name}.md" for name in ("library", "results", "exact-law", "state-noise", "networks")]
+PAGES = [README, *GUIDES]
+TEXT = "\n".join(page.read_text() for page in PAGES)
 
 
-def _blocks() -> list[str]:
-    blocks = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
-    assert blocks, "the README shows no Python example"
+def _blocks() -> list[tuple[str, str]]:
+    """(page, code) of every ```python block of the README and the guides, in order."""
+    blocks = [(page.name, block) for page in PAGES for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)]
+    assert any(page == "README.md" for page, _ in blocks), "the README shows no Python example"
     return blocks
 
 
@@ -39,15 +47,15 @@ def _within_rounding(value: float, printed: str) -> bool:
 @pytest.fixture(scope="module")
 def namespaces() -> list[dict]:
     spaces = []
-    for block in _blocks():
+    for page, block in _blocks():
         space = {}
-        exec(compile(block, str(README), "exec"), space)
+        exec(compile(block, page, "exec"), space)
         spaces.append(space)
     return spaces
 
 
 def _namespace_of(namespaces, marker: str) -> dict:
-    (index,) = [i for i, block in enumerate(_blocks()) if marker in block]
+    (index,) = [i for i, (_, block) in enumerate(_blocks()) if marker in block]
     return namespaces[index]
 
 
@@ -99,6 +107,32 @@ def test_every_command_of_the_cli_is_in_the_readme_command_list():
     listed = {line.split()[1] for line in listing.splitlines() if line.startswith("asgd ")}
     commands = set(next(a for a in _parser()._actions if a.dest == "command").choices)
     assert listed == commands
+
+
+def test_your_own_landscape_lies_on_its_exact_law(namespaces):
+    """The README's own-landscape example: the simulated points are within 4.5 standard errors of
+    the finite-T law it draws over them, and v*(eta) is where its comment says."""
+    space = _namespace_of(namespaces, "finite_time_law")
+    table, exact = space["table"], space["exact"]
+    assert set(exact) == {"x", "x_avg"}
+    for name, (etas, values) in exact.items():
+        rows = table.select(estimator=name)
+        np.testing.assert_allclose(rows.column("step_size"), etas)
+        z = (rows.column("mse") - values) / rows.column("mse_se")
+        assert np.all(np.abs(z) < 4.5), (name, z)
+    (printed,) = _claim(r"# \(S, 1\): ([-\d., ]+)\n")
+    for value, shown in zip(space["v_star"][:, 0], printed.split(", ")):
+        assert _within_rounding(value, shown), (value, shown)
+
+
+def test_the_readme_config_is_valid():
+    """Every TOML example of the README passes the config validator (a Python objective's module
+    aside: it is not in the repository)."""
+    examples = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    assert examples, "the README shows no config"
+    for example in examples:
+        config = parse_config(tomllib.loads(example), quick=True)
+        assert config.name and config.horizons == (2000,) and config.estimators == ("x", "x_avg", "x_tail")
 
 
 @pytest.mark.slow
