@@ -3,6 +3,8 @@ numbers they print are asserted: each claim is read from the text (so a change o
 number is checked, not a copy of it here) and compared within the text's own rounding, or within
 standard errors. (docs/getting-started.md's examples run in tests/test_docs.py.)"""
 
+import importlib.metadata
+import json
 import pathlib
 import re
 import tomllib
@@ -14,8 +16,10 @@ import analysis
 import objectives
 import simulate
 import theory
+from asgd import result_folder
 from asgd.cli import _parser
 from asgd.config import parse_config
+from asgd.schema import read_toml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -133,6 +137,29 @@ def test_the_readme_config_is_valid():
     for example in examples:
         config = parse_config(tomllib.loads(example), quick=True)
         assert config.name and config.horizons == (2000,) and config.estimators == ("x", "x_avg", "x_tail")
+
+
+HEADLINE_RUN = ROOT / "notebooks" / "measured" / "sharp_flat_tradeoff"
+
+
+def test_the_headline_figure_is_current_and_its_caption_is_its_run():
+    """notebooks/tradeoff_sharp_flat.png is the tradeoff.png of `asgd reproduce sharp_flat_tradeoff`,
+    whose metadata.json and results.csv are committed beside it (notebooks/measured/): that run's
+    config is the experiment's config today, its library version today's, and the caption's
+    numbers are its rows."""
+    meta = json.loads((HEADLINE_RUN / "metadata.json").read_text())
+    assert meta["config"] == read_toml(ROOT / "asgd" / "experiments" / "sharp_flat_tradeoff.toml"), (
+        "the experiment changed: rerun `asgd reproduce sharp_flat_tradeoff` and commit its tradeoff.png, "
+        "metadata.json and results.csv")
+    assert meta["versions"]["asgd-smoothing"] == importlib.metadata.version("asgd-smoothing")
+    rows = result_folder.read_csv(HEADLINE_RUN / "results.csv")
+    mse = {r["estimator"]: float(r["mse"]) for r in rows
+           if r["source"] == "simulation" and float(r["step_size"]) == 0.2 and int(r["n_steps"]) == 20_000}
+    last, factor, averaged = _claim(r"\(([\d.]+) at \$\\eta = 0\.2\$\), the averages (\d+)x closer \(([\d.e-]+)\)")
+    chains, thousands, units = _claim(r"sharp_flat_tradeoff` \((\d+) chains, \$T = (\d+)\\,(\d+)\$")
+    assert _within_rounding(mse["x"], last) and _within_rounding(mse["x_avg"], averaged), mse
+    assert _within_rounding(mse["x"] / mse["x_avg"], factor), mse
+    assert int(chains) == meta["config"]["run"]["n_chains"] and int(thousands + units) == meta["config"]["run"]["n_steps"]
 
 
 @pytest.mark.slow
