@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 
 import simulate
-from analysis import minima, solutions, ties
+from analysis import ties
 from analysis.errors import errors
 from asgd import interrupts, law_rows, result_folder
 from asgd.distributed import SINGLE, Cluster
 from asgd.config import ExperimentConfig
 from asgd.schema import ConfigError
+from asgd.targets import TARGETS
 from simulate.progress import StepBar
 
 __all__ = [
@@ -64,30 +65,19 @@ class SweepOutcome:
 
 def target_path(config: ExperimentConfig):
     """The `SolutionPath` of the config's target (smoothed, local: v*(eta); penalized: argmin
-    P_eta), or None for the targets that do not depend on the step size."""
-    f, noise = config.objective, config.noise
-    step_sizes = np.asarray(config.step_sizes)
-    if config.target_kind in ("smoothed", "local"):
-        return solutions.smoothed_solution(f, noise, step_sizes)
-    if config.target_kind == "penalized":
-        return solutions.penalized_solution(f, noise, step_sizes)
-    return None
+    P_eta; `asgd.targets.TARGETS`), or None for the targets that do not depend on the step size."""
+    solution = TARGETS[config.target_kind].solution
+    return None if solution is None else solution(config.objective, config.noise, np.asarray(config.step_sizes))
 
 
 def compute_targets(config: ExperimentConfig, path=None) -> np.ndarray:
     """One target point per step size, shape `(S, dim)`, as the config's [target] asks (for
     target.kind = "local", v*(eta): the local targets depend on each run's chains, see
     `point_targets`). `path`: the `target_path` if already computed."""
-    f = config.objective
-    step_sizes = np.asarray(config.step_sizes)
-    if config.target_kind in ("smoothed", "local", "penalized"):
+    target = TARGETS[config.target_kind]
+    if target.solution is not None:
         return np.asarray(target_path(config) if path is None else path, dtype=np.float64)
-    if config.target_kind == "point":
-        point = np.asarray(config.target_point, dtype=np.float64)
-    else:
-        closed_form = f.minimizer
-        point = np.asarray(closed_form(f.params) if closed_form else minima.global_minimizer(f), dtype=np.float64)
-    return np.broadcast_to(point, (step_sizes.size, f.dim)).copy()
+    return np.broadcast_to(target.point(config), (len(config.step_sizes), config.objective.dim)).copy()
 
 
 def point_targets(config: ExperimentConfig, path, targets: np.ndarray, result) -> np.ndarray:
@@ -98,7 +88,7 @@ def point_targets(config: ExperimentConfig, path, targets: np.ndarray, result) -
     if path is None:
         return targets
     local = ties.local_path(path, result.x, mask=~result.diverged, stacklevel=3)
-    return np.asarray(local.points, dtype=np.float64) if config.target_kind == "local" else targets
+    return np.asarray(local.points, dtype=np.float64) if TARGETS[config.target_kind].per_point else targets
 
 
 def point_path(points_dir, seed: int, horizon: int) -> Path:
@@ -251,7 +241,7 @@ def tabulate(config: ExperimentConfig, plan: SweepPlan, results: dict) -> tuple[
     rows, local_targets = [], {}
     for (seed, horizon), result in results.items():
         here = point_targets(config, plan.solution, plan.targets, result)
-        if config.target_kind == "local":
+        if TARGETS[config.target_kind].per_point:
             local_targets[f"seed{seed}_T{horizon}/target"] = here
         rows.extend(_rows(config, seed, result, here))
     arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
