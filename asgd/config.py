@@ -28,7 +28,9 @@
     n_steps = [1000, 10000]       # one horizon or several: each (seed, horizon) is a sweep point
     n_chains = 4096
     seeds = [0]
-    x0 = [3.0, 3.0]
+    x0 = [3.0, 3.0]               # one start, one per chain, or "stationary": each chain drawn
+                                  # from the exact stationary law at each step size (dim <= 2,
+                                  # additive noise; its grid: [theory] n_grid and bounds)
     tail_fraction = 0.5           # optional
     checkpoints = 8               # optional
     method = "sgd"                # optional: "sgd" | "exact"
@@ -46,8 +48,7 @@
     per_seed = false              # optional: figures pool the seeds (default) or one panel per seed
 
     [theory]                      # optional: the exact long-run law beside the simulation
-    stationary = true             # dim 1 or 2: the law at the run's horizons (theory.finite_time_law), and
-                                  # for additive noise the long-run law (theory.stationary_law)
+    stationary = true             # dim 1 or 2, additive noise (theory.stationary_law)
     n_grid = 2001                 # optional: cells per axis (default 2001 in 1-D, 101 in 2-D; at most
                                   # 100001 in 1-D, 1001 in 2-D: the law's matrix must fit in memory)
     bounds = [-5.0, 5.0]          # optional: the grid's box, [lower, upper] numbers or dim-vectors
@@ -76,8 +77,6 @@ import simulate
 from asgd import python_objective
 from asgd.network_config import NetworkConfig, parse_network_config
 from asgd.schema import ConfigError, check_keys, choice, fail, integer, list_of, read_toml, real, table
-from asgd.sweep_figures import FIGURES as FIGURE_KINDS
-from asgd.targets import TARGETS
 from simulate.exact import applicable_form
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config", "OBJECTIVE_KINDS", "NOISE_FAMILIES"]
@@ -96,9 +95,9 @@ NOISE_FAMILIES = {name: family.constructor for name, family in simulate.noise.TA
 #: v*(eta) = argmin F_eta come from the drift identity E[x_{k+1} | x_k] = v_k with v following SGD
 #: on F_eta, whose noise must not depend on x; with state-dependent noise (unbiased) only
 #: E_pi grad f = 0 survives, which names no point. Such a sweep measures the distance to
-#: argmin f ("minimizer") or a given point; its exact law is the one at the run's horizons (`asgd.law_rows`).
-ADDITIVE_ONLY_TARGETS = tuple(name for name, target in TARGETS.items() if target.additive_only)
-ADDITIVE_ONLY_FIGURES = tuple(name for name, figure in FIGURE_KINDS.items() if figure.additive_only)  # F_eta, P_eta
+#: argmin f ("minimizer") or a given point, and its law is refused by `theory.stationary`.
+ADDITIVE_ONLY_TARGETS = ("smoothed", "local", "penalized")
+ADDITIVE_ONLY_FIGURES = ("landscape",)  # it draws F_eta and P_eta
 
 #: The objectives a sweep config may name (`objective.kind`): constructors that need only
 #: numbers. Finite sums need data; the network experiment (`asgd.network`) builds them.
@@ -110,17 +109,17 @@ OBJECTIVE_KINDS = {
     "sharp_flat": objectives.sharp_flat,
 }
 
-#: The names of `[target] kind` and `[output] figures`: the keys of their tables
-#: (`asgd.targets.TARGETS`, `asgd.sweep_figures.FIGURES`), with what each needs.
-TARGET_KINDS = tuple(TARGETS)
-FIGURES = tuple(FIGURE_KINDS)
-ONE_D_FIGURES = tuple(name for name, figure in FIGURE_KINDS.items() if figure.one_d)  # they draw f(x) over a line
+TARGET_KINDS = ("minimizer", "smoothed", "local", "penalized", "point")
+FIGURES = ("tradeoff", "rates", "landscape", "chains", "basins")
+ONE_D_FIGURES = ("landscape", "chains")  # they draw f(x) over a line
 
 _TOP_KEYS = {"name", "description", "objective", "noise", "run", "target", "output", "theory", "quick"}
 _RUN_KEYS = {
     "step_sizes", "n_steps", "n_chains", "seeds", "x0", "tail_fraction", "checkpoints", "method", "chunk_size",
 }
 _RUN_REQUIRED = {"step_sizes", "n_steps", "n_chains", "x0"}
+#: `run.x0 = "stationary"`: the chains start from the exact stationary law at each step size.
+STATIONARY_START = "stationary"
 _TARGET_KEYS = {"kind", "point"}
 _OUTPUT_KEYS = {"estimators", "figures", "per_seed"}
 _THEORY_KEYS = {"stationary", "n_grid", "bounds"}
@@ -182,16 +181,24 @@ class ExperimentConfig:
             params["cov"] = python_objective.resolve(cov, self.config_dir, key="noise.cov")
         return NOISE_FAMILIES[family](**_as_arrays(params))
 
+    @property
+    def stationary_start(self) -> bool:
+        """`run.x0 = "stationary"`: every chain starts from the exact stationary law at its step
+        size (`theory.stationary_starts`, drawn from (seed, chain)); `x0` is then that string."""
+        return isinstance(self.x0, str) and self.x0 == STATIONARY_START
+
     def sweep_points(self) -> list[tuple[int, int]]:
         """(seed, n_steps) pairs, each one `simulate.run` call over all step sizes."""
         return [(seed, horizon) for seed in self.seeds for horizon in self.horizons]
 
     def run_kwargs(self, seed: int, n_steps: int) -> dict:
+        """`simulate.run`'s arguments for the sweep point (seed, n_steps); with a stationary
+        start, x0 is left for the caller (one start per step size: `asgd.sweep.run_point`)."""
         kwargs = dict(
             step_sizes=np.asarray(self.step_sizes),
             n_steps=n_steps,
             n_chains=self.n_chains,
-            x0=np.asarray(self.x0, dtype=np.float64),
+            x0=None if self.stationary_start else np.asarray(self.x0, dtype=np.float64),
             noise=self.noise,
             seed=seed,
             tail_fraction=self.tail_fraction,
@@ -283,13 +290,15 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config", con
     n_chains = integer(key("n_chains"), run_table["n_chains"])
     seeds = list_of(key("seeds"), run_table.get("seeds", [0]), lambda k, v: integer(k, v, lo=0, hi=2**32 - 1))
     x0 = run_table["x0"]
+    if isinstance(x0, str) and x0 != STATIONARY_START:
+        fail(key("x0"), x0, f"must be a list of numbers (one point), a list of such lists (one per chain) or {STATIONARY_START!r}")
     rows = [v for v in x0 if isinstance(v, list)] if isinstance(x0, list) else []
     if rows and (len(rows) != len(x0) or len({len(r) for r in rows}) != 1):  # ragged: NumPy would nest lists
         fail(key("x0"), x0, "must be a list of numbers (one point) or a list of equally long lists of numbers (one per chain)")
     x0_array = np.asarray(x0, dtype=object)
-    if not isinstance(x0, list) or x0_array.ndim not in (1, 2):
-        fail(key("x0"), x0, "must be a list of numbers (one point) or a list of such lists (one per chain)")
-    for v in x0_array.ravel():
+    if x0 != STATIONARY_START and (not isinstance(x0, list) or x0_array.ndim not in (1, 2)):
+        fail(key("x0"), x0, f"must be a list of numbers (one point), a list of such lists (one per chain) or {STATIONARY_START!r}")
+    for v in x0_array.ravel() if x0 != STATIONARY_START else ():
         real(key("x0"), v)
     tail_fraction = real(key("tail_fraction"), run_table.get("tail_fraction", 0.5), lo=0, hi=1, open_lo=True)
     checkpoints = run_table.get("checkpoints", 8)
@@ -305,11 +314,10 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config", con
     # [target]
     target_table = table(data, "target") or {"kind": "minimizer"}
     check_keys(target_table, _TARGET_KEYS, "target")
-    target_kind = choice("target.kind", target_table.get("kind", "minimizer"), TARGETS)
+    target_kind = choice("target.kind", target_table.get("kind", "minimizer"), TARGET_KINDS)
     target_point = target_table.get("point")
-    if TARGETS[target_kind].needs_point != (target_point is not None):
-        given = [name for name, target in TARGETS.items() if target.needs_point]
-        fail("target.point", target_point, f"is required with target.kind = {given[0]!r} and allowed only there")
+    if (target_kind == "point") != (target_point is not None):
+        fail("target.point", target_point, "is required with target.kind = 'point' and allowed only there")
     if target_point is not None:
         target_point = list_of("target.point", target_point, real, allow_scalar=False)
 
@@ -325,7 +333,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config", con
     figures = list_of(
         "output.figures",
         output_table.get("figures", ["tradeoff"]),
-        lambda k, v: choice(k, v, FIGURE_KINDS),
+        lambda k, v: choice(k, v, FIGURES),
         allow_scalar=False,
         nonempty=False,
     )
@@ -356,7 +364,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config", con
         horizons=horizons,
         n_chains=n_chains,
         seeds=seeds,
-        x0=tuple(map(tuple, x0)) if x0_array.ndim == 2 else tuple(x0),
+        x0=x0 if x0 == STATIONARY_START else tuple(map(tuple, x0)) if x0_array.ndim == 2 else tuple(x0),
         tail_fraction=tail_fraction,
         checkpoints=tuple(checkpoints) if isinstance(checkpoints, list) else checkpoints,
         method=method,
@@ -441,13 +449,25 @@ def _check_buildable(config: ExperimentConfig) -> None:
     dim = objective.dim
     if noise.fixed_dim is not None and noise.fixed_dim != dim:
         fail("noise.covariance", config.noise_params.get("covariance"), f"must be {dim}x{dim} to match objective dim={dim}")
-    flat = [figure for figure in config.figures if FIGURE_KINDS[figure].one_d]
+    flat = [figure for figure in config.figures if figure in ONE_D_FIGURES]
     if dim != 1 and flat:
         fail("output.figures", list(config.figures), f"{flat[0]!r} draws 1-D objectives only, and objective {config.objective_kind!r} has dim {dim}")
-    x0 = np.asarray(config.x0, dtype=np.float64)
-    if x0.shape[-1] != dim or (x0.ndim == 2 and x0.shape[0] != config.n_chains):
-        fail("run.x0", list(config.x0), f"must have {dim} coordinates (objective dim), or be n_chains={config.n_chains} such points")
-    if config.objective_kind == "python":
+    if config.stationary_start:
+        # The starts are drawn from the exact law (theory.stationary_law), which lives on a grid
+        # in 1-D and 2-D for additive noise; whether it exists at these step sizes is known only
+        # once it is solved (asgd.law_rows.start_law, before anything is written).
+        if dim not in (1, 2):
+            fail("run.x0", STATIONARY_START, f"needs an objective of dim 1 or 2 (the stationary law lives on a grid), got {config.objective_kind!r} of dim {dim}")
+        if not noise.additive:
+            fail("run.x0", STATIONARY_START, f"needs additive noise ({', '.join(simulate.noise.FAMILIES)}) for the stationary law, not {noise!r}")
+        if config.law_n_grid is not None and config.law_n_grid > MAX_LAW_CELLS[dim]:
+            fail("theory.n_grid", config.law_n_grid, f"must be at most {MAX_LAW_CELLS[dim]} cells per axis in {dim}-D (the law's matrix must fit in memory)")
+        x0 = np.zeros((1, dim))  # for the checks below: the law's grid is checked when it is solved
+    else:
+        x0 = np.asarray(config.x0, dtype=np.float64)
+        if x0.shape[-1] != dim or (x0.ndim == 2 and x0.shape[0] != config.n_chains):
+            fail("run.x0", list(config.x0), f"must have {dim} coordinates (objective dim), or be n_chains={config.n_chains} such points")
+    if config.objective_kind == "python" and not config.stationary_start:
         # A user's function that is NaN (or inf) where the chains start would make every chain
         # diverge at step 1, then fail in the figures with a matplotlib message.
         start = x0.reshape(-1, dim)[0]
@@ -461,8 +481,10 @@ def _check_buildable(config: ExperimentConfig) -> None:
     if config.stationary:
         if dim not in (1, 2):
             fail("theory.stationary", True, f"needs an objective of dim 1 or 2 (the law lives on a grid), got {config.objective_kind!r} of dim {dim}")
-        if TARGETS[config.target_kind].per_point:
-            fail("theory.stationary", True, f"needs one target per step size; target.kind = {config.target_kind!r} depends on each run's chains (use 'smoothed')")
+        if not noise.additive:
+            fail("theory.stationary", True, f"needs additive noise ({', '.join(simulate.noise.FAMILIES)}), not {noise!r}")
+        if config.target_kind == "local":
+            fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
         if config.law_n_grid is not None and config.law_n_grid > MAX_LAW_CELLS[dim]:
             fail("theory.n_grid", config.law_n_grid, f"must be at most {MAX_LAW_CELLS[dim]} cells per axis in {dim}-D (the law's matrix must fit in memory)")
     if not noise.additive:
@@ -470,13 +492,13 @@ def _check_buildable(config: ExperimentConfig) -> None:
             noise.bind(objective).check(objective, x0.reshape(-1, dim))
         except ValueError as error:
             fail("noise.family", config.noise_params["family"], str(error))
-        if TARGETS[config.target_kind].additive_only:
+        if config.target_kind in ADDITIVE_ONLY_TARGETS:
             fail(
                 "target.kind", config.target_kind,
                 f"does not exist for {config.noise_params['family']} noise (its covariance depends on x): F_eta, P_eta and "
                 "v*(eta) are defined for additive noise; use 'minimizer' or 'point'",
             )
-        drawn = [figure for figure in config.figures if FIGURE_KINDS[figure].additive_only]
+        drawn = [figure for figure in config.figures if figure in ADDITIVE_ONLY_FIGURES]
         if drawn:
             fail("output.figures", list(config.figures), f"{drawn[0]!r} draws F_eta and P_eta, which do not exist for {config.noise_params['family']} noise")
     for key, box in (("theory.bounds", config.law_bounds), ("objective.search_box", config.search_box)):

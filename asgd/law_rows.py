@@ -5,16 +5,14 @@ rows have `source = "simulation"`; a folder written before the column existed re
 simulation):
 
 At the run's own start and horizons, `source = "law"` (`theory.finite_time_law`, from the
-config's x0, one point or one per chain, for every checkpoint T of every run): for each
+config's x0, one point or one per chain, or with `run.x0 = "stationary"` from the stationary law
+itself on its own grid, for every checkpoint T of every run): for each
 estimator the run reports (`x`, `x_avg`, `x_tail`, `v`, `v_avg`), `mse` = E|estimator_T -
 target|^2 exactly, on the cell chain; `law_regime` = "finite_time". These are the values each
 simulated point should match within its standard errors, and the tradeoff figure draws them
-under the points. Noise whose covariance depends on x (`hessian_aligned`, `loss_scaled`,
-`label_noise`, `state_dependent`) gets these rows from its own kernel (`theory.state_dependent`),
-and only these: where it vanishes at a minimizer the chain is absorbed and has no stationary law
-to tabulate (`theory.absorption` says where it ends), so `compute_law` returns None for it.
+under the points.
 
-As T -> infinity (additive noise), `source = "stationary"` (`theory.stationary_law`, for the config's step sizes,
+As T -> infinity, `source = "stationary"` (`theory.stationary_law`, for the config's step sizes,
 the same targets). For each step size eta and each checkpoint T of the run:
 
 - estimator `x`: `mse` = E_pi |x - target|^2, the last iterate's floor (the same for every T);
@@ -62,15 +60,14 @@ __all__ = ["LAW_ESTIMATORS", "compute_finite_law", "compute_law", "finite_rows",
 LAW_ESTIMATORS = {"x": "x", "x_avg": "x_avg", "x_avg_bias": "x_avg"}
 
 
-def compute_law(config: ExperimentConfig) -> StationaryLaw | None:
-    """The law for the config's step sizes (None for noise that depends on x: module docstring);
-    a step size without a law is a `ConfigError`."""
-    if not config.noise.additive:
-        return None
+def compute_law(config: ExperimentConfig) -> StationaryLaw:
+    """The law for the config's step sizes; a step size without a law is a `ConfigError` (naming
+    run.x0 when the chains start from it)."""
+    asked = 'run.x0 = "stationary" (the chains start from the stationary law)' if config.stationary_start else "theory.stationary = true"
     try:
         return stationary_law(config.objective, config.noise, np.asarray(config.step_sizes), bounds=_bounds(config), n_grid=config.law_n_grid)
     except ValueError as error:
-        raise ConfigError(f"theory.stationary = true: {error} (theory.n_grid and theory.bounds set the grid)") from None
+        raise ConfigError(f"{asked}: {error} (theory.n_grid and theory.bounds set the grid)") from None
 
 
 def _bounds(config: ExperimentConfig):
@@ -84,23 +81,29 @@ def checkpoints(config: ExperimentConfig) -> list[int]:
     return sorted({int(t) for horizon in config.horizons for t in checkpoint_schedule(int(horizon), config.checkpoints)})
 
 
-def compute_finite_law(config: ExperimentConfig) -> tuple[FiniteTimeLaw, FiniteTimeLaw]:
+def compute_finite_law(config: ExperimentConfig, law: StationaryLaw | None = None) -> tuple[FiniteTimeLaw, FiniteTimeLaw]:
     """(the finite-time law at every checkpoint from the config's x0, the same on a grid of half
-    as many cells per axis for the grid error); a config the law refuses is a `ConfigError`."""
+    as many cells per axis for the grid error); a config the law refuses is a `ConfigError`.
+
+    With `run.x0 = "stationary"`, `law` is the start (`compute_law`): the finite-time laws start
+    from it on its own grid and from `law.coarse` on the coarse one, so the law of x_T stays pi."""
     f = config.objective
-    x0 = np.asarray(config.x0, dtype=np.float64).reshape(-1, f.dim)
-    start = x0[0] if len(np.unique(x0, axis=0)) == 1 else x0
     horizons = checkpoints(config)
 
-    def law(n_grid, coarsen=False):
+    def finite(start, n_grid, coarsen=False, bounds=_bounds(config)):
         return finite_time_law(
-            f, config.noise, np.asarray(config.step_sizes), x0=start, n_steps=horizons, bounds=_bounds(config),
+            f, config.noise, np.asarray(config.step_sizes), x0=start, n_steps=horizons, bounds=bounds,
             n_grid=n_grid, tail_fraction=config.tail_fraction, coarsen=coarsen,
         )
 
-    try:  # fewer cells where the kernel is wide (large step sizes): the same accuracy per step, far cheaper
-        fine = law(config.law_n_grid, coarsen=True)
-        return fine, law(fine.n_cells // 2)
+    try:
+        if config.stationary_start:
+            return finite(law, None, bounds=None), finite(law.coarse, None, bounds=None)
+        x0 = np.asarray(config.x0, dtype=np.float64).reshape(-1, f.dim)
+        start = x0[0] if len(np.unique(x0, axis=0)) == 1 else x0
+        # fewer cells where the kernel is wide (large step sizes): the same accuracy per step, far cheaper
+        fine = finite(start, config.law_n_grid, coarsen=True)
+        return fine, finite(start, fine.n_cells // 2)
     except ValueError as error:
         raise ConfigError(f"theory.stationary = true (the law at the run's horizons from run.x0): {error} (theory.n_grid and theory.bounds set the grid)") from None
 
@@ -126,8 +129,11 @@ def finite_rows(config: ExperimentConfig, laws: tuple[FiniteTimeLaw, FiniteTimeL
 
 
 def regimes(config: ExperimentConfig, law: StationaryLaw, horizons) -> dict[int, np.ndarray]:
-    """T -> `law.relevant(...)` per step size `(S,)`, for a run started at the config's x0."""
+    """T -> `law.relevant(...)` per step size `(S,)`, for a run started at the config's x0
+    ("stationary" at every T for a run started from the law itself)."""
     f = config.objective
+    if config.stationary_start:
+        return {int(t): np.full(len(law.step_sizes), "stationary", dtype=object) for t in horizons}
     wells = np.asarray(minima.minimizers(f).points, dtype=np.float64)
     start = np.asarray(config.x0, dtype=np.float64).reshape(-1, f.dim)[:1]
     basin = int(assign_basins(start, wells, f, method="descent")[0])

@@ -33,17 +33,18 @@ from pathlib import Path
 import numpy as np
 
 import simulate
-from analysis import ties
+import theory
+from analysis import minima, solutions, ties
 from analysis.errors import errors
 from asgd import interrupts, law_rows, result_folder
 from asgd.distributed import SINGLE, Cluster
 from asgd.config import ExperimentConfig
 from asgd.schema import ConfigError
-from asgd.targets import TARGETS
 from simulate.progress import StepBar
+from simulate.result import join_step_sizes
 
 __all__ = [
-    "SweepOutcome", "SweepPlan", "claim", "plan_sweep", "run_sweep", "simulate_points", "tabulate", "check_point", "compute_targets", "load_point", "point_disagreement", "point_path",
+    "SweepOutcome", "SweepPlan", "claim", "plan_sweep", "run_point", "run_sweep", "simulate_points", "tabulate", "check_point", "compute_targets", "load_point", "point_disagreement", "point_path",
     "point_targets", "target_path",
 ]
 
@@ -65,19 +66,30 @@ class SweepOutcome:
 
 def target_path(config: ExperimentConfig):
     """The `SolutionPath` of the config's target (smoothed, local: v*(eta); penalized: argmin
-    P_eta; `asgd.targets.TARGETS`), or None for the targets that do not depend on the step size."""
-    solution = TARGETS[config.target_kind].solution
-    return None if solution is None else solution(config.objective, config.noise, np.asarray(config.step_sizes))
+    P_eta), or None for the targets that do not depend on the step size."""
+    f, noise = config.objective, config.noise
+    step_sizes = np.asarray(config.step_sizes)
+    if config.target_kind in ("smoothed", "local"):
+        return solutions.smoothed_solution(f, noise, step_sizes)
+    if config.target_kind == "penalized":
+        return solutions.penalized_solution(f, noise, step_sizes)
+    return None
 
 
 def compute_targets(config: ExperimentConfig, path=None) -> np.ndarray:
     """One target point per step size, shape `(S, dim)`, as the config's [target] asks (for
     target.kind = "local", v*(eta): the local targets depend on each run's chains, see
     `point_targets`). `path`: the `target_path` if already computed."""
-    target = TARGETS[config.target_kind]
-    if target.solution is not None:
+    f = config.objective
+    step_sizes = np.asarray(config.step_sizes)
+    if config.target_kind in ("smoothed", "local", "penalized"):
         return np.asarray(target_path(config) if path is None else path, dtype=np.float64)
-    return np.broadcast_to(target.point(config), (len(config.step_sizes), config.objective.dim)).copy()
+    if config.target_kind == "point":
+        point = np.asarray(config.target_point, dtype=np.float64)
+    else:
+        closed_form = f.minimizer
+        point = np.asarray(closed_form(f.params) if closed_form else minima.global_minimizer(f), dtype=np.float64)
+    return np.broadcast_to(point, (step_sizes.size, f.dim)).copy()
 
 
 def point_targets(config: ExperimentConfig, path, targets: np.ndarray, result) -> np.ndarray:
@@ -88,7 +100,7 @@ def point_targets(config: ExperimentConfig, path, targets: np.ndarray, result) -
     if path is None:
         return targets
     local = ties.local_path(path, result.x, mask=~result.diverged, stacklevel=3)
-    return np.asarray(local.points, dtype=np.float64) if TARGETS[config.target_kind].per_point else targets
+    return np.asarray(local.points, dtype=np.float64) if config.target_kind == "local" else targets
 
 
 def point_path(points_dir, seed: int, horizon: int) -> Path:
@@ -164,7 +176,8 @@ def _rows(config: ExperimentConfig, seed: int, result, targets: np.ndarray) -> l
 class SweepPlan:
     """What a sweep computes before it touches the folder (a config error surfaces before any
     file): the target `solution` path (or None), the `targets` `(S, d)`, and with `[theory]` the
-    long-run `law` and the finite-T laws `finite_law`. Only the writing process holds them."""
+    long-run `law` (also with `run.x0 = "stationary"`: the chains' start) and the finite-T laws
+    `finite_law`. Only the writing process holds them."""
 
     solution: object
     targets: np.ndarray | None
@@ -178,8 +191,9 @@ def plan_sweep(config: ExperimentConfig, cluster: Cluster = SINGLE) -> SweepPlan
         return SweepPlan(None, None, None, None)
     solution = target_path(config)
     targets = compute_targets(config, solution)
-    law = law_rows.compute_law(config) if config.stationary else None
-    finite_law = law_rows.compute_finite_law(config) if config.stationary else None
+    # The chains of run.x0 = "stationary" start from the same law that [theory] tabulates.
+    law = law_rows.compute_law(config) if config.stationary or config.stationary_start else None
+    finite_law = law_rows.compute_finite_law(config, law) if config.stationary else None
     return SweepPlan(solution, targets, law, finite_law)
 
 
@@ -198,12 +212,34 @@ def claim(config: ExperimentConfig, out_dir, *, fresh: bool, cluster: Cluster = 
     return out, points_dir
 
 
-def simulate_points(config: ExperimentConfig, points_dir: Path, *, quiet: bool, cluster: Cluster = SINGLE) -> tuple[dict, int]:
+def run_point(config: ExperimentConfig, seed: int, horizon: int, *, n_chains: int, first_chain: int = 0, start_law=None, progress=None):
+    """`simulate.run` of one sweep point's chains first_chain .. first_chain + n_chains - 1.
+
+    With `run.x0 = "stationary"` each step size starts from its own stationary law
+    (`theory.stationary_starts` of `start_law`: chain i's start from (seed, i) alone), which one
+    `simulate.run` call cannot take: one run per step size, joined (`simulate.result.join_step_sizes`).
+    Each run draws the same noise for chain i (the randomness contract), so the result is the
+    one a single call with per-step-size starts would give."""
+    kwargs = {**config.run_kwargs(seed, horizon), "n_chains": n_chains, "first_chain": first_chain}
+    if not config.stationary_start:
+        return simulate.run(config.objective, **kwargs, progress=progress)
+    starts = theory.stationary_starts(start_law, seed, np.arange(first_chain, first_chain + n_chains))
+    step_sizes, runs = kwargs.pop("step_sizes"), []
+    for s, eta in enumerate(step_sizes):
+        within = None if progress is None else lambda done, total, s=s: progress(s * total + done, len(step_sizes) * total)  # noqa: E731
+        runs.append(simulate.run(config.objective, **{**kwargs, "x0": starts[s]}, step_sizes=[eta], progress=within))
+    return join_step_sizes(runs)
+
+
+def simulate_points(config: ExperimentConfig, points_dir: Path, *, quiet: bool, cluster: Cluster = SINGLE, start_law=None) -> tuple[dict, int]:
     """Step 3, resumable: every sweep point, loaded from `points_dir` where saved (and checked
     against the config), else simulated and saved at once. Returns ({(seed, T): result}, the
-    number resumed); the results only on the writing process."""
+    number resumed); the results only on the writing process. `start_law`: the stationary law
+    the chains of `run.x0 = "stationary"` start from (the plan's; computed here when None, as
+    on the processes that do not write)."""
     writer = cluster.is_writer
-    objective = config.objective
+    if config.stationary_start and start_law is None:
+        start_law = law_rows.compute_law(config)
     results, resumed = {}, 0
     points = config.sweep_points()
     progress = StepBar(total=sum(horizon for _, horizon in points), label=config.name, enabled=False if quiet or not writer else None)
@@ -223,8 +259,8 @@ def simulate_points(config: ExperimentConfig, points_dir: Path, *, quiet: bool, 
             within = None
             if progress.enabled:
                 within = lambda done, total, base=finished, horizon=horizon: progress.update_to(base + horizon * done // total)  # noqa: E731
-            kwargs = {**config.run_kwargs(seed, horizon), "n_chains": n_mine, "first_chain": first_chain}
-            result = cluster.gather(simulate.run(objective, **kwargs, progress=within), config.n_chains)
+            mine = run_point(config, seed, horizon, n_chains=n_mine, first_chain=first_chain, start_law=start_law, progress=within)
+            result = cluster.gather(mine, config.n_chains)
             if writer:
                 result.save(path)
         finished += horizon
@@ -241,22 +277,21 @@ def tabulate(config: ExperimentConfig, plan: SweepPlan, results: dict) -> tuple[
     rows, local_targets = [], {}
     for (seed, horizon), result in results.items():
         here = point_targets(config, plan.solution, plan.targets, result)
-        if TARGETS[config.target_kind].per_point:
+        if config.target_kind == "local":
             local_targets[f"seed{seed}_T{horizon}/target"] = here
         rows.extend(_rows(config, seed, result, here))
     arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
     arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
     arrays.update(local_targets)
     extra = {}
-    if plan.law is not None:
+    if plan.finite_law is not None:
         horizons = sorted({row["n_steps"] for row in rows})
         regime = law_rows.regimes(config, plan.law, horizons)
         # A law row at T describes a run of T steps: its horizon is T.
         rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.law_rows(config, plan.law, plan.targets, horizons, regime))
+        rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.finite_rows(config, plan.finite_law, plan.targets))
         arrays.update(law_rows.law_arrays(plan.law))
         extra["law"] = law_rows.law_metadata(plan.law, regime[horizons[-1]])
-    if plan.finite_law is not None:  # (noise that depends on x: these rows only)
-        rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.finite_rows(config, plan.finite_law, plan.targets))
     return rows, arrays, extra
 
 
@@ -276,7 +311,7 @@ def run_sweep(config: ExperimentConfig, out_dir, *, fresh: bool = False, quiet: 
     out, points_dir = claim(config, out_dir, fresh=fresh, cluster=cluster)
     # A failure before any point is saved releases the claim (the corrected config may then run here).
     with result_folder.released_on_failure(out) if cluster.is_writer else contextlib.nullcontext():
-        results, resumed = simulate_points(config, points_dir, quiet=quiet, cluster=cluster)
+        results, resumed = simulate_points(config, points_dir, quiet=quiet, cluster=cluster, start_law=plan.law)
         if not cluster.is_writer:
             return None
         rows, arrays, extra = tabulate(config, plan, results)

@@ -22,8 +22,18 @@ Minibatches follow the same contract: chain i's minibatch at step k is
 `noise.sample_indices(block_key(seed, i, (k - 1) // B), (B,), n)[(k - 1) % B]`, drawn by
 `minibatch_block`.
 
-Everything in the library that needs simulation noise calls `noise_block` or `minibatch_block`;
-nothing else derives keys.
+Chains started from a law (`asgd`'s `run.x0 = "stationary"`, `theory.stationary_starts`) draw
+their start from chain i's own key too, so the start of chain i depends only on (seed, i):
+
+    start_key(seed, i)       = block_key(seed, i, START_BLOCK),    START_BLOCK = 2**32 - 1,
+
+the last block index of the 32-bit counter, which a run would reach only after 64 (2**32 - 1)
+= 2.7e11 steps (`simulate.run` stops at 2**31 - 2), so the start shares no bits with any
+step's noise. `start_uniforms` turns it into float64 uniforms (53 bits from two 32-bit words,
+in any precision mode). Adding it changed no existing draw.
+
+Everything in the library that needs simulation noise calls `noise_block`, `minibatch_block` or
+`start_uniforms`; nothing else derives keys.
 
 `RANDOMNESS_CONTRACT_VERSION` numbers the contract's bits: it goes up whenever the same
 (seed, i, k) gives different numbers, so results saved under another version are not mixed with
@@ -36,10 +46,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from simulate import threefry
 
-__all__ = ["NOISE_BLOCK_STEPS", "RANDOMNESS_CONTRACT_VERSION", "block_key", "chain_key", "minibatch_block", "noise_block", "noise_at_step"]
+__all__ = [
+    "NOISE_BLOCK_STEPS", "RANDOMNESS_CONTRACT_VERSION", "START_BLOCK", "block_key", "chain_key", "minibatch_block", "noise_block",
+    "noise_at_step", "start_uniforms",
+]
 
 NOISE_BLOCK_STEPS = 64
 
@@ -47,6 +61,8 @@ NOISE_BLOCK_STEPS = 64
 #: (the key derivation, B, a noise law's or minibatch sampler's draws). Result folders record it
 #: and refuse to resume points drawn under another version (`asgd.result_folder`).
 RANDOMNESS_CONTRACT_VERSION = 2
+#: The block index of a chain's start draws (module docstring): no run's noise reaches it.
+START_BLOCK = 2**32 - 1
 
 
 def chain_key(seed: jax.Array, chain_index: jax.Array) -> jax.Array:
@@ -90,6 +106,17 @@ def minibatch_block(noise, seed, chain_indices: jax.Array, block_index, n_exampl
         return noise.sample_indices(block_key(seed, chain_index, block_index), (NOISE_BLOCK_STEPS,), n_examples)
 
     return jax.vmap(one_chain)(chain_indices)
+
+
+def start_uniforms(seed: int, chain_indices, n: int) -> np.ndarray:
+    """`(C, n)` float64 uniforms in [0, 1) for the starts of the given chains, chain i's from
+    `block_key(seed, i, START_BLOCK)` alone: u = (a >> 5) 2^-27 + (b >> 6) 2^-53 from two
+    32-bit words (a, b), the 53-bit construction of NumPy's generators, the same bits with or
+    without JAX's x64 mode."""
+    chains = jnp.asarray(chain_indices, dtype=jnp.uint32)
+    bits = jax.vmap(lambda i: jax.random.bits(block_key(seed, i, START_BLOCK), (n, 2), jnp.uint32))(chains)
+    words = np.asarray(bits, dtype=np.uint64)
+    return ((words[..., 0] >> 5) * float(2**26) + (words[..., 1] >> 6)) / float(2**53)
 
 
 def noise_at_step(noise, seed: int, chain_index: int, step: int, dim: int, dtype=None) -> jax.Array:

@@ -13,7 +13,7 @@ import numpy as np
 from simulate.files import atomic_write
 from simulate.trackers import BUILT_IN_ESTIMATORS, ESTIMATORS
 
-__all__ = ["ESTIMATORS", "SimulationResult", "atomic_write"]  # atomic_write lives in simulate.files
+__all__ = ["ESTIMATORS", "SimulationResult", "atomic_write", "join_step_sizes"]  # atomic_write lives in simulate.files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +207,39 @@ class SimulationResult:
             f"step_sizes={np.array2string(self.step_sizes, precision=4)}, n_steps={self.n_steps}, "
             f"n_chains={self.n_chains}, dim={self.dim}, diverged={int(self.diverged.sum())})"
         )
+
+
+#: The fields with a step-size axis, and where it is: (S, C, ...) first, (K, S, ...) and (T + 1, S, ...) second.
+_STEP_SIZE_AXIS = {**{name: 0 for name in (*BUILT_IN_ESTIMATORS, "x_ema", "diverged", "diverged_at", "step_sizes")}, "trajectory": 1}
+
+
+def join_step_sizes(results) -> SimulationResult:
+    """One result over the step sizes of several runs that differ in nothing else (the same
+    chains, seed, steps and checkpoints): the runs of one sweep point that start each step size
+    somewhere else (`asgd`'s `run.x0 = "stationary"`). A field other than the step-size arrays
+    that differs between them is a `ValueError` naming it."""
+    results = list(results)
+    if not results or not all(isinstance(r, SimulationResult) for r in results):
+        raise ValueError("results must be a non-empty sequence of SimulationResult")
+    first, joined = results[0], {}
+    for field in dataclasses.fields(SimulationResult):
+        values = [getattr(r, field.name) for r in results]
+        if field.name == "checkpoints":
+            if any(set(v) != set(values[0]) for v in values):
+                raise ValueError("results must track the same estimators")
+            joined[field.name] = {name: np.concatenate([v[name] for v in values], axis=1) for name in values[0]}
+        elif field.name in _STEP_SIZE_AXIS and values[0] is not None:
+            joined[field.name] = np.concatenate(values, axis=_STEP_SIZE_AXIS[field.name])
+        elif field.name == "checkpoint_steps":
+            if any(not np.array_equal(v, values[0]) for v in values):
+                raise ValueError("results must share checkpoint_steps")
+            joined[field.name] = values[0]
+        else:
+            described = [v.describe() if hasattr(v, "describe") else v for v in values]
+            if any(d != described[0] for d in described):
+                raise ValueError(f"results must share {field.name}, got {described}")
+            joined[field.name] = getattr(first, field.name)
+    return SimulationResult(**joined)
 
 
 def _inconsistency(values: dict) -> str | None:

@@ -36,6 +36,7 @@ from theory.quadratic import (
 from theory.linalg import InaccurateLawWarning, NoStationaryLaw
 from theory.stationary import QuasiStationary, StationaryLaw, stationary_law
 from theory.finite_time import FiniteTimeLaw, finite_time_law
+from theory.law_starts import stationary_starts
 from theory.averaged_limit import AveragedLimit, averaged_limit, averaged_limit_expansion, free_energy_solution
 from theory.state_law import state_dependent_law
 from theory.absorption import Absorption, absorption
@@ -73,5 +74,6 @@ __all__ = [
     "state_dependent_law",
     "stationary_covariance",
     "stationary_law",
+    "stationary_starts",
     "xie_escape_steps",
 ]
