@@ -48,7 +48,8 @@
     per_seed = false              # optional: figures pool the seeds (default) or one panel per seed
 
     [theory]                      # optional: the exact long-run law beside the simulation
-    stationary = true             # dim 1 or 2, additive noise (theory.stationary_law)
+    stationary = true             # dim 1 or 2: the law at the run's horizons (theory.finite_time_law), and
+                                  # for additive noise the long-run law (theory.stationary_law)
     n_grid = 2001                 # optional: cells per axis (default 2001 in 1-D, 101 in 2-D; at most
                                   # 100001 in 1-D, 1001 in 2-D: the law's matrix must fit in memory)
     bounds = [-5.0, 5.0]          # optional: the grid's box, [lower, upper] numbers or dim-vectors
@@ -77,6 +78,8 @@ import simulate
 from asgd import python_objective
 from asgd.network_config import NetworkConfig, parse_network_config
 from asgd.schema import ConfigError, check_keys, choice, fail, integer, list_of, read_toml, real, table
+from asgd.sweep_figures import FIGURES as FIGURE_KINDS
+from asgd.targets import TARGETS
 from simulate.exact import applicable_form
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config", "OBJECTIVE_KINDS", "NOISE_FAMILIES"]
@@ -95,9 +98,9 @@ NOISE_FAMILIES = {name: family.constructor for name, family in simulate.noise.TA
 #: v*(eta) = argmin F_eta come from the drift identity E[x_{k+1} | x_k] = v_k with v following SGD
 #: on F_eta, whose noise must not depend on x; with state-dependent noise (unbiased) only
 #: E_pi grad f = 0 survives, which names no point. Such a sweep measures the distance to
-#: argmin f ("minimizer") or a given point, and its law is refused by `theory.stationary`.
-ADDITIVE_ONLY_TARGETS = ("smoothed", "local", "penalized")
-ADDITIVE_ONLY_FIGURES = ("landscape",)  # it draws F_eta and P_eta
+#: argmin f ("minimizer") or a given point; its exact law is the one at the run's horizons (`asgd.law_rows`).
+ADDITIVE_ONLY_TARGETS = tuple(name for name, target in TARGETS.items() if target.additive_only)
+ADDITIVE_ONLY_FIGURES = tuple(name for name, figure in FIGURE_KINDS.items() if figure.additive_only)  # F_eta, P_eta
 
 #: The objectives a sweep config may name (`objective.kind`): constructors that need only
 #: numbers. Finite sums need data; the network experiment (`asgd.network`) builds them.
@@ -109,9 +112,11 @@ OBJECTIVE_KINDS = {
     "sharp_flat": objectives.sharp_flat,
 }
 
-TARGET_KINDS = ("minimizer", "smoothed", "local", "penalized", "point")
-FIGURES = ("tradeoff", "rates", "landscape", "chains", "basins")
-ONE_D_FIGURES = ("landscape", "chains")  # they draw f(x) over a line
+#: The names of `[target] kind` and `[output] figures`: the keys of their tables
+#: (`asgd.targets.TARGETS`, `asgd.sweep_figures.FIGURES`), with what each needs.
+TARGET_KINDS = tuple(TARGETS)
+FIGURES = tuple(FIGURE_KINDS)
+ONE_D_FIGURES = tuple(name for name, figure in FIGURE_KINDS.items() if figure.one_d)  # they draw f(x) over a line
 
 _TOP_KEYS = {"name", "description", "objective", "noise", "run", "target", "output", "theory", "quick"}
 _RUN_KEYS = {
@@ -314,10 +319,11 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config", con
     # [target]
     target_table = table(data, "target") or {"kind": "minimizer"}
     check_keys(target_table, _TARGET_KEYS, "target")
-    target_kind = choice("target.kind", target_table.get("kind", "minimizer"), TARGET_KINDS)
+    target_kind = choice("target.kind", target_table.get("kind", "minimizer"), TARGETS)
     target_point = target_table.get("point")
-    if (target_kind == "point") != (target_point is not None):
-        fail("target.point", target_point, "is required with target.kind = 'point' and allowed only there")
+    if TARGETS[target_kind].needs_point != (target_point is not None):
+        given = [name for name, target in TARGETS.items() if target.needs_point]
+        fail("target.point", target_point, f"is required with target.kind = {given[0]!r} and allowed only there")
     if target_point is not None:
         target_point = list_of("target.point", target_point, real, allow_scalar=False)
 
@@ -333,7 +339,7 @@ def parse_config(data: dict, *, quick: bool = False, source: str = "config", con
     figures = list_of(
         "output.figures",
         output_table.get("figures", ["tradeoff"]),
-        lambda k, v: choice(k, v, FIGURES),
+        lambda k, v: choice(k, v, FIGURE_KINDS),
         allow_scalar=False,
         nonempty=False,
     )
@@ -449,7 +455,7 @@ def _check_buildable(config: ExperimentConfig) -> None:
     dim = objective.dim
     if noise.fixed_dim is not None and noise.fixed_dim != dim:
         fail("noise.covariance", config.noise_params.get("covariance"), f"must be {dim}x{dim} to match objective dim={dim}")
-    flat = [figure for figure in config.figures if figure in ONE_D_FIGURES]
+    flat = [figure for figure in config.figures if FIGURE_KINDS[figure].one_d]
     if dim != 1 and flat:
         fail("output.figures", list(config.figures), f"{flat[0]!r} draws 1-D objectives only, and objective {config.objective_kind!r} has dim {dim}")
     if config.stationary_start:
@@ -481,10 +487,8 @@ def _check_buildable(config: ExperimentConfig) -> None:
     if config.stationary:
         if dim not in (1, 2):
             fail("theory.stationary", True, f"needs an objective of dim 1 or 2 (the law lives on a grid), got {config.objective_kind!r} of dim {dim}")
-        if not noise.additive:
-            fail("theory.stationary", True, f"needs additive noise ({', '.join(simulate.noise.FAMILIES)}), not {noise!r}")
-        if config.target_kind == "local":
-            fail("theory.stationary", True, "needs one target per step size; target.kind = 'local' depends on each run's chains (use 'smoothed')")
+        if TARGETS[config.target_kind].per_point:
+            fail("theory.stationary", True, f"needs one target per step size; target.kind = {config.target_kind!r} depends on each run's chains (use 'smoothed')")
         if config.law_n_grid is not None and config.law_n_grid > MAX_LAW_CELLS[dim]:
             fail("theory.n_grid", config.law_n_grid, f"must be at most {MAX_LAW_CELLS[dim]} cells per axis in {dim}-D (the law's matrix must fit in memory)")
     if not noise.additive:
@@ -492,13 +496,13 @@ def _check_buildable(config: ExperimentConfig) -> None:
             noise.bind(objective).check(objective, x0.reshape(-1, dim))
         except ValueError as error:
             fail("noise.family", config.noise_params["family"], str(error))
-        if config.target_kind in ADDITIVE_ONLY_TARGETS:
+        if TARGETS[config.target_kind].additive_only:
             fail(
                 "target.kind", config.target_kind,
                 f"does not exist for {config.noise_params['family']} noise (its covariance depends on x): F_eta, P_eta and "
                 "v*(eta) are defined for additive noise; use 'minimizer' or 'point'",
             )
-        drawn = [figure for figure in config.figures if figure in ADDITIVE_ONLY_FIGURES]
+        drawn = [figure for figure in config.figures if FIGURE_KINDS[figure].additive_only]
         if drawn:
             fail("output.figures", list(config.figures), f"{drawn[0]!r} draws F_eta and P_eta, which do not exist for {config.noise_params['family']} noise")
     for key, box in (("theory.bounds", config.law_bounds), ("objective.search_box", config.search_box)):

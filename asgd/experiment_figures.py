@@ -19,9 +19,7 @@ import numpy as np
 
 import simulate
 import figures as plots
-from analysis.basins import basin_occupancy
 from analysis.errors import ErrorTable, pool
-from analysis.minima import minimizers
 from asgd.config import ExperimentConfig, parse_config
 from asgd.result_folder import (
     DAMAGED_FILE_ERRORS,
@@ -31,7 +29,9 @@ from asgd.result_folder import (
     read_results,
 )
 from asgd.sweep import RESULT_COLUMNS, check_point, point_path
-from objectives import SHARP_FLAT_CRITICAL_STEP_SIZE, penalized, smoothed
+from asgd.sweep_figures import FIGURES, Drawing
+from asgd.targets import TARGETS
+from objectives import SHARP_FLAT_CRITICAL_STEP_SIZE
 from theory.quadratic import quadratic_mse_curves
 
 __all__ = ["DRAWN_BY_DEFAULT", "describe", "draw_figures", "drawn_estimators", "law_curves", "quadratic_curves"]
@@ -55,10 +55,6 @@ def law_curves(law_rows: list[dict], horizon: int) -> dict:
                 np.array([r["law_regime"] in ("stationary", "finite_time") for r in rows]),
             )
     return curves
-
-
-#: Figures drawn from a saved sweep point (`points/`), not from `results.csv` alone.
-POINT_FIGURES = ("landscape", "chains", "basins")
 
 
 def _warn_nan(path: Path, rows: list[dict], simulated: list[dict]) -> None:
@@ -120,7 +116,7 @@ def quadratic_curves(config: ExperimentConfig, checkpoints) -> dict | None:
     x0 = np.asarray(config.x0, dtype=np.float64).reshape(-1, f.dim)
     if config.objective_kind != "quadratic" or not (model.additive and model.standard_law.gaussian) or len(np.unique(x0, axis=0)) != 1:
         return None
-    if config.target_kind not in ("minimizer", "smoothed", "penalized") or config.method not in ("sgd", "exact"):
+    if not TARGETS[config.target_kind].quadratic_centre or config.method not in ("sgd", "exact"):
         return None
     centre = np.asarray(f.minimizer(f.params), np.float64)
     hessian = np.asarray(f.hessian(centre), np.float64)
@@ -135,13 +131,6 @@ def quadratic_curves(config: ExperimentConfig, checkpoints) -> dict | None:
 #: three lines a slide can hold. Given, the key's list is drawn as is.
 DRAWN_BY_DEFAULT = ("x", "x_avg", "x_tail")
 
-# Why an average's fitted slope on a rates figure lies below -1 (-1.27 on quadratic_rates at
-# eta = 0.2): its error is variance / T plus the start's bias, which decays as 1/T^2.
-_RATES_NOTE = ("an average's error is variance / T plus the bias of\n"
-               r"its start, of order $|x_0 - x^*|^2/(\eta\lambda T)^2$: its slope lies" "\n"
-               r"below $-1$ until $\eta\lambda T \gg 1$ ($\lambda$: smallest curvature)")
-
-
 def drawn_estimators(config: ExperimentConfig) -> tuple[str, ...]:
     """The estimators the figures draw: `[output] estimators` when the config gives it, else
     `DRAWN_BY_DEFAULT` (those of them the config tabulates)."""
@@ -155,18 +144,6 @@ def describe(config: ExperimentConfig, objective) -> str:
     params = {k: v for k, v in config.noise_params.items() if k != "family"}
     settings = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else k for k, v in params.items())
     return f"{objective.name}, {config.noise_params['family']} noise" + (f" ({settings})" if settings else "")
-
-
-def _panels(n_rows: int, n_columns: int, size=(5.0, 3.4)):
-    """A figure of n_rows x n_columns axes in the house style."""
-    with plots.style():
-        return plt.subplots(n_rows, n_columns, figsize=(size[0] * n_columns, size[1] * n_rows), squeeze=False)
-
-
-def _pooled_chains(results: list, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """One estimator's final points `(S, sum_s C_s, d)` and the divergence mask of every seed, concatenated."""
-    return (np.concatenate([r.estimator(name) for r in results], axis=1),
-            np.concatenate([np.asarray(r.diverged, bool) for r in results], axis=1))
 
 
 def draw_figures(result_dir) -> list[Path]:
@@ -194,77 +171,22 @@ def draw_figures(result_dir) -> list[Path]:
     closed = quadratic_curves(config, checkpoints) if checkpoints else None
     if closed is not None and not law:  # the quadratic's closed forms at T from x0, exact
         law = {name: (np.asarray(config.step_sizes, float), values[:, -1]) for name, values in closed.items()}
-    f, noise = config.objective, config.noise
-    step_sizes = np.asarray(config.step_sizes)
-    needs_point = [name for name in config.figures if name in POINT_FIGURES]
+    needs_point = [name for name in config.figures if FIGURES[name].from_points]
     results = [_saved_point(point_path(folder / "points", seed, horizon), needs_point, config, seed, horizon) if needs_point else None for seed in seeds]
-    target_label = {"smoothed": r"$v^*(\eta)$", "local": r"argmin $F_\eta$ in the chains' basin", "penalized": r"argmin $P_\eta$", "minimizer": r"argmin $f$", "point": "the target"}
-    ylabel = f"mean squared distance to {target_label[config.target_kind]}"
-    critical = critical_step_size(config)
     # (title, table, results) per panel: one pooled panel, or one per seed.
-    about = f"{config.name}: {describe(config, f)}"
-    drawn = drawn_estimators(config)
+    about = f"{config.name}: {describe(config, config.objective)}"
     panels = [(f"{about}, seed {seed}", tables[seed], [result]) for seed, result in zip(seeds, results)] if per_seed \
         else [(about, pooled, results)]
+    drawing = Drawing(
+        objective=config.objective, noise=config.noise, step_sizes=np.asarray(config.step_sizes), horizon=horizon,
+        checkpoints=checkpoints, panels=panels, results=results, about=about, drawn=drawn_estimators(config),
+        ylabel=f"mean squared distance to {TARGETS[config.target_kind].label}", law=law, closed=closed,
+        critical=critical_step_size(config),
+    )
     written = []
-
-    def done(fig, name):
-        plots.save(fig, folder / name)
-        plt.close(fig)
-        written.append(folder / f"{name}.png")
-
-    for figure in config.figures:
-        if figure == "tradeoff":
-            fig, axes = _panels(1, len(panels), size=(7.5, 3.4))
-            for ax, (title, table, _) in zip(axes[0], panels):
-                plots.plot_tradeoff(
-                    table.select(n_steps=horizon), law or None, estimators=drawn, ylabel=ylabel, title=title, ax=ax,
-                    **(dict(critical_step_size=critical[0], critical_label=critical[1]) if critical else {}),
-                )
-            done(fig, "tradeoff")
-        elif figure == "rates":
-            for eta in sorted({step_sizes[len(step_sizes) // 2], step_sizes[-1]}):
-                fig, axes = _panels(1, len(panels), size=(7.5, 3.4))
-                for ax, (title, table, _) in zip(axes[0], panels):
-                    exact = None
-                    if closed is not None:
-                        s = int(np.argmin(np.abs(step_sizes - eta)))
-                        exact = {name: (np.asarray(checkpoints, float), values[s]) for name, values in closed.items() if name in drawn}
-                    plots.plot_rates(table, float(eta), fit_from=max(1, horizon // 100), theory=exact, estimators=drawn, ylabel=ylabel, title=title, ax=ax)
-                    if any(name in ("x_avg", "v_avg") for name in drawn):
-                        ax.get_legend().set_title(f"slopes fitted on T >= {max(1, horizon // 100)}; " + _RATES_NOTE, prop={"size": 7})
-                done(fig, f"rates_eta{eta:g}")
-        elif figure == "landscape":  # 1-D only: the config refuses it for other objectives
-            shown = step_sizes[:: max(1, len(step_sizes) // 3)]
-            wells = minimizers(f).points
-            # Scaled to the wells, widened to where most averaged chains ended (1% to 99%): the
-            # last iterates at a large eta would stretch it until the wells look tiny.
-            averaged, diverged = _pooled_chains(results, "x_avg")
-            fig = plots.plot_landscape(
-                f, smoothed=[(float(e), smoothed(f, noise, float(e))) for e in shown],
-                penalized=[(float(shown[0]), penalized(f, noise, float(shown[0])))],
-                minimizers=wells, bounds=plots.landscape_bounds(wells, averaged[~diverged]),
-                title=f"{about}\nT = {horizon}, {averaged.shape[1]} chains per step size; x range: where their averages ended",
-            )
-            done(fig, "landscape")
-        elif figure == "chains":  # 1-D only, as landscape
-            fig, axes = _panels(1, len(panels), size=(5.5, 3.6))
-            for ax, (title, _, chosen) in zip(axes[0], panels):
-                plots.plot_chains(f, chosen, -1, estimators=("x", "x_avg"), title=title, ax=ax)
-            done(fig, "chains")
-        elif figure == "basins":
-            found = minimizers(f)
-            order = np.argsort(found.points[:, 0])
-            wells = found.points[order]
-            names = plots.basin_names(wells, found.hessian_traces[order])
-            fig, axes = _panels(len(panels), len(wells), size=(4.4, 3.4))  # the legend beside the last panel
-            for row, (title, _, chosen) in zip(axes, panels):
-                occupancy, counted = {}, {}
-                for name in drawn:
-                    points, diverged = _pooled_chains(chosen, name)
-                    occupancy[name] = basin_occupancy(points, wells, mask=~diverged)
-                    counted[name] = np.sum(~diverged, axis=1)
-                chains = f"{sum(r.n_chains for r in chosen)} chains" + (f" ({len(chosen)} seeds pooled)" if len(chosen) > 1 else "")
-                plots.plot_basins(step_sizes, occupancy, names, n_chains=counted, title=f"{title}\n{chains}, T = {horizon}", ax=row)
-            done(fig, "basins")
+    for name in config.figures:
+        for stem, fig in FIGURES[name].draw(drawing):
+            plots.save(fig, folder / stem)
+            plt.close(fig)
+            written.append(folder / f"{stem}.png")
     return written

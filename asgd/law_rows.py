@@ -10,9 +10,12 @@ itself on its own grid, for every checkpoint T of every run): for each
 estimator the run reports (`x`, `x_avg`, `x_tail`, `v`, `v_avg`), `mse` = E|estimator_T -
 target|^2 exactly, on the cell chain; `law_regime` = "finite_time". These are the values each
 simulated point should match within its standard errors, and the tradeoff figure draws them
-under the points.
+under the points. Noise whose covariance depends on x (`hessian_aligned`, `loss_scaled`,
+`label_noise`, `state_dependent`) gets these rows from its own kernel (`theory.state_dependent`),
+and only these: where it vanishes at a minimizer the chain is absorbed and has no stationary law
+to tabulate (`theory.absorption` says where it ends), so `compute_law` returns None for it.
 
-As T -> infinity, `source = "stationary"` (`theory.stationary_law`, for the config's step sizes,
+As T -> infinity (additive noise), `source = "stationary"` (`theory.stationary_law`, for the config's step sizes,
 the same targets). For each step size eta and each checkpoint T of the run:
 
 - estimator `x`: `mse` = E_pi |x - target|^2, the last iterate's floor (the same for every T);
@@ -60,9 +63,11 @@ __all__ = ["LAW_ESTIMATORS", "compute_finite_law", "compute_law", "finite_rows",
 LAW_ESTIMATORS = {"x": "x", "x_avg": "x_avg", "x_avg_bias": "x_avg"}
 
 
-def compute_law(config: ExperimentConfig) -> StationaryLaw:
-    """The law for the config's step sizes; a step size without a law is a `ConfigError` (naming
-    run.x0 when the chains start from it)."""
+def compute_law(config: ExperimentConfig) -> StationaryLaw | None:
+    """The law for the config's step sizes (None for noise that depends on x: module docstring);
+    a step size without a law is a `ConfigError` (naming run.x0 when the chains start from it)."""
+    if not config.noise.additive:
+        return None
     asked = 'run.x0 = "stationary" (the chains start from the stationary law)' if config.stationary_start else "theory.stationary = true"
     try:
         return stationary_law(config.objective, config.noise, np.asarray(config.step_sizes), bounds=_bounds(config), n_grid=config.law_n_grid)

@@ -22,7 +22,7 @@ each, resumable) and:
   or is reversed (`n_against`: below 0);
 - `windows.csv` and `window_frequencies.csv`: every replication's averaging-window diagnostic
   (`asgd.averaging_window`) and its frequencies, pooled;
-- `summary.md`: the pooled test-accuracy table and the window frequencies, as the README quotes them.
+- `summary.md`: the pooled test-accuracy table and the window frequencies, as the networks guide (docs/networks.md) quotes them.
 """
 
 from __future__ import annotations

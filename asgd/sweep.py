@@ -34,12 +34,13 @@ import numpy as np
 
 import simulate
 import theory
-from analysis import minima, solutions, ties
+from analysis import ties
 from analysis.errors import errors
 from asgd import interrupts, law_rows, result_folder
 from asgd.distributed import SINGLE, Cluster
 from asgd.config import ExperimentConfig
 from asgd.schema import ConfigError
+from asgd.targets import TARGETS
 from simulate.progress import StepBar
 from simulate.result import join_step_sizes
 
@@ -66,30 +67,19 @@ class SweepOutcome:
 
 def target_path(config: ExperimentConfig):
     """The `SolutionPath` of the config's target (smoothed, local: v*(eta); penalized: argmin
-    P_eta), or None for the targets that do not depend on the step size."""
-    f, noise = config.objective, config.noise
-    step_sizes = np.asarray(config.step_sizes)
-    if config.target_kind in ("smoothed", "local"):
-        return solutions.smoothed_solution(f, noise, step_sizes)
-    if config.target_kind == "penalized":
-        return solutions.penalized_solution(f, noise, step_sizes)
-    return None
+    P_eta; `asgd.targets.TARGETS`), or None for the targets that do not depend on the step size."""
+    solution = TARGETS[config.target_kind].solution
+    return None if solution is None else solution(config.objective, config.noise, np.asarray(config.step_sizes))
 
 
 def compute_targets(config: ExperimentConfig, path=None) -> np.ndarray:
     """One target point per step size, shape `(S, dim)`, as the config's [target] asks (for
     target.kind = "local", v*(eta): the local targets depend on each run's chains, see
     `point_targets`). `path`: the `target_path` if already computed."""
-    f = config.objective
-    step_sizes = np.asarray(config.step_sizes)
-    if config.target_kind in ("smoothed", "local", "penalized"):
+    target = TARGETS[config.target_kind]
+    if target.solution is not None:
         return np.asarray(target_path(config) if path is None else path, dtype=np.float64)
-    if config.target_kind == "point":
-        point = np.asarray(config.target_point, dtype=np.float64)
-    else:
-        closed_form = f.minimizer
-        point = np.asarray(closed_form(f.params) if closed_form else minima.global_minimizer(f), dtype=np.float64)
-    return np.broadcast_to(point, (step_sizes.size, f.dim)).copy()
+    return np.broadcast_to(target.point(config), (len(config.step_sizes), config.objective.dim)).copy()
 
 
 def point_targets(config: ExperimentConfig, path, targets: np.ndarray, result) -> np.ndarray:
@@ -100,7 +90,7 @@ def point_targets(config: ExperimentConfig, path, targets: np.ndarray, result) -
     if path is None:
         return targets
     local = ties.local_path(path, result.x, mask=~result.diverged, stacklevel=3)
-    return np.asarray(local.points, dtype=np.float64) if config.target_kind == "local" else targets
+    return np.asarray(local.points, dtype=np.float64) if TARGETS[config.target_kind].per_point else targets
 
 
 def point_path(points_dir, seed: int, horizon: int) -> Path:
@@ -277,21 +267,22 @@ def tabulate(config: ExperimentConfig, plan: SweepPlan, results: dict) -> tuple[
     rows, local_targets = [], {}
     for (seed, horizon), result in results.items():
         here = point_targets(config, plan.solution, plan.targets, result)
-        if config.target_kind == "local":
+        if TARGETS[config.target_kind].per_point:
             local_targets[f"seed{seed}_T{horizon}/target"] = here
         rows.extend(_rows(config, seed, result, here))
     arrays = {f"seed{s}_T{t}/{name}": getattr(r, name) for (s, t), r in results.items() for name in simulate.ESTIMATORS}
     arrays.update({f"seed{s}_T{t}/diverged": r.diverged for (s, t), r in results.items()})
     arrays.update(local_targets)
     extra = {}
-    if plan.finite_law is not None:
+    if plan.law is not None and config.stationary:  # (run.x0 = "stationary" alone: the law is the start, not tabulated)
         horizons = sorted({row["n_steps"] for row in rows})
         regime = law_rows.regimes(config, plan.law, horizons)
         # A law row at T describes a run of T steps: its horizon is T.
         rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.law_rows(config, plan.law, plan.targets, horizons, regime))
-        rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.finite_rows(config, plan.finite_law, plan.targets))
         arrays.update(law_rows.law_arrays(plan.law))
         extra["law"] = law_rows.law_metadata(plan.law, regime[horizons[-1]])
+    if plan.finite_law is not None:  # (noise that depends on x: these rows only)
+        rows.extend({**row, "horizon": row["n_steps"]} for row in law_rows.finite_rows(config, plan.finite_law, plan.targets))
     return rows, arrays, extra
 
 

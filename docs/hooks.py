@@ -5,6 +5,7 @@
   runs), so it cannot drift from the parser.
 - `config.md`: the config reference, from the validator's own key sets and the constructors'
   signatures (`asgd.config_reference`).
+- `figures/`: the committed PNGs of `notebooks/` (the README's figures), which the guides embed.
 - `notebooks/`: the executed copies of `notebooks/*.ipynb` (written by `make notebooks` or
   `make docs`, see docs/execute_notebooks.py), rendered by mkdocs-jupyter without executing them
   again, and an overview page whose titles and summaries come from each notebook's first cell.
@@ -189,6 +190,9 @@ def on_files(files, config):
 
     files.append(File.generated(config, "config.md", content=config_reference()))
     files.append(File.generated(config, "notebooks/index.md", content=notebooks_page()))
+    # The committed figures of notebooks/ (the README's), shown by the guides as figures/NAME.png.
+    for png in sorted((_root(config) / "notebooks").glob("*.png")):
+        files.append(File.generated(config, f"figures/{png.name}", abs_src_path=str(png)))
     for name, copy in _build["copies"].items():
         files.append(File.generated(config, f"notebooks/{name}", abs_src_path=str(copy)))
         if nbformat.read(copy, as_version=4).metadata.get("asgd", {}).get("fast"):

@@ -155,8 +155,7 @@ class Objective:
 def _vectorized(objective: Objective, x: jax.Array, method: str, signature: str) -> jax.Array:
     """`objective.<method>` mapped over the leading axes of `x`, compiled: one program per
     objective structure and shape of x (parameters are traced), instead of op-by-op dispatch,
-    which took 9 s for the first Hessian of a 310-parameter MLP (1.1 s compiled) and 2.3 s for the
-    Hessian trace of `sharp_flat` on a grid (0.13 s)."""
+    which was several times slower (benchmarks/README.md, "Lab notes")."""
     return jnp.vectorize(getattr(objective, method), signature=signature)(x)
 
 

@@ -159,9 +159,9 @@ def _conv1d(h, kernel, bias, stride: int):
 
     `h` `(W, C_in)`, `kernel` `(K, C_in, C_out)`, `bias` `(C_out,)`. Written as a gather of the
     windows and one einsum rather than `lax.conv_general_dilated` because `simulate.run` vmaps
-    the model over chains and step sizes, which turns a convolution into a grouped one: the
-    einsum form (a batched matmul) ran a minibatch gradient 1.8x faster on CPU (measured on
-    48 chains, batch 32). Same numbers (tested against `lax.conv_general_dilated`).
+    the model over chains and step sizes, which turns a convolution into a grouped one, and the
+    einsum form (a batched matmul) ran faster on CPU (benchmarks/README.md, "Lab notes"). Same
+    numbers (tested against `lax.conv_general_dilated`).
     """
     width, size = h.shape[0], kernel.shape[0]
     n_out = -(-width // stride)

@@ -78,13 +78,12 @@ def _cast_floating(tree, dtype):
 def _compiler_options() -> dict:
     """XLA:CPU options for the driver (other backends accept and ignore them: checked on a GPU).
 
-    - YNNPACK fusions off: jaxlib 0.10.2's XLA:CPU hands small per-point reductions (a sum over
-      2 wells, over 2 coordinates) to YNNPACK, which runs them as scalar code: the engine was
-      18x slower on `sharp_flat` written with its wells as an array axis (jax-ml/jax#37465
-      reports the same slowdown and the same way out).
-    - 512-bit vectors where the CPU has them: 1.2x on the whole step.
+    - YNNPACK fusions off: XLA:CPU hands small per-point reductions (a sum over 2 wells, over 2
+      coordinates) to YNNPACK, which runs them as scalar code (jax-ml/jax#37465);
+    - 512-bit vectors where the CPU has them.
 
-    Checked on jaxlib 0.10.2 and 0.11.2 (CPU and GPU); older versions, not checked, get none.
+    Versions before the first one these options were checked on get none. What each option gave,
+    and on which versions it was checked: benchmarks/README.md, "Lab notes".
     """
     version = tuple(int(part) for part in jaxlib.__version__.split(".")[:3] if part.isdigit())
     if version < (0, 10, 2):

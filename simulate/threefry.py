@@ -14,10 +14,9 @@ counters) is a fixed, public algorithm (Salmon et al., "Parallel random numbers:
 
 On CPU, JAX lowers the 20 Threefry rounds as a rolled loop (`fori_loop` of 5 iterations over
 whole arrays), so each draw makes several passes over memory. Here the rounds are unrolled into
-one elementwise expression that XLA fuses with the transform: for 16,384 keys x 64 x 100 normals
-in float32 it measured 1.6 s against 9.0 s for `vmap(jax.random.normal)` (5.6x), and 3x for
-dim 1 (a loaded 2-core machine, one process). The outputs are bit-identical: the tests compare
-them with `jax.random` over many keys, shapes and both precisions.
+one elementwise expression that XLA fuses with the transform, several times faster than
+`vmap(jax.random.normal)` (benchmarks/README.md, "Lab notes"). The outputs are bit-identical:
+the tests compare them with `jax.random` over many keys, shapes and both precisions.
 
 This is only valid for JAX's default generator with partitionable counters (the default since
 JAX 0.5); `supported()` says whether that holds, and callers fall back to `jax.random` if not.

@@ -131,6 +131,8 @@ def _captured_tradeoff(folder, monkeypatch):
         if path.name == "tradeoff":
             ax = fig.axes[0]
             seen["lines"] = [(line.get_gid(), line.get_linestyle()) for line in ax.get_lines()]
+            seen["zorders"] = [(line.get_gid(), line.get_zorder()) for line in ax.get_lines()]
+            seen["bands"] = [collection.get_zorder() for collection in ax.collections]  # error bands
             seen["legend"] = [t.get_text() for t in ax.get_legend().get_texts()]
         return []
 
@@ -139,7 +141,7 @@ def _captured_tradeoff(folder, monkeypatch):
     return seen
 
 
-def test_plot_draws_the_law_curves_under_the_simulation(folder, monkeypatch):
+def test_plot_draws_the_law_curves_over_the_simulated_points(folder, monkeypatch):
     (folder / "tradeoff.png").unlink()
     out = asgd("plot", str(folder))
     assert out.returncode == 0, out.stderr and (folder / "tradeoff.png").exists()
@@ -147,6 +149,11 @@ def test_plot_draws_the_law_curves_under_the_simulation(folder, monkeypatch):
     gids = [gid for gid, _ in seen["lines"]]
     assert "theory:x" in gids and "theory:x_avg" in gids
     assert "exact law (theory)" in seen["legend"]
+    # Over the points, not hidden under them: every exact curve is drawn above every simulated
+    # line and error band.
+    exact = [z for gid, z in seen["zorders"] if str(gid).startswith("theory")]
+    simulated = [z for gid, z in seen["zorders"] if not str(gid).startswith("theory")] + seen["bands"]
+    assert exact and simulated and min(exact) > max(simulated), (exact, simulated)
 
 
 def test_an_old_results_csv_without_source_still_loads_and_plots(folder, tmp_path, monkeypatch):

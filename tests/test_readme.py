@@ -1,9 +1,13 @@
-"""The README's Python examples run as written, and the numbers it prints are asserted: each claim
-is read from the README's text (so a change of wording or number is checked, not a copy of it
-here) and compared within the README's own rounding, or within standard errors."""
+"""The Python examples of the README and of the documentation's guides run as written, and the
+numbers they print are asserted: each claim is read from the text (so a change of wording or
+number is checked, not a copy of it here) and compared within the text's own rounding, or within
+standard errors. (docs/getting-started.md's examples run in tests/test_docs.py.)"""
 
+import importlib.metadata
+import json
 import pathlib
 import re
+import tomllib
 
 import numpy as np
 import pytest
@@ -12,15 +16,23 @@ import analysis
 import objectives
 import simulate
 import theory
+from asgd import result_folder
 from asgd.cli import _parser
+from asgd.config import parse_config
+from asgd.schema import read_toml
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-TEXT = README.read_text()
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+# The guides the README's sections moved to (their examples and numbers are checked here too).
+GUIDES = [ROOT / "docs" / f"{name}.md" for name in ("library", "results", "exact-law", "state-noise", "networks")]
+PAGES = [README, *GUIDES]
+TEXT = "\n".join(page.read_text() for page in PAGES)
 
 
-def _blocks() -> list[str]:
-    blocks = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
-    assert blocks, "the README shows no Python example"
+def _blocks() -> list[tuple[str, str]]:
+    """(page, code) of every ```python block of the README and the guides, in order."""
+    blocks = [(page.name, block) for page in PAGES for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)]
+    assert any(page == "README.md" for page, _ in blocks), "the README shows no Python example"
     return blocks
 
 
@@ -39,15 +51,15 @@ def _within_rounding(value: float, printed: str) -> bool:
 @pytest.fixture(scope="module")
 def namespaces() -> list[dict]:
     spaces = []
-    for block in _blocks():
+    for page, block in _blocks():
         space = {}
-        exec(compile(block, str(README), "exec"), space)
+        exec(compile(block, page, "exec"), space)
         spaces.append(space)
     return spaces
 
 
 def _namespace_of(namespaces, marker: str) -> dict:
-    (index,) = [i for i, block in enumerate(_blocks()) if marker in block]
+    (index,) = [i for i, (_, block) in enumerate(_blocks()) if marker in block]
     return namespaces[index]
 
 
@@ -99,6 +111,55 @@ def test_every_command_of_the_cli_is_in_the_readme_command_list():
     listed = {line.split()[1] for line in listing.splitlines() if line.startswith("asgd ")}
     commands = set(next(a for a in _parser()._actions if a.dest == "command").choices)
     assert listed == commands
+
+
+def test_your_own_landscape_lies_on_its_exact_law(namespaces):
+    """The README's own-landscape example: the simulated points are within 4.5 standard errors of
+    the finite-T law it draws over them, and v*(eta) is where its comment says."""
+    space = _namespace_of(namespaces, "finite_time_law")
+    table, exact = space["table"], space["exact"]
+    assert set(exact) == {"x", "x_avg"}
+    for name, (etas, values) in exact.items():
+        rows = table.select(estimator=name)
+        np.testing.assert_allclose(rows.column("step_size"), etas)
+        z = (rows.column("mse") - values) / rows.column("mse_se")
+        assert np.all(np.abs(z) < 4.5), (name, z)
+    (printed,) = _claim(r"# \(S, 1\): ([-\d., ]+)\n")
+    for value, shown in zip(space["v_star"][:, 0], printed.split(", ")):
+        assert _within_rounding(value, shown), (value, shown)
+
+
+def test_the_readme_config_is_valid():
+    """Every TOML example of the README passes the config validator (a Python objective's module
+    aside: it is not in the repository)."""
+    examples = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    assert examples, "the README shows no config"
+    for example in examples:
+        config = parse_config(tomllib.loads(example), quick=True)
+        assert config.name and config.horizons == (2000,) and config.estimators == ("x", "x_avg", "x_tail")
+
+
+HEADLINE_RUN = ROOT / "notebooks" / "measured" / "sharp_flat_tradeoff"
+
+
+def test_the_headline_figure_is_current_and_its_caption_is_its_run():
+    """notebooks/tradeoff_sharp_flat.png is the tradeoff.png of `asgd reproduce sharp_flat_tradeoff`,
+    whose metadata.json and results.csv are committed beside it (notebooks/measured/): that run's
+    config is the experiment's config today, its library version today's, and the caption's
+    numbers are its rows."""
+    meta = json.loads((HEADLINE_RUN / "metadata.json").read_text())
+    assert meta["config"] == read_toml(ROOT / "asgd" / "experiments" / "sharp_flat_tradeoff.toml"), (
+        "the experiment changed: rerun `asgd reproduce sharp_flat_tradeoff` and commit its tradeoff.png, "
+        "metadata.json and results.csv")
+    assert meta["versions"]["asgd-smoothing"] == importlib.metadata.version("asgd-smoothing")
+    rows = result_folder.read_csv(HEADLINE_RUN / "results.csv")
+    mse = {r["estimator"]: float(r["mse"]) for r in rows
+           if r["source"] == "simulation" and float(r["step_size"]) == 0.2 and int(r["n_steps"]) == 20_000}
+    last, factor, averaged = _claim(r"\(([\d.]+) at \$\\eta = 0\.2\$\), the averages (\d+)x closer \(([\d.e-]+)\)")
+    chains, thousands, units = _claim(r"sharp_flat_tradeoff` \((\d+) chains, \$T = (\d+)\\,(\d+)\$")
+    assert _within_rounding(mse["x"], last) and _within_rounding(mse["x_avg"], averaged), mse
+    assert _within_rounding(mse["x"] / mse["x_avg"], factor), mse
+    assert int(chains) == meta["config"]["run"]["n_chains"] and int(thousands + units) == meta["config"]["run"]["n_steps"]
 
 
 @pytest.mark.slow

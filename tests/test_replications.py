@@ -170,7 +170,7 @@ def test_replicate_n_seeds_sets_the_seeds_of_each_replication_and_their_disjoint
     assert all(parse_network_config(c.raw) == c for c in replicated)
 
 
-# ---- the README's numbers -----------------------------------------------------------------------
+# ---- the networks guide's numbers ------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURED = ROOT / "notebooks" / "measured" / "mnist1d"
@@ -180,12 +180,12 @@ MEASURED = ROOT / "notebooks" / "measured" / "mnist1d"
 @pytest.mark.parametrize("name", ["mnist1d_cnn", "mnist1d_mlp"])
 def test_the_readme_quotes_the_committed_replicated_runs(size, name):
     """`notebooks/measured/mnist1d/<size>/<name>/` are files of `asgd reproduce mnist1d [--quick]
-    --replications 5`; the README quotes their summary's tables line by line."""
+    --replications 5`; the networks guide (docs/networks.md) quotes their summary's tables line by line."""
     folder = MEASURED / size / name
     pooled, frequencies = (result_folder.read_csv(folder / f) for f in ("pooled.csv", "window_frequencies.csv"))
     summary = (folder / "summary.md").read_text()
     assert summary == replications.summary_markdown(pooled, frequencies)  # the summary is the tables' own
     assert {r["n_replications"] for r in pooled} == {len(result_folder.read_csv(folder / "replications.csv"))}
-    readme = (ROOT / "README.md").read_text()
+    guide = (ROOT / "docs" / "networks.md").read_text()
     quoted = [line for line in summary.splitlines() if line.startswith("| ")]
-    assert quoted and [line for line in quoted if line not in readme] == []
+    assert quoted and [line for line in quoted if line not in guide] == []

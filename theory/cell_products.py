@@ -6,6 +6,12 @@ operator of `theory.kernel_2d`) to a block of vectors at once: `push(V) = P^T V`
 forward, `pull(H) = P H` takes expectations; `stationary()` gives pi and a Poisson solver from
 `theory.linalg`/`theory.solve`. `start_law` puts a start (a point, points, a law or a density) on
 the cells.
+
+Which kernel a noise gets is chosen here, once per grid (`cell_kernels`): the additive kernels of
+`theory.kernel_1d`/`theory.kernel_2d` (`AdditiveCells`), or, for noise whose covariance depends on x
+(state-dependent Gaussian, Hessian-aligned, loss-scaled, label noise, exact minibatches), the
+mixture matrix of `theory.state_dependent` (`StateDependentCells`). Each answers `chain(eta)` ->
+(a `CellChain`, whether the chain has one closed class, so that pi and the Poisson solution exist).
 """
 
 from __future__ import annotations
@@ -18,13 +24,17 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 
+from objectives import FiniteSum
 from theory import linalg as solvers
 from theory import solve as chains
 from theory.kernel_1d import transition_sparse
-from theory.kernel_2d import Operator2D
+from theory.kernel_2d import Operator2D, kernel_reach
+from theory.minibatch_kernel import in_float64
+from theory.state_dependent import cell_kernel, components
+from theory.state_law import closed_classes
 from theory.stationary import StationaryLaw
 
-__all__ = ["CellChain", "one_blas_thread", "start_law"]
+__all__ = ["AdditiveCells", "CellChain", "StateDependentCells", "cell_kernels", "one_blas_thread", "start_law"]
 
 #: 2-D kernels with more than this many entries per row are applied by FFT (`Operator2D`), narrower
 #: ones as the sparse matrix.
@@ -34,12 +44,15 @@ SPARSE_2D_ROW = 400
 class CellChain:
     """P at one step size, as products with blocks of vectors: `push(V) = P^T V` (laws move
     forward) and `pull(H) = P H` (expectations), V and H `(N, m)`; and `stationary()`: pi and a
-    Poisson solver."""
+    Poisson solver. `matrix`: a cell matrix built elsewhere (the state-dependent kernels), used as
+    given (then `gradient`, `law`, `step_size` and `reach` are not read)."""
 
-    def __init__(self, grid, gradient, law, step_size, reach):
+    def __init__(self, grid, gradient, law, step_size, reach, *, matrix=None):
         self.size = grid.size
         self.matrix, self.operator, self.bands = None, None, None
-        if grid.dim == 1:
+        if matrix is not None:
+            pass
+        elif grid.dim == 1:
             matrix, _, self.bands = transition_sparse(grid, gradient[:, 0], law, step_size)
         else:
             op = Operator2D(grid, gradient, law, step_size, reach)
@@ -92,6 +105,50 @@ class CellChain:
                 return h - pi @ h
 
         return pi, poisson
+
+
+class AdditiveCells:
+    """The additive noise law `law`'s kernel on `grid`: `gradient` `(N, d)` grad f at the centres,
+    `pin` the lowest cell (it holds mass: the pinned LU's column)."""
+
+    def __init__(self, f, law, grid):
+        self.grid, self.law = grid, law
+        with jax.enable_x64(True):
+            self.gradient = np.asarray(f.grad(grid.points), dtype=np.float64)
+            self.pin = int(np.argmin(np.asarray(f.value(grid.points))))
+
+    def chain(self, step_size: float):
+        reach = kernel_reach(self.law, step_size, self.grid.widths, self.grid.n_cells) if self.grid.dim == 2 else None
+        return CellChain(self.grid, self.gradient, self.law, step_size, reach), True
+
+
+class StateDependentCells:
+    """The kernel N(x - eta grad f(x), eta^2 C(x)) (or the exact minibatch mixture) on `grid`, as
+    `theory.state_law` builds it; `noise` bound to f (`theory.state_dependent.bind_noise`).
+
+    Where the noise vanishes at a minimizer the cell chain has several closed classes (or one a
+    few cells wide): `chain` then says so (False), and the caller runs the exact products only
+    (no pi, no Poisson solution: the expansion does not apply, the finite-T law still does)."""
+
+    def __init__(self, f, noise, grid):
+        self.grid = grid
+        self.parts = components(f, noise, grid.points)
+        self.gradient = self.parts.mean_gradient  # v = x - eta grad f(x): the mixture's mean drift
+        with jax.enable_x64(True):
+            values = np.asarray((in_float64(f) if isinstance(f, FiniteSum) else f).value(grid.points))
+        self.pin = int(np.argmin(values))
+
+    def chain(self, step_size: float):
+        matrix, _ = cell_kernel(self.grid, self.parts, float(step_size))
+        classes = closed_classes(matrix)
+        ergodic = len(classes) == 1 and classes[0].size >= min(self.grid.size, 8)
+        return CellChain(self.grid, None, None, step_size, None, matrix=matrix), ergodic
+
+
+def cell_kernels(f, noise, law, grid):
+    """The kernel of SGD on `grid` for `noise`: `AdditiveCells` where `law` (the additive noise
+    law) is given, else `StateDependentCells` (`noise` bound to f)."""
+    return AdditiveCells(f, law, grid) if law is not None else StateDependentCells(f, noise, grid)
 
 
 def _padded(apply, block):
@@ -149,9 +206,8 @@ def start_law(x0, grid, n_step_sizes):
 
 def one_blas_thread():
     """BLAS on one thread: each step's product is small (N x ~10 vectors), where OpenBLAS's
-    threads cost more than they give (901 cells: 23 ms a product with 2 threads on a loaded
-    2-core machine, 2.9 ms with one); the step sizes run side by side instead. A no-op without
-    threadpoolctl."""
+    threads cost more than they give (benchmarks/README.md, "Lab notes"); the step sizes run side
+    by side instead. A no-op without threadpoolctl."""
     try:
         import threadpoolctl
     except ImportError:  # pragma: no cover

@@ -1,7 +1,8 @@
 """The law of SGD's estimators at a run's own horizons and start: `finite_time_law` -> `FiniteTimeLaw`.
 
 A run starts at x0 (or from a law mu_0) and stops at T. On the cell chain P of
-`theory.kernel_1d` / `theory.kernel_2d` (rows sum to 1) the law of x_k is mu_k = mu_0 P^k, and for g = x or v
+`theory.kernel_1d` / `theory.kernel_2d` (for noise that depends on x, `theory.state_dependent`'s
+mixture matrix: `theory.cell_products.cell_kernels` chooses; rows sum to 1) the law of x_k is mu_k = mu_0 P^k, and for g = x or v
 (v = x - eta grad f(x), per coordinate) the sums S_T = sum_{k=s..T} g(x_k) of the estimators
 (`x_avg`, `v_avg`: s = 1; `x_tail`: s = T - m + 1, m = ceil(tail_fraction T), the convention of
 `simulate.run`) have exact first and second moments from forward accumulators, vectors over cells:
@@ -12,7 +13,9 @@ A run starts at x0 (or from a law mu_0) and stops at T. On the cell chain P of
     s_{k+1}^{ab} = s_k^{ab} P + g_a (r_k^b P) + g_b (r_k^a P) + g_a g_b p_{k+1},
 
 so E S_T = sum_i r_T(i) and E S_T^a S_T^b = sum_i s_T^{ab}(i): O(1) vectors per coordinate pair,
-one product with P per step (never a power of P as a matrix). g is centred at a constant c first
+one product with P per step (never a power of P as a matrix). `theory.cell_steps` runs the steps
+between two events (a horizon, the start of a tail, a switch check) in one compiled loop, in 1-D
+on a window around the law's support (the mass it drops is summed and bounded). g is centred at a constant c first
 (E_pi g where known), which keeps the covariance free of cancellation.
 
 Beyond many relaxation times: the expansion. With u = Z (g - pi g) the Poisson solution
@@ -47,18 +50,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 
 from analysis.search import search_box
-from objectives import validation
+from objectives import Objective, validation
 from theory import linalg as solvers
-from theory.cell_products import CellChain, one_blas_thread, start_law
+from theory.cell_products import cell_kernels, one_blas_thread, start_law
+from theory.cell_steps import Stepper
 from theory.grid import make_grid
-from theory.kernel_2d import kernel_reach
-from theory.stationary import StationaryLaw, _check_inputs, _check_resolution, _gradient, per_step_size
+from theory.state_dependent import bind_noise, is_state_dependent
+from theory.stationary import StationaryLaw, _check_inputs, _check_resolution, per_step_size
 
 __all__ = ["ESTIMATORS", "FiniteTimeLaw", "finite_time_law", "SWITCH_TOLERANCE"]
 
@@ -86,7 +89,8 @@ class FiniteTimeLaw:
       `switch_step`, the fundamental-matrix expansion after it).
     - `switch_step` `(S,)`: the step K after which the expansion is valid, or -1.
     - `switch_error` `(H, S)`: a bound on what the expansion neglects in the averages' moments,
-      relative to their scale (0 where exact).
+      relative to their scale, plus the mass the 1-D windows of `theory.cell_steps` dropped
+      (below 1e-30 a call; 0 where exact on the whole grid).
     - `grid`: the finest `Grid`; `n_cells` `(S,)` the cells per axis at each step size.
     """
 
@@ -137,26 +141,6 @@ def _pairs(d: int, offset: int = 0):
     return a + offset, b + offset
 
 
-class _Segment:
-    """The accumulators (r `(N, c)`, s `(N, q)`) of one sum of g over steps `first`..(read)."""
-
-    def __init__(self, first: int, columns, pairs):
-        self.first, self.columns, self.pairs = first, columns, pairs
-        self.r = self.s = None  # zero before the first step
-
-    def advance(self, g, pushed_r, pushed_s, p):
-        """The accumulators after one more step: `pushed_*` = the old ones times P (None: zero),
-        `p` the new law, g `(N, c)` centred values."""
-        ia, ib = self.pairs
-        gg = g[:, ia] * g[:, ib]
-        if pushed_r is None:
-            self.r = g * p[:, None]
-            self.s = gg * p[:, None]
-        else:
-            self.r = pushed_r + g * p[:, None]
-            self.s = pushed_s + g[:, ia] * pushed_r[:, ib] + g[:, ib] * pushed_r[:, ia] + gg * p[:, None]
-
-
 def _covariance_from_pairs(values, d):
     out = np.empty(values.shape[:-1] + (d, d))
     a, b = np.triu_indices(d)
@@ -205,11 +189,16 @@ def _moments_after(expansion, segment, p, columns, pairs, length, started):
     return first, second
 
 
-def _one_step_size(grid, gradient, law, eta, reach, start, horizons, tails, pin, want_expansion):
+def _slots_needed(horizons, tails) -> int:
+    """The most tails summing at once: tail h covers steps T_h - m_h + 1 .. T_h."""
+    firsts = horizons - tails + 1
+    return max(int(np.sum((firsts <= t) & (t <= horizons))) for t in firsts)
+
+
+def _one_step_size(grid, gradient, chain, eta, start, horizons, tails, pin, want_expansion, window=True):
     d = grid.dim
     points = grid.points
     values = np.concatenate([points, points - eta * gradient], axis=1)  # g: x then v, (N, 2d)
-    chain = CellChain(grid, gradient, law, eta, reach)
     expansion = None
     centre = start @ values
     if want_expansion and horizons[-1] >= SWITCH_FROM:
@@ -219,95 +208,130 @@ def _one_step_size(grid, gradient, law, eta, reach, start, horizons, tails, pin,
             expansion = _Expansion(chain, pi, poisson, values)
             centre = pi @ values
     g = values - centre
-    xs = np.arange(d)
-    pairs_full = (np.concatenate([_pairs(d)[0], _pairs(d, d)[0]]), np.concatenate([_pairs(d)[1], _pairs(d, d)[1]]))
+    # the block (theory.cell_steps): p; r of the average (x, v: 2d rows) and of each tail slot (d rows);
+    # s of the average (pairs of x, pairs of v) and of each slot (pairs of x)
+    xs, nq = np.arange(d), d * (d + 1) // 2
     pairs_x = _pairs(d)
-    average = _Segment(1, np.arange(2 * d), pairs_full)
-    tails_of = {h: _Segment(int(t - m + 1), xs, pairs_x) for h, (t, m) in enumerate(zip(horizons, tails))}
+    pairs_full = (np.concatenate([pairs_x[0], _pairs(d, d)[0]]), np.concatenate([pairs_x[1], _pairs(d, d)[1]]))
+    n_slots = _slots_needed(horizons, tails)
+    n_r = 2 * d + n_slots * d
+    pairs = (
+        np.concatenate([pairs_full[0]] + [pairs_x[0] + 2 * d + j * d for j in range(n_slots)]),
+        np.concatenate([pairs_full[1]] + [pairs_x[1] + 2 * d + j * d for j in range(n_slots)]),
+    )
+    stepper = Stepper(chain, pairs, dim=d, window=window)
+    summed = np.zeros((n_r, grid.size))  # the centred g of each r row (a free slot's: 0)
+    summed[: 2 * d] = g.T
+    block = np.zeros((1 + n_r + len(pairs[0]), grid.size))
+    block[0] = start
+
+    def r_rows(slot):
+        return slice(1 + 2 * d + slot * d, 1 + 2 * d + (slot + 1) * d)
+
+    def s_rows(slot):
+        first = 1 + n_r + 2 * nq + slot * nq
+        return slice(first, first + nq)
+
+    def segment(slot):  # the accumulators of a slot as (N, c) arrays for the expansion; None: not started
+        if slot is None:
+            return None
+        return _Sums(block[r_rows(slot)].T, block[s_rows(slot)].T)
+
+    average = lambda: _Sums(block[1 : 1 + 2 * d].T, block[1 + n_r : 1 + n_r + 2 * nq].T)  # noqa: E731
+    firsts = horizons - tails + 1
+    slot_of, free = {}, list(range(n_slots))
     H = len(horizons)
     means = {name: np.zeros((H, d)) for name in ESTIMATORS}
     seconds = {name: np.zeros((H, d, d)) for name in ESTIMATORS}
     method = np.array(["exact"] * H, dtype=object)
     errors = np.zeros(H)
     done = np.zeros(H, bool)
+    killed = 0.0
 
     def point_moments(p, columns):
         mean = p @ values[:, columns]
         centred = values[:, columns] - mean
         return mean, (centred * p[:, None]).T @ centred
 
-    nq = len(pairs_x[0])
-
     def store(name, h, first, second, length, offset):
         mean_centred = first / length
         seconds[name][h] = _covariance_from_pairs(second, d) / length**2 - np.outer(mean_centred, mean_centred)
         means[name][h] = mean_centred + offset
 
+    def finish(h):
+        done[h] = True
+        slot = slot_of.pop(h, None)
+        if slot is not None:  # free the slot: its rows back to zero
+            summed[r_rows(slot).start - 1 : r_rows(slot).stop - 1] = 0.0
+            block[r_rows(slot)] = 0.0
+            block[s_rows(slot)] = 0.0
+            free.append(slot)
+
     def read_exact(h, k, p):
         means["x"][h], seconds["x"][h] = point_moments(p, xs)
         means["v"][h], seconds["v"][h] = point_moments(p, xs + d)
-        r, s = average.r.sum(axis=0), average.s.sum(axis=0)
+        r, s = block[1 : 1 + 2 * d].sum(axis=1), block[1 + n_r : 1 + n_r + 2 * nq].sum(axis=1)
         store("x_avg", h, r[:d], s[:nq], k, centre[:d])
         store("v_avg", h, r[d:], s[nq:], k, centre[d:])
-        tail = tails_of[h]
-        store("x_tail", h, tail.r.sum(axis=0), tail.s.sum(axis=0), tails[h], centre[:d])
+        slot = slot_of[h]
+        store("x_tail", h, block[r_rows(slot)].sum(axis=1), block[s_rows(slot)].sum(axis=1), tails[h], centre[:d])
+        errors[h] = killed
 
     def read_expansion(h, k, p, switch):
         length = horizons[h] - k
         pi = expansion.pi
         means["x"][h], seconds["x"][h] = point_moments(pi, xs)
         means["v"][h], seconds["v"][h] = point_moments(pi, xs + d)
-        first, second = _moments_after(expansion, average, p, np.arange(2 * d), pairs_full, length, True)
+        first, second = _moments_after(expansion, average(), p, np.arange(2 * d), pairs_full, length, True)
         store("x_avg", h, first[:d], second[:nq], horizons[h], centre[:d])
         store("v_avg", h, first[d:], second[nq:], horizons[h], centre[d:])
-        tail = tails_of[h]
-        started = tail.r is not None
+        tail = segment(slot_of.get(h))
+        started = tail is not None
         first, second = _moments_after(expansion, tail, p, xs, pairs_x, length if started else tails[h], started)
         store("x_tail", h, first, second, tails[h], centre[:d])
         method[h] = "expansion"
-        errors[h] = switch
+        errors[h] = switch + killed
 
-    p = start.copy()
     switch_step, switch = -1, math.inf
-    powered, powers = (None, 0) if expansion is None else (expansion.u.copy(), 0)  # P^powers u
+    powered, powers = (None, 0) if expansion is None else (expansion.u.T.copy(), 0)  # P^powers u, (2d, N)
     k = 0
     while not done.all():
-        # finish the horizons the expansion reaches from here
-        if switch_step > 0:
+        if switch_step > 0:  # finish the horizons the expansion reaches from here
             for h in np.flatnonzero(~done):
                 if horizons[h] - k >= switch_step and tails[h] >= switch_step:
-                    read_expansion(h, k, p, switch)
-                    done[h] = True
+                    read_expansion(h, k, block[0], switch)
+                    finish(h)
             if done.all():
                 break
-        k += 1
-        active = [seg for h, seg in tails_of.items() if not done[h] and seg.first <= k <= horizons[h]]
-        blocks = [p[:, None]]
-        for seg in [average] + active:
-            if seg.r is not None:
-                blocks += [seg.r, seg.s]
-        pushed = chain.push(np.concatenate(blocks, axis=1))
-        p = pushed[:, 0]
-        offset = 1
-        for seg in [average] + active:
-            if seg.r is None:
-                seg.advance(g[:, seg.columns], None, None, p)
-            else:
-                c, q = seg.r.shape[1], seg.s.shape[1]
-                seg.advance(g[:, seg.columns], pushed[:, offset : offset + c], pushed[:, offset + c : offset + c + q], p)
-                offset += c + q
-        if expansion is not None and switch_step < 0 and k % CHECK_EVERY == 0:
+        for h in np.flatnonzero(~done & (firsts == k + 1)):  # tails whose first term is the next step
+            slot_of[h] = slot = free.pop()
+            summed[r_rows(slot).start - 1 : r_rows(slot).stop - 1] = g[:, :d].T
+        events = [horizons[~done].min()] + [t - 1 for t in firsts[~done] if t - 1 > k]
+        checking = expansion is not None and switch_step < 0
+        if checking:
+            events.append((k // CHECK_EVERY + 1) * CHECK_EVERY)
+        following = int(min(events))
+        block, lost = stepper.advance(block, summed, following - k)
+        killed, k = killed + lost, following
+        p = block[0]
+        if checking and k % CHECK_EVERY == 0:
             mixing = float(np.abs(p - expansion.pi).sum())
             if mixing < SWITCH_TOLERANCE:  # only then P^k u: metastable chains never pay for it
-                while powers < k:
-                    powered, powers = chain.pull(powered), powers + 1
+                powered, powers = stepper.pull(powered, k - powers), k
                 decay = float(np.max(np.abs(powered)) / max(expansion.scale_u, 1e-300))
                 if decay < SWITCH_TOLERANCE:
                     switch_step, switch = k, max(mixing, decay)
         for h in np.flatnonzero(~done & (horizons == k)):
             read_exact(h, k, p)
-            done[h] = True
+            finish(h)
     return means, seconds, method, errors, switch_step
+
+
+class _Sums(NamedTuple):
+    """One sum's accumulators over the cells: r `(N, c)`, s `(N, q)`."""
+
+    r: np.ndarray
+    s: np.ndarray
 
 
 def _horizons(n_steps) -> np.ndarray:
@@ -330,7 +354,11 @@ def finite_time_law(
     **Arguments:**
 
     - `f`: an `objectives.Objective` of dimension 1 or 2; `noise`: an additive `simulate.noise`
-      model (as `stationary_law`).
+      model (as `stationary_law`), or noise whose covariance depends on x (`hessian_aligned`,
+      `loss_scaled`, `label_noise`, `state_dependent`, `minibatch` on a finite sum: the kernel of
+      `theory.state_law`, `theory.cell_products.StateDependentCells`). Where such noise vanishes
+      at a minimizer (absorbing cells) the law is the exact products to every T (no expansion);
+      `v` is x - eta grad f(x) with the full gradient.
     - `step_sizes`: eta > 0, a number or a sequence (S values).
     - `x0`: the start: a point `(d,)` in the box, points `(C, d)` (one per chain: their empirical
       law), a `StationaryLaw` on this grid (the chains start from its law, per step size), or a
@@ -340,7 +368,8 @@ def finite_time_law(
       box, 2001 cells in 1-D, 101 per axis in 2-D; a `StationaryLaw` start: its grid); `n_grid`
       may also give one number per step size.
     - `coarsen`: fewer cells at the step sizes whose kernel is wide (`_cells`: about
-      `CELLS_PER_SPREAD` cells per eta sigma, at least n_grid // `MOST_COARSENING`); the cost of a
+      `CELLS_PER_SPREAD` cells per eta sigma, at least n_grid // `MOST_COARSENING`; additive noise
+      only: state-dependent noise has no one sigma and keeps n_grid); the cost of a
       step falls like the square of the cells in 1-D. `law.n_cells` says what was used.
     - `tail_fraction`: the tail average covers the last ceil(tail_fraction T) iterates.
     - `expansion`: allow the fundamental-matrix expansion beyond many relaxation times (False:
@@ -358,7 +387,13 @@ def finite_time_law(
         if n_grid is None:
             n_grid = x0.grid.n_cells
     per_step = isinstance(n_grid, (list, tuple, np.ndarray))
-    law, eta, n = _check_inputs(f, noise, step_sizes, max(n_grid) if per_step else n_grid, 0.5)
+    law = None  # state-dependent noise: no one noise law; its kernel is built per grid (cell_kernels)
+    if is_state_dependent(noise) and isinstance(f, Objective) and f.dim in (1, 2):
+        noise = bind_noise(f, noise)
+        eta = validation.step_sizes("step_sizes", step_sizes)
+        n = validation.integer("n_grid", (2001 if f.dim == 1 else 101) if n_grid is None else (max(n_grid) if per_step else n_grid), lo=16, note="cells per axis")
+    else:
+        law, eta, n = _check_inputs(f, noise, step_sizes, max(n_grid) if per_step else n_grid, 0.5)
     horizons = _horizons(n_steps)
     tail_fraction = validation.real("tail_fraction", tail_fraction, lo=0.0, hi=1.0, open_lo=True)
     lower, upper = search_box(f, bounds)
@@ -366,16 +401,15 @@ def finite_time_law(
     tails = np.array([max(1, math.ceil(round(tail_fraction * int(t), 9))) for t in horizons], dtype=np.int64)
     grids = {c: make_grid(lower, upper, int(c)) for c in sorted(set(cells.tolist()))}
     for c, grid in grids.items():  # cells that do not resolve one step's noise: refused, as stationary_law does
-        _check_resolution(grid, law, eta[cells == c])
+        if law is not None:
+            _check_resolution(grid, law, eta[cells == c])
     starts = {c: start_law(x0, grid, eta.size) for c, grid in grids.items()}
-    gradients = {c: _gradient(f, grid) for c, grid in grids.items()}
-    with jax.enable_x64(True):
-        pins = {c: int(np.argmin(np.asarray(f.value(grid.points)))) for c, grid in grids.items()}
+    kernels = {c: cell_kernels(f, noise, law, grid) for c, grid in grids.items()}
 
     def one(s, e):
         c = int(cells[s])
-        reach = kernel_reach(law, e, grids[c].widths, c) if f.dim == 2 else None
-        return _one_step_size(grids[c], gradients[c], law, e, reach, starts[c][s], horizons, tails, pins[c], expansion)
+        chain, ergodic = kernels[c].chain(e)  # ergodic: one closed class, so pi and the expansion exist
+        return _one_step_size(grids[c], kernels[c].gradient, chain, e, starts[c][s], horizons, tails, kernels[c].pin, expansion and ergodic)
 
     try:
         with one_blas_thread():
@@ -401,7 +435,7 @@ def _cells(n_grid, n, eta, law, widths, coarsen) -> np.ndarray:
         if cells.shape != eta.shape:
             raise ValueError(f"n_grid must be a number or one per step size ({eta.size}), got {len(cells)}")
         return cells
-    if not coarsen:
+    if not coarsen or law is None:  # state-dependent noise (law None): no one sigma to coarsen by
         return np.full(eta.shape, n, dtype=np.int64)
     spread = eta * float(np.sqrt(np.min(np.diag(law.covariance))))
     needed = np.ceil(float(np.max(widths)) * CELLS_PER_SPREAD / spread).astype(np.int64)

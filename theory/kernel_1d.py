@@ -97,7 +97,7 @@ def transition_matrix(grid: Grid, gradient: np.ndarray, law: NoiseLaw, step_size
     target = centres - step_size * gradient
     edges, spread = grid.edges[0], step_size * law.scale
     if law.standard.atoms is None:  # a density without a band (Student-t): every row whole
-        # SciPy's betainc: XLA's on CPU took 90 s for the two 1001-cell matrices of a test.
+        # SciPy's betainc: XLA's is far slower on CPU (benchmarks/README.md, "Lab notes").
         low = (target[:, None] - edges[None, 1:]) / spread
         high = (target[:, None] - edges[None, :-1]) / spread
         matrix = jnp.asarray(interval_probability_np(law.family, law.df, low, high))

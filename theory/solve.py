@@ -225,7 +225,7 @@ def _gth_pin_first(matrix, pin: int, lower: int, upper: int) -> np.ndarray:
 
 def _gmres(apply, rhs, guess):
     """Restarted GMRES (SciPy) on a NumPy-wrapped operator: the compiled kernel applications
-    (`push`, `pull`) carry the cost; JAX's own gmres compiled for ~3 s per grid shape."""
+    (`push`, `pull`) carry the cost; JAX's own gmres compiles anew for every grid shape."""
     size = rhs.shape[0]
     operator = scipy.sparse.linalg.LinearOperator((size, size), matvec=apply, dtype=np.float64)
     solution, _ = scipy.sparse.linalg.gmres(operator, rhs, x0=guess, rtol=GMRES_TOLERANCE, atol=0.0, restart=60, maxiter=400)
