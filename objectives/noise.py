@@ -32,6 +32,7 @@ from objectives.noise_families.gaussian import gaussian
 from objectives.noise_families.rademacher import rademacher
 from objectives.noise_families.student_t import student_t
 from objectives.noise_families.uniform import uniform
+from objectives.state_noise import check_regression, label_jacobians
 
 __all__ = [
     "FAMILIES", "TABLE", "Minibatch", "NoiseFamily", "NoiseModel", "family_named", "floyd_sample", "gaussian",
@@ -50,10 +51,18 @@ class Minibatch:
     Its noise grad_B f(x) - grad f(x) is zero-mean with a covariance that depends on x:
     (n - b) / (b (n - 1)) S(x) without replacement and S(x) / b with it, S(x) the population
     covariance of the per-example gradients at x. Build with `minibatch`.
+
+    `label_noise` = s > 0 (regression finite sums): every example drawn into the minibatch is seen
+    with a fresh noisy label y_j + s xi, xi ~ N(0, I) (independent per draw, so an example drawn
+    twice with replacement gets two), the gradient taken at those labels. For a loss quadratic in
+    the label (the squared error) that adds, given the minibatch B, the Gaussian
+    N(0, (s / b)^2 sum_{j in B} J_j J_j^T), J_j = d grad_x l_j / d y_j (`label_noise`'s J): with
+    b = n without replacement it is `label_noise(s)`'s noise plus nothing (every example, once).
     """
 
     batch_size: int
     replace: bool = False
+    label_noise: float = 0.0
 
     family = "minibatch"
     fixed_dim = None
@@ -76,7 +85,11 @@ class Minibatch:
         population = centred.T @ centred / n
         b = self.batch_size
         factor = 1.0 / b if self.replace else ((n - b) / (b * (n - 1)) if n > 1 else 0.0)
-        return jnp.asarray(factor, population.dtype) * population
+        covariance = jnp.asarray(factor, population.dtype) * population
+        if self.label_noise > 0:  # each example is in the batch b / n times on average: (s^2 / (b n)) sum_j J_j J_j^T
+            jacobians = label_jacobians(objective, x)
+            covariance = covariance + (self.label_noise**2 / (b * n)) * jnp.einsum("nak,nbk->ab", jacobians, jacobians).astype(population.dtype)
+        return covariance
 
     def sample_indices(self, key: jax.Array, shape: tuple[int, ...], n_examples: int) -> jax.Array:
         """Draw minibatches from one key: int32 indices of shape `shape + (batch_size,)` in [0, n).
@@ -89,14 +102,24 @@ class Minibatch:
             return jax.random.randint(key, shape + (self.batch_size,), 0, n_examples, dtype=jnp.int32)
         return floyd_sample(key, shape, n_examples, self.batch_size)
 
+    def check(self, objective) -> None:
+        """Refuse label noise on an objective that is not a regression finite sum (ValueError)."""
+        if self.label_noise > 0:
+            check_regression(objective)
+
     def describe(self) -> dict:
-        return {"family": "minibatch", "batch_size": self.batch_size, "replace": self.replace}
+        out = {"family": "minibatch", "batch_size": self.batch_size, "replace": self.replace}
+        if self.label_noise > 0:  # absent at 0: descriptions (and result folders) from before stay equal
+            out["label_noise"] = self.label_noise
+        return out
 
     def __repr__(self) -> str:
-        return f"minibatch(batch_size={self.batch_size}, replace={self.replace})"
+        label = f", label_noise={self.label_noise:g}" if self.label_noise > 0 else ""
+        return f"minibatch(batch_size={self.batch_size}, replace={self.replace}{label})"
 
 
-jax.tree_util.register_dataclass(Minibatch, data_fields=[], meta_fields=["batch_size", "replace"])
+# label_noise is static: a value of 0 draws no labels at all (the minibatch bits of before).
+jax.tree_util.register_dataclass(Minibatch, data_fields=[], meta_fields=["batch_size", "replace", "label_noise"])
 
 
 def floyd_sample(key: jax.Array, shape: tuple[int, ...], n: int, b: int) -> jax.Array:
@@ -136,13 +159,17 @@ def floyd_sample(key: jax.Array, shape: tuple[int, ...], n: int, b: int) -> jax.
     return jax.lax.fori_loop(0, b, add, jnp.full(shape + (b,), -1, jnp.int32))
 
 
-def minibatch(batch_size: int, replace: bool = False) -> Minibatch:
-    """Minibatch noise of `batch_size` examples per step, with or without replacement (see `Minibatch`).
+def minibatch(batch_size: int, replace: bool = False, label_noise: float = 0.0) -> Minibatch:
+    """Minibatch noise of `batch_size` examples per step, with or without replacement (see `Minibatch`),
+    and with `label_noise` = s >= 0 the labels of the drawn examples perturbed by s N(0, I) afresh.
 
-    Only for finite-sum objectives (`objectives.finite_sum` and the ready-made models).
+    Only for finite-sum objectives (`objectives.finite_sum` and the ready-made models); label
+    noise only for regression finite sums (checked by `simulate.run`).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if not isinstance(replace, (bool, np.bool_)):
         raise ValueError(f"replace must be True or False, got {replace!r}")
-    return Minibatch(int(batch_size), bool(replace))
+    if isinstance(label_noise, bool) or not isinstance(label_noise, (int, float, np.integer, np.floating)) or not (np.isfinite(label_noise) and label_noise >= 0):
+        raise ValueError(f"label_noise must be a finite number >= 0 (the label's noise scale), got {label_noise!r}")
+    return Minibatch(int(batch_size), bool(replace), float(label_noise))

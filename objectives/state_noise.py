@@ -48,7 +48,10 @@ from objectives import validation
 from objectives.finite_sum import FiniteSum
 from objectives.noise_families.base import check_scale, family_named
 
-__all__ = ["KINDS", "StateDependent", "hessian_aligned", "label_noise", "loss_scaled", "psd_part", "psd_square_root", "state_dependent"]
+__all__ = [
+    "KINDS", "StateDependent", "check_regression", "hessian_aligned", "label_jacobians", "label_noise", "loss_scaled", "psd_part",
+    "psd_square_root", "state_dependent",
+]
 
 #: Relative tolerance of the PSD and symmetry checks (float32 eigenvalues are good to ~1e-7 |C|).
 PSD_TOLERANCE = 1e-6
@@ -121,7 +124,7 @@ def _loss_scaled(objective, params, x):
     return (jnp.asarray(params["scale"], x.dtype) * excess) * jnp.eye(x.shape[0], dtype=x.dtype)
 
 
-def _label_jacobians(objective, x):
+def label_jacobians(objective, x):
     """J_j = d grad_x l(x, (a_j, y_j)) / d y_j for every example: `(n, d, k)` (k label entries)."""
     inputs, targets = objective.params
 
@@ -137,7 +140,7 @@ def _label_jacobians(objective, x):
 
 
 def _label_noise(objective, params, x):
-    jacobians = _label_jacobians(objective, x)  # (n, d, k)
+    jacobians = label_jacobians(objective, x)  # (n, d, k)
     n = jacobians.shape[0]
     scale = jnp.asarray(params["scale"], x.dtype)
     return (scale * scale / (n * n)) * jnp.einsum("nak,nbk->ab", jacobians, jacobians)
@@ -192,7 +195,7 @@ class StateDependent:
         array, or that is not finite, symmetric and PSD at `points` `(N, d)` (at most 64 checked)."""
         name = "cov" if isinstance(self.covariance_fn, _UserCovariance) else "noise"
         if self.covariance_fn is _label_noise:
-            _check_regression(objective)
+            check_regression(objective)
         if "f_min" in self.params and self.params["f_min"] is None:
             raise ValueError("f_min: loss_scaled noise needs f_min, given or found (noise.bind(objective))")
         d = objective.dim
@@ -234,7 +237,9 @@ class StateDependent:
 jax.tree_util.register_dataclass(StateDependent, data_fields=["params"], meta_fields=["family", "covariance_fn"])
 
 
-def _check_regression(objective) -> None:
+def check_regression(objective) -> None:
+    """Refuse (ValueError) an objective label noise cannot perturb: not a finite sum of (inputs,
+    real targets)."""
     if not isinstance(objective, FiniteSum):
         raise ValueError(f"label_noise needs a regression finite sum (objectives.least_squares or finite_sum), got objective {objective.name!r}")
     data = objective.params

@@ -185,9 +185,10 @@ def _fast_block(plan: Plan, chains: Chains, records, slot, draws, first_step, n_
     def step(j, carry):
         state, v, running, private, records, slot, path = carry
         k = first_step + j + 1
-        state, v = fast_step(state, draws[j], _scaled(plan, plan.step_sizes, k), _scaled(plan, plan.step_sizes, k + 1))
+        draw = jax.tree.map(lambda leaf: leaf[j], draws)  # a draw may be a pytree (minibatch indices and label noise)
+        state, v = fast_step(state, draw, _scaled(plan, plan.step_sizes, k), _scaled(plan, plan.step_sizes, k + 1))
         running = _add_step(plan, running, state.x, _v_of(plan, state, v), k)
-        private = plan.summation.add(private, draws[j])
+        private = plan.summation.add(private, draw)
 
         def write(records):
             totals = _block_totals(plan, chains, state, running, by_step_size(private), eta)
@@ -246,7 +247,7 @@ def _replay(plan: Plan, start: Chains, after: Chains, records, path, diverged, d
             state, v, running, private, taken, records, slot, pair_path = carry
             k = first_step + j + 1
             state, v, running, private, taken = pair_step(
-                state, v, running, private, taken, draws[j, c], _scaled(plan, eta[:, 0], k), _scaled(plan, eta[:, 0], k + 1), j.astype(jnp.int8), k
+                state, v, running, private, taken, jax.tree.map(lambda leaf: leaf[j, c], draws), _scaled(plan, eta[:, 0], k), _scaled(plan, eta[:, 0], k + 1), j.astype(jnp.int8), k
             )
 
             def write(records):
@@ -302,7 +303,7 @@ def run_block(plan: Plan, carry, block_index):
     # Every block is compiled once, the last (shorter) one included.
     n_block_steps = jnp.minimum(NOISE_BLOCK_STEPS, plan.n_steps - first_step)
     draws = plan.gradient.draw_block(plan.seed, plan.chain_indices, block_index, plan.objective, plan.dtype)  # (C, B, ...)
-    draws = jnp.swapaxes(draws, 0, 1)  # (B, C, ...); steps past n_block_steps are never used
+    draws = jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), draws)  # (B, C, ...); steps past n_block_steps are never used
     after, records_after, slot_after, path, diverged = _fast_block(plan, chains, records, slot, draws, first_step, n_block_steps)
     # Only the pairs that diverged (rare) take the exact replay's numbers; the others keep the
     # fast block's, so no chain's result depends on its neighbours.

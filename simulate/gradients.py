@@ -4,7 +4,8 @@ Two sources share one interface, so kernels and the driver never ask which noise
 
 - `AdditiveNoise(noise)`: g(x, eps) = grad f(x) + eps, eps ~ `noise` (a `simulate.noise` model).
 - `Minibatches(batches)`: g(x, B) = (1/b) sum_{j in B} grad loss_j(x) for a finite-sum objective,
-  B a minibatch of `batches.batch_size` indices (`simulate.noise.minibatch`).
+  B a minibatch of `batches.batch_size` indices (`simulate.noise.minibatch`); with label noise the
+  losses at labels y_j + s xi_j, the draw then the pair (indices, xi).
 - `StateDependentNoise(noise)`: g(x, z) = grad f(x) + C(x)^(1/2) z, z the Gaussian family's
   standard draws (the numbers `gaussian(...)` scales), C from `simulate.noise.state_dependent`,
   `hessian_aligned`, `loss_scaled` or `label_noise`. Not additive: SGD takes its plain form.
@@ -26,7 +27,7 @@ import jax
 
 from objectives.noise import Minibatch, NoiseModel, gaussian
 from objectives.state_noise import StateDependent
-from simulate.randomness import minibatch_block, noise_block
+from simulate.randomness import label_block, minibatch_block, noise_block
 
 __all__ = ["AdditiveNoise", "Minibatches", "StateDependentNoise", "gradient_source"]
 
@@ -57,11 +58,21 @@ class Minibatches:
     additive = False
 
     def draw_block(self, seed, chain_indices, block_index, objective, dtype):
-        """Minibatch indices for one block: int32 `(n_chains, NOISE_BLOCK_STEPS, batch_size)`."""
-        return minibatch_block(self.batches, seed, chain_indices, block_index, objective.n_examples)
+        """Minibatch indices for one block: int32 `(n_chains, NOISE_BLOCK_STEPS, batch_size)`; with
+        label noise, (those, xi `(n_chains, NOISE_BLOCK_STEPS, batch_size) + label shape`)."""
+        indices = minibatch_block(self.batches, seed, chain_indices, block_index, objective.n_examples)
+        if self.batches.label_noise == 0:
+            return indices
+        label_shape = tuple(objective.params[1].shape[1:])
+        return indices, label_block(self.batches, seed, chain_indices, block_index, label_shape, dtype)
 
     def grad(self, objective, x, draw):
-        return objective.point_minibatch_grad(x, draw)
+        if self.batches.label_noise == 0:
+            return objective.point_minibatch_grad(x, draw)
+        indices, xi = draw
+        inputs, targets = jax.tree.map(lambda leaf: leaf[indices], objective.params)
+        noisy = targets + self.batches.label_noise * xi.astype(targets.dtype)  # the definition, exact for any loss
+        return jax.grad(objective.value_fn, argnums=1)((inputs, noisy), x)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,9 @@ Drawing a block per key (instead of one key per step) keeps the cost close to on
 
 Minibatches follow the same contract: chain i's minibatch at step k is
 `noise.sample_indices(block_key(seed, i, (k - 1) // B), (B,), n)[(k - 1) % B]`, drawn by
-`minibatch_block`.
+`minibatch_block`. With label noise (`minibatch(..., label_noise=s)`) the labels' standard normal
+draws are `normal(fold_in(block_key(seed, i, (k - 1) // B), LABEL_STREAM), (B, b) + label shape)
+[(k - 1) % B]` (`label_block`): a key the indices never use, so adding it changed no existing draw.
 
 Chains started from a law (`asgd`'s `run.x0 = "stationary"`, `theory.stationary_starts`) draw
 their start from chain i's own key too, so the start of chain i depends only on (seed, i):
@@ -32,8 +34,8 @@ the last block index of the 32-bit counter, which a run would reach only after 6
 step's noise. `start_uniforms` turns it into float64 uniforms (53 bits from two 32-bit words,
 in any precision mode). Adding it changed no existing draw.
 
-Everything in the library that needs simulation noise calls `noise_block`, `minibatch_block` or
-`start_uniforms`; nothing else derives keys.
+Everything in the library that needs simulation noise calls `noise_block`, `minibatch_block`,
+`label_block` or `start_uniforms`; nothing else derives keys.
 
 `RANDOMNESS_CONTRACT_VERSION` numbers the contract's bits: it goes up whenever the same
 (seed, i, k) gives different numbers, so results saved under another version are not mixed with
@@ -51,8 +53,8 @@ import numpy as np
 from simulate import threefry
 
 __all__ = [
-    "NOISE_BLOCK_STEPS", "RANDOMNESS_CONTRACT_VERSION", "START_BLOCK", "block_key", "chain_key", "minibatch_block", "noise_block",
-    "noise_at_step", "start_uniforms",
+    "LABEL_STREAM", "NOISE_BLOCK_STEPS", "RANDOMNESS_CONTRACT_VERSION", "START_BLOCK", "block_key", "chain_key", "label_block",
+    "minibatch_block", "noise_block", "noise_at_step", "start_uniforms",
 ]
 
 NOISE_BLOCK_STEPS = 64
@@ -117,6 +119,22 @@ def start_uniforms(seed: int, chain_indices, n: int) -> np.ndarray:
     bits = jax.vmap(lambda i: jax.random.bits(block_key(seed, i, START_BLOCK), (n, 2), jnp.uint32))(chains)
     words = np.asarray(bits, dtype=np.uint64)
     return ((words[..., 0] >> 5) * float(2**26) + (words[..., 1] >> 6)) / float(2**53)
+
+
+#: The label-noise draws of a minibatch (`Minibatch.label_noise`) come from the minibatch's block
+#: key folded with this number: a stream of their own, under the same (seed, chain, step) contract.
+LABEL_STREAM = 1
+
+
+def label_block(noise, seed, chain_indices: jax.Array, block_index, label_shape: tuple[int, ...], dtype) -> jax.Array:
+    """The standard normal label draws xi for steps b B + 1 .. (b + 1) B of the given chains: shape
+    `(n_chains, B, batch_size) + label_shape` (one per example drawn into the minibatch)."""
+
+    def one_chain(chain_index):
+        key = jax.random.fold_in(block_key(seed, chain_index, block_index), LABEL_STREAM)
+        return jax.random.normal(key, (NOISE_BLOCK_STEPS, noise.batch_size) + tuple(label_shape), dtype)
+
+    return jax.vmap(one_chain)(chain_indices)
 
 
 def noise_at_step(noise, seed: int, chain_index: int, step: int, dim: int, dtype=None) -> jax.Array:

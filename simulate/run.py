@@ -76,6 +76,7 @@ def _check_noise(noise, objective: Objective):
                 f"noise=minibatch(...) needs a finite-sum objective (objectives.finite_sum or a ready-made "
                 f"model), got objective {objective.name!r}"
             )
+        noise.check(objective)  # label noise: a regression finite sum
         if not noise.replace and noise.batch_size > objective.n_examples:
             raise ValueError(
                 f"batch_size={noise.batch_size} exceeds the {objective.n_examples} examples of {objective.name!r}; "

@@ -180,17 +180,24 @@ def regression(n=8, seed=0, interpolate=False):
     return objectives.least_squares(a[:, None], y), a.astype(np.float32).astype(np.float64), y.astype(np.float32).astype(np.float64)
 
 
-@pytest.mark.parametrize("batch_size, replace", [(2, False), (3, True)])
-def test_minibatch_kernel_matches_the_regression_closed_form(batch_size, replace):
+@pytest.mark.parametrize("batch_size, replace, label", [(2, False, 0.0), (3, True, 0.0), (2, False, 0.7)])
+def test_minibatch_kernel_matches_the_regression_closed_form(batch_size, replace, label):
     # x' - x* = (1 - eta h_b) e + eta u_b, u_j = a_j (y_j - a_j x*) (sum 0), b independent of e:
     # Var_pi = eta^2 E u_b^2 / (1 - E (1 - eta h_b)^2), E u_b^2 = c mean(u^2), c the minibatch factor.
+    # Label noise s adds eta (s / b) sum_{j in b} a_j xi_j, independent of the rest: eta^2 s^2 mean(a^2) / b.
     f, a, y = regression()
     x_star = (a @ y) / (a @ a)
     u = a * (y - a * x_star)
     n, eta = a.size, np.array([0.2, 0.6])
     c = 1 / batch_size if replace else (n - batch_size) / (batch_size * (n - 1))
-    exact = eta**2 * c * np.mean(u * u) / (1 - ((1 - eta * np.mean(a * a)) ** 2 + eta**2 * c * np.var(a * a)))
-    law = state_dependent_law(f, simulate.noise.minibatch(batch_size, replace), eta, bounds=(-2.0, 3.0), n_grid=1001)
+    numerator = eta**2 * (c * np.mean(u * u) + label**2 * np.mean(a * a) / batch_size)
+    noise = simulate.noise.minibatch(batch_size, replace, label_noise=label)
+    # With label noise every component is a Gaussian over 3 cells wide (dense rows: fewer cells),
+    # to which the tent adds h^2 / 6 per step; point maps get t (1 - t) h^2, negligible at 1001.
+    law = state_dependent_law(f, noise, eta, bounds=(-2.0, 3.0), n_grid=1001 if label == 0 else 201)
+    if label > 0:
+        numerator = numerator + law.grid.widths[0] ** 2 / 6
+    exact = numerator / (1 - ((1 - eta * np.mean(a * a)) ** 2 + eta**2 * c * np.var(a * a)))
     np.testing.assert_allclose(law.mean[:, 0], x_star, atol=1e-6)
     np.testing.assert_allclose(law.covariance[:, 0, 0], exact, rtol=5e-3)
 

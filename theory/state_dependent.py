@@ -22,7 +22,9 @@ The noise may be
   families of `simulate.noise` (`state_dependent(cov)`, `hessian_aligned(scale)`,
   `loss_scaled(scale, f_min)`, `label_noise(scale)`), the very objects `simulate.run` takes
   (`bind_noise` gives loss-scaled noise without f_min the value `simulate.run` finds);
-- `simulate.noise.minibatch(B, replace)` on an `objectives.FiniteSum`;
+- `simulate.noise.minibatch(B, replace, label_noise)` on an `objectives.FiniteSum` (with label
+  noise s > 0 each minibatch's component is a Gaussian, N(c - eta grad f_b(c), eta^2 (s / B)^2
+  sum_j count_j J_j J_j^T), exact for the squared error);
 - an additive `simulate.noise.gaussian(...)` (constant C: the additive law, on tent weights).
 """
 
@@ -36,6 +38,7 @@ import numpy as np
 
 from objectives import FiniteSum
 from objectives.noise import Minibatch, NoiseModel
+from objectives.state_noise import label_jacobians
 from theory.cell_mixtures import mixture_matrix
 from theory.minibatch_kernel import enumerate_minibatches, example_gradients, in_float64
 
@@ -128,7 +131,14 @@ def components(f, noise, points: np.ndarray) -> Components:
     if batches is not None:
         per_example = example_gradients(f, points)
         gradients = np.einsum("kn,pnd->pkd", batches.counts / noise.batch_size, per_example)
-        return Components(batches.probability, gradients, None, gradient)
+        covariances = None  # point maps
+        if noise.label_noise > 0:  # given the batch, N(0, (s / b)^2 sum_j count_j J_j J_j^T): a Gaussian per component
+            noise.check(f)
+            with jax.enable_x64(True):
+                jacobians = np.asarray(jax.jit(jax.vmap(lambda x: label_jacobians(f, x)))(jnp.asarray(points)), np.float64)  # (N, n, d, k)
+            outer = np.einsum("pnak,pnbk->pnab", jacobians, jacobians)
+            covariances = (noise.label_noise / noise.batch_size) ** 2 * np.einsum("kn,pnab->pkab", batches.counts, outer)
+        return Components(batches.probability, gradients, covariances, gradient)
     if isinstance(noise, NoiseModel) and not noise.standard_law.gaussian:
         raise ValueError(f"noise: the state-dependent law takes Gaussian noise, got {noise!r} (use stationary_law)")
     covariance = covariance_on(f, noise, points)
