@@ -293,6 +293,7 @@ def _one_step_size(grid, gradient, chain, eta, start, horizons, tails, pin, want
         errors[h] = switch + killed
 
     switch_step, switch = -1, math.inf
+    useful = int(np.max(np.minimum(horizons // 2, tails)))
     powered, powers = (None, 0) if expansion is None else (expansion.u.T.copy(), 0)  # P^powers u, (2d, N)
     k = 0
     while not done.all():
@@ -307,7 +308,8 @@ def _one_step_size(grid, gradient, chain, eta, start, horizons, tails, pin, want
             slot_of[h] = slot = free.pop()
             summed[r_rows(slot).start - 1 : r_rows(slot).stop - 1] = g[:, :d].T
         events = [horizons[~done].min()] + [t - 1 for t in firsts[~done] if t - 1 > k]
-        checking = expansion is not None and switch_step < 0
+        # a switch at K serves only horizons T >= 2K with tails >= K: no check (nor P^k u) beyond that
+        checking = expansion is not None and switch_step < 0 and k + CHECK_EVERY <= useful
         if checking:
             events.append((k // CHECK_EVERY + 1) * CHECK_EVERY)
         following = int(min(events))
