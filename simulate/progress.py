@@ -7,20 +7,34 @@ code, so a new listener does not recompile.
 
 `StepBar` is the one progress bar of the library (`simulate.run(..., progress=True)` and the
 `asgd` command line): a `tqdm.auto` bar on stderr, which is a widget in Jupyter when ipywidgets
-is installed and a text line in a terminal, a log or a notebook without ipywidgets.
+is installed and a text line in a terminal, a log or a notebook without ipywidgets (there the
+text bar is chosen directly: `tqdm.auto` would warn "IProgress not found" in every notebook, a
+warning about an optional widget, and then draw the same text bar).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import jax
 import jax.numpy as jnp
-from tqdm.auto import tqdm
 
 from simulate.randomness import NOISE_BLOCK_STEPS
 
 __all__ = ["PROGRESS_REPORTS", "StepBar", "progress_callback", "report_progress_to"]
+
+
+def _bar_class():
+    """The tqdm class of the bar: `tqdm.auto`'s (a widget in Jupyter) when ipywidgets is
+    installed, else the text bar `tqdm.std.tqdm`, which is what `tqdm.auto` falls back to there,
+    after a TqdmWarning the user cannot act on short of installing a widget library."""
+    if importlib.util.find_spec("ipywidgets") is None:
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm
+
 
 #: How many times at most a run with `progress=True` reports to the host.
 PROGRESS_REPORTS = 100
@@ -52,7 +66,7 @@ class StepBar:
         if not self.enabled:
             return
         if self._bar is None:
-            self._bar = tqdm(total=self.total, desc=self.label or None, unit="step", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+            self._bar = _bar_class()(total=self.total, desc=self.label or None, unit="step", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
         if done > self._bar.n:
             self._bar.update(int(done) - self._bar.n)
 

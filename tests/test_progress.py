@@ -1,6 +1,7 @@
 """Progress reports while the chains run (issue 6): they arrive during the run, count every
 chunk's steps, end at the total, and change no result."""
 
+import importlib.util
 import io
 import subprocess
 import sys
@@ -96,3 +97,29 @@ def test_every_kernel_reports_from_compiled_code_up_to_its_last_partial_block(al
     common = dict(step_sizes=[0.1], n_steps=n_steps, n_chains=6, chunk_size=3, x0=[0.0, 0.0], algorithm=algorithm, ema_decay=0.9)
     simulate.run(f, noise=simulate.noise.minibatch(4), progress=lambda done, total: heard.append(done), **common)
     assert heard == [NOISE_BLOCK_STEPS, 2 * NOISE_BLOCK_STEPS, 3 * NOISE_BLOCK_STEPS, n_steps] + [n_steps + d for d in (NOISE_BLOCK_STEPS, 2 * NOISE_BLOCK_STEPS, 3 * NOISE_BLOCK_STEPS, n_steps)]
+
+
+def test_a_notebook_without_ipywidgets_gets_the_text_bar_and_no_warning(monkeypatch):
+    """In a Jupyter kernel without ipywidgets, `tqdm.auto` warns "IProgress not found" (a
+    TqdmWarning in every notebook's output) and then draws the text bar anyway: the bar is the
+    text bar from the start, with no warning. The kernel is faked the way tqdm detects one."""
+    import types
+    import warnings
+
+    from simulate import progress
+
+    kernel = types.ModuleType("IPython")
+    kernel.get_ipython = lambda: type("ZMQInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython", kernel)
+    monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", types.ModuleType("ipykernel.zmqshell"))
+    for name in ("tqdm.auto", "tqdm.autonotebook", "tqdm.notebook"):  # imported afresh, in the "kernel"
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ipywidgets" else find_spec(name, *a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bar = progress._bar_class()
+        bar(total=3, file=io.StringIO()).close()
+    from tqdm.std import tqdm
+
+    assert bar is tqdm
