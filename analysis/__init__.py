@@ -10,20 +10,25 @@ import importlib
 import warnings
 
 from analysis import minima, search, solutions, ties
-from analysis.basins import assign_basins, basin_occupancy, sharpness_summary
-from analysis.drift import drift_check
+from analysis.basins import Sharpness, assign_basins, basin_occupancy, sharpness_summary
+from analysis.drift import DriftCheck, drift_check
 from analysis.errors import ErrorTable, errors, pool
-from analysis.minima import TieWarning, global_minimizer, minimizers
+from analysis.minima import GlobalMinimum, Minima, TieWarning, global_minimizer, minimizers
 from analysis.rates import RateFit, fit_rate
 from analysis.search import SearchOptions, search_box
-from analysis.solutions import penalized_solution, smoothed_solution
+from analysis.solutions import SolutionPath, penalized_solution, smoothed_solution
 from analysis.ties import NearTieWarning
 
 __all__ = [
+    "DriftCheck",
     "ErrorTable",
+    "GlobalMinimum",
+    "Minima",
     "NearTieWarning",
     "RateFit",
     "SearchOptions",
+    "Sharpness",
+    "SolutionPath",
     "TieWarning",
     "assign_basins",
     "basin_occupancy",

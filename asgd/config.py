@@ -80,6 +80,7 @@ from asgd.network_config import NetworkConfig, parse_network_config
 from asgd.schema import ConfigError, check_keys, choice, fail, integer, list_of, read_toml, real, table
 from asgd.sweep_figures import FIGURES as FIGURE_KINDS
 from asgd.targets import TARGETS
+from objectives.base import FixedBox  # objective.search_box, as from_function's search_box=
 from simulate.exact import applicable_form
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config", "OBJECTIVE_KINDS", "NOISE_FAMILIES"]
@@ -213,20 +214,6 @@ class ExperimentConfig:
         if self.chunk_size is not None:
             kwargs["chunk_size"] = self.chunk_size
         return kwargs
-
-
-@dataclasses.dataclass(frozen=True)
-class FixedBox:
-    """`objective.search_box` from a config: `params -> (lower, upper)`, each `(dim,)`. A frozen
-    dataclass, not a closure: the search box is a static field of the objective's pytree, and
-    equal boxes must give equal tree definitions, or every compiled program would be rebuilt."""
-
-    lower: Any
-    upper: Any
-    dim: int
-
-    def __call__(self, params):
-        return tuple(np.broadcast_to(np.asarray(end, dtype=np.float64), (self.dim,)).copy() for end in (self.lower, self.upper))
 
 
 def _as_arrays(params: dict) -> dict:

@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import checkify
 
 from objectives import validation as check
@@ -168,7 +169,35 @@ STATIC_FIELDS = ["dim", "value_fn", "name", "grad_fn", "hessian_fn", "hessian_tr
 jax.tree_util.register_dataclass(Objective, data_fields=["params"], meta_fields=STATIC_FIELDS)
 
 
-def from_function(fn: Callable[[jax.Array], jax.Array], dim: int, *, name: str | None = None) -> Objective:
+@dataclasses.dataclass(frozen=True)
+class FixedBox:
+    """A search box that does not depend on the parameters, as `Objective.search_box` wants it:
+    `params -> (lower, upper)`, each `(dim,)` float64. A frozen dataclass of tuples, not a closure:
+    the search box is a static field of the objective's pytree, and equal boxes must give equal
+    tree definitions, or every compiled program would be rebuilt."""
+
+    lower: Any
+    upper: Any
+    dim: int
+
+    def __call__(self, params):
+        return tuple(np.broadcast_to(np.asarray(end, dtype=np.float64), (self.dim,)).copy() for end in (self.lower, self.upper))
+
+
+def _fixed_box(search_box, dim: int) -> FixedBox:
+    """`search_box=(lower, upper)` of `from_function`, checked: each a number or a `(dim,)` vector,
+    finite, lower < upper on every axis."""
+    if not isinstance(search_box, (tuple, list)) or len(search_box) != 2:
+        raise ValueError(f"search_box must be (lower, upper), each a number or a vector of shape ({dim},), got {search_box!r}")
+    lower, upper = (check.per_coordinate(f"search_box[{i}]", end, dim) for i, end in enumerate(search_box))
+    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)) and np.all(lower < upper)):
+        raise ValueError(f"search_box must be finite with lower < upper on every axis, got lower={lower.tolist()}, upper={upper.tolist()}")
+    return FixedBox(tuple(lower.tolist()), tuple(upper.tolist()), dim)
+
+
+def from_function(
+    fn: Callable[[jax.Array], jax.Array], dim: int, *, name: str | None = None, search_box=None
+) -> Objective:
     """Wrap a user-written JAX function of one point, `fn(x) -> scalar` with `x` of shape `(dim,)`.
 
     Derivatives come from JAX autodiff. `fn` must be traceable by JAX (use `jax.numpy`).
@@ -188,10 +217,14 @@ def from_function(fn: Callable[[jax.Array], jax.Array], dim: int, *, name: str |
     - `fn`: the objective for one point.
     - `dim`: the dimension of `x`.
     - `name`: the name used in results (default: `fn.__name__`).
+    - `search_box`: optional `(lower, upper)`, each a number or a `(dim,)` vector: the box that
+      holds every minimizer, where `analysis.minimizers`, `smoothed_solution` and the exact laws
+      of `theory` look by default (without it, each needs `bounds=`).
 
     **Returns:** an `Objective`.
 
-    **Raises:** `ValueError` naming `fn` when the probe fails, `dim` when it is not a dimension.
+    **Raises:** `ValueError` naming `fn` when the probe fails, `dim` when it is not a dimension,
+    `search_box` when it is not a finite box with lower < upper.
     """
     if not callable(fn):
         raise ValueError(f"fn must be a callable of one point x of shape (dim,), got {type(fn).__name__}")
@@ -218,11 +251,13 @@ def from_function(fn: Callable[[jax.Array], jax.Array], dim: int, *, name: str |
             f"fn indexes x out of its bounds (JAX would clamp the index silently) at the test point "
             f"x = {point.tolist()}: {index_error.get().strip()}"
         )
+    box = None if search_box is None else _fixed_box(search_box, dim)
     return Objective(
         dim=int(dim),
         value_fn=_UserFunction(fn),
         params=(),
         name=name or getattr(fn, "__name__", "function"),
+        search_box=box,
     )
 
 

@@ -13,17 +13,20 @@ compiled loop that runs them all.
 """
 
 from simulate import kernels, noise, randomness, schedules, trackers
-from simulate.kernels import momentum, sam, sgd
-from simulate.schedules import constant, cosine_decay, step_decay, swa
+from simulate.kernels import Kernel, momentum, sam, sgd
+from simulate.schedules import Schedule, constant, cosine_decay, step_decay, swa
 from simulate.result import ESTIMATORS, SimulationResult
 from simulate.run import DivergenceWarning, checkpoint_schedule, run, tail_length
-from simulate.trackers import BUILT_IN_ESTIMATORS, tracker
+from simulate.trackers import BUILT_IN_ESTIMATORS, Tracker, tracker
 
 __all__ = [
     "BUILT_IN_ESTIMATORS",
     "ESTIMATORS",
     "DivergenceWarning",
+    "Kernel",
+    "Schedule",
     "SimulationResult",
+    "Tracker",
     "checkpoint_schedule",
     "constant",
     "cosine_decay",

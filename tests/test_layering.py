@@ -195,3 +195,25 @@ def test_the_moved_names_still_answer_from_analysis_with_a_deprecation_warning()
         analysis.nonsense  # noqa: B018
     with pytest.warns(DeprecationWarning, match="analysis.minima.smoothed_solution moved to analysis.solutions"):
         assert analysis.minima.smoothed_solution is analysis.solutions.smoothed_solution
+
+
+@pytest.mark.parametrize("name", ["objectives", "simulate", "analysis", "theory", "figures"])
+def test_every_result_type_a_public_function_returns_is_exported_beside_it(name):
+    """`analysis.minimizers` returns an `analysis.Minima`, not a type the user must find in a
+    submodule: each public function's annotated return type, where it is one of the package's own
+    classes, is in the package's `__all__` too."""
+    import importlib
+    import inspect
+    import typing
+
+    package = importlib.import_module(name)
+    hidden = []
+    for member in package.__all__:
+        function = getattr(package, member)
+        if not inspect.isfunction(function):
+            continue
+        returned = typing.get_type_hints(function).get("return")
+        for kind in (returned, *typing.get_args(returned)):
+            if inspect.isclass(kind) and kind.__module__.split(".")[0] == name and kind.__name__ not in package.__all__:
+                hidden.append(f"{name}.{member} -> {kind.__module__}.{kind.__name__}")
+    assert not hidden, hidden

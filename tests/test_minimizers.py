@@ -163,3 +163,24 @@ def test_search_options_are_shared_and_an_unknown_one_is_named():
         search.penalized_solution(f, noise, [0.1], n_gird=11)
     assert search.SearchOptions.of({}, n_starts=64).n_starts == 64
     np.testing.assert_array_equal(search.search_box(f), search.search_box(f, None))
+
+
+def test_from_function_takes_a_search_box_that_serves_wherever_bounds_would():
+    """`from_function(..., search_box=)`: the box the searches (and the laws) use by default, so a
+    function of one's own needs no `bounds=` at every call; a bad box is refused by name."""
+
+    def bowl(x):
+        return jnp.sum((x - 1.0) ** 2)
+
+    f = objectives.from_function(bowl, 2, search_box=(-4.0, [5.0, 6.0]))
+    lower, upper = search.search_box(f)
+    np.testing.assert_array_equal(lower, [-4.0, -4.0])
+    np.testing.assert_array_equal(upper, [5.0, 6.0])
+    # Equal boxes, equal pytree structure: a second objective reuses every compiled program.
+    again = objectives.from_function(bowl, 2, search_box=(-4, [5, 6]))
+    assert jax.tree_util.tree_structure(again) == jax.tree_util.tree_structure(f)
+    with pytest.raises(ValueError, match="no default search box"):
+        search.search_box(objectives.from_function(bowl, 2))
+    for bad in [(1.0, 1.0), (0.0,), (0.0, np.inf), ([0.0, 1.0, 2.0], 3.0), "box"]:
+        with pytest.raises(ValueError, match=r"search_box"):
+            objectives.from_function(bowl, 2, search_box=bad)
