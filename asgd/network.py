@@ -49,10 +49,10 @@ from scipy import stats
 import objectives
 import simulate
 import figures as plots
-from asgd import averaging_window, interrupts, result_folder
+from asgd import averaging_window, result_folder
 from asgd.network_config import NetworkConfig
 from asgd.schema import ConfigError
-from simulate.progress import StepBar
+from asgd.sweep import Point, claim, resume_points
 
 __all__ = [
     "ALL_METHODS",
@@ -273,12 +273,17 @@ def _summarise(config: NetworkConfig, metrics: dict, diverged: dict) -> list[dic
     return rows
 
 
-def _load_training_run(path: Path, which: str, methods, traced: list[str]) -> dict | None:
-    """The arrays of a saved training run, or `None` with a warning naming the file when it is
-    damaged (the run is then trained again). `traced`: its window diagnostic's arrays."""
+def _methods_of(config: NetworkConfig, which: str) -> list[str]:
+    """The config's methods that the training run `which` serves, in the config's order."""
+    return [m for m in config.methods if ALL_METHODS[m][0] == which]
+
+
+def _load_training_run(path: Path, names: list[str]) -> dict | None:
+    """The arrays `names` of a saved training run, or `None` with a warning naming the file when
+    it is damaged or lacks one (the run is then trained again)."""
     def load(path):
         with np.load(path, allow_pickle=False) as saved:
-            return {name: saved[name] for name in ["diverged", *(m for m in methods if ALL_METHODS[m][0] == which), *traced]}
+            return {name: saved[name] for name in names}
 
     return result_folder.load_or_redo(path, load, "training run", "training it again")
 
@@ -295,7 +300,7 @@ def run_network(config: NetworkConfig, out_dir, *, fresh: bool = False, quiet: b
             f"train.batch_size = {config.batch_size}: must be <= the {n_train} training examples of the dataset "
             "(batches are drawn without replacement; or set train.replace = true)"
         )
-    points = result_folder.claim_folder(out, config.name, config.raw, fresh=fresh)
+    out, points = claim(config, out, fresh=fresh)
     with result_folder.released_on_failure(out):
         return _train_and_write(config, out, points, dataset, train, test, x0, start, quiet)
 
@@ -308,32 +313,20 @@ def _train_and_write(config, out, points, dataset, train, test, x0, start, quiet
     diagnosed = averaging_window.diagnostic_objective(train, config.diagnostic_examples)
     traced = {run: ["trace_loss", "last_iterate", *(f"first/{w.method}" for w in windows.values() if w.run == run)]
               for run in runs if any(w.run == run for w in windows.values())}
-    records = {}
-    bar = StepBar(total=len(runs) * config.n_steps, label=config.name, enabled=False if quiet else None)
-    estimates, diverged, resumed = {}, {}, 0
-    for index, which in enumerate(runs):
-        interrupts.check()
-        path = points / f"{which}.npz"
-        saved = _load_training_run(path, which, config.methods, traced.get(which, [])) if path.exists() else None
-        if saved is not None:
-            estimates.update({m: saved[m] for m in config.methods if ALL_METHODS[m][0] == which})
-            diverged[which] = saved["diverged"]
-            if which in traced:
-                records[which] = {name: saved[name] for name in traced[which]}
-            resumed += 1
-        else:
-            within = None
-            if bar.enabled:
-                within = lambda done, total, base=index * config.n_steps: bar.update_to(base + config.n_steps * done // total)  # noqa: E731
-            result = _train(config, train, x0, which, within, steps if which in traced else [config.n_steps])
-            mine = {m: getattr(result, ALL_METHODS[m][1]) for m in config.methods if ALL_METHODS[m][0] == which}
-            if which in traced:
-                records[which] = averaging_window.trace_record(diagnosed, steps, result.checkpoints["x"], windows, which)
-            result_folder.write_npz(path, diverged=result.diverged, **mine, **records.get(which, {}))
-            estimates.update(mine)
-            diverged[which] = result.diverged
-        bar.update_to((index + 1) * config.n_steps)
-    bar.close()
+
+    def run(which, progress) -> dict:  # what a training run saves: its divergences, its methods' points, its trace
+        result = _train(config, train, x0, which, progress, steps if which in traced else [config.n_steps])
+        record = averaging_window.trace_record(diagnosed, steps, result.checkpoints["x"], windows, which) if which in traced else {}
+        return {"diverged": result.diverged, **{m: getattr(result, ALL_METHODS[m][1]) for m in _methods_of(config, which)}, **record}
+
+    saved, resumed = resume_points(
+        [Point(which, points / f"{which}.npz", config.n_steps) for which in runs],
+        load=lambda which, path: _load_training_run(path, ["diverged", *_methods_of(config, which), *traced.get(which, [])]),
+        compute=run, save=lambda path, arrays: result_folder.write_npz(path, **arrays), label=config.name, quiet=quiet,
+    )
+    estimates = {m: saved[which][m] for which in runs for m in _methods_of(config, which)}
+    diverged = {which: saved[which]["diverged"] for which in runs}
+    records = {which: {name: saved[which][name] for name in traced[which]} for which in runs if which in traced}
 
     metrics = {}
     key = jax.random.key(config.seed)

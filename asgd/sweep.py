@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import time
 from pathlib import Path
+from typing import Callable, Hashable, NamedTuple
 
 import numpy as np
 
@@ -45,7 +46,7 @@ from simulate.progress import StepBar
 from simulate.result import join_step_sizes
 
 __all__ = [
-    "SweepOutcome", "SweepPlan", "claim", "plan_sweep", "run_point", "run_sweep", "simulate_points", "tabulate", "check_point", "compute_targets", "load_point", "point_disagreement", "point_path",
+    "Point", "SweepOutcome", "SweepPlan", "claim", "plan_sweep", "resume_points", "run_point", "run_sweep", "simulate_points", "tabulate", "check_point", "compute_targets", "load_point", "point_disagreement", "point_path",
     "point_targets", "target_path",
 ]
 
@@ -202,6 +203,52 @@ def claim(config: ExperimentConfig, out_dir, *, fresh: bool, cluster: Cluster = 
     return out, points_dir
 
 
+class Point(NamedTuple):
+    """One unit of resumable work: the `key` its result is filed under, the `path` it is saved
+    at, and its `steps` (its share of the progress bar)."""
+
+    key: Hashable
+    path: Path
+    steps: int
+
+
+def resume_points(points: list[Point], *, load: Callable, compute: Callable, save: Callable, label: str, quiet: bool,
+                  check: Callable | None = None, cluster: Cluster = SINGLE) -> tuple[dict, int]:
+    """The resume loop of every result folder (sweep points, network training runs): each point
+    is `load(key, path)` where its file exists (None for a damaged file: computed again), refused
+    where `check(key, saved)` names a problem (`ResultFolderError` naming the file), else
+    `compute(key, progress)` and `save(path, result)` at once, so an interruption loses at most
+    the point in progress. `progress(done, total)` moves the bar within the point.
+
+    With a `cluster`, process 0 reads and writes the files and every process follows its
+    decisions (`Cluster.agree`); `compute` runs on all. Returns ({key: result}, the number
+    resumed); the results only on the writing process."""
+    writer = cluster.is_writer
+    results, resumed, finished = {}, 0, 0
+    progress = StepBar(total=sum(point.steps for point in points), label=label, enabled=False if quiet or not writer else None)
+    for point in points:
+        interrupts.check()
+        result = load(point.key, point.path) if writer and point.path.exists() else None
+        problem = None if result is None or check is None else check(point.key, result)
+        if not cluster.agree(problem is None):
+            raise result_folder.ResultFolderError(_misplaced(point.path, problem) if writer else "process 0 refused a saved sweep point; see its error")
+        if cluster.agree(result is not None):
+            resumed += 1
+        else:
+            within = None
+            if progress.enabled:
+                within = lambda done, total, base=finished, steps=point.steps: progress.update_to(base + steps * done // total)  # noqa: E731
+            result = compute(point.key, within)
+            if writer:
+                save(point.path, result)
+        finished += point.steps
+        progress.update_to(finished)
+        if writer:
+            results[point.key] = result
+    progress.close()
+    return results, resumed
+
+
 def run_point(config: ExperimentConfig, seed: int, horizon: int, *, n_chains: int, first_chain: int = 0, start_law=None, progress=None):
     """`simulate.run` of one sweep point's chains first_chain .. first_chain + n_chains - 1.
 
@@ -222,43 +269,24 @@ def run_point(config: ExperimentConfig, seed: int, horizon: int, *, n_chains: in
 
 
 def simulate_points(config: ExperimentConfig, points_dir: Path, *, quiet: bool, cluster: Cluster = SINGLE, start_law=None) -> tuple[dict, int]:
-    """Step 3, resumable: every sweep point, loaded from `points_dir` where saved (and checked
-    against the config), else simulated and saved at once. Returns ({(seed, T): result}, the
-    number resumed); the results only on the writing process. `start_law`: the stationary law
-    the chains of `run.x0 = "stationary"` start from (the plan's; computed here when None, as
-    on the processes that do not write)."""
-    writer = cluster.is_writer
+    """Step 3, resumable (`resume_points`): every sweep point, loaded from `points_dir` where
+    saved (and checked against the config), else simulated and saved at once. Returns
+    ({(seed, T): result}, the number resumed); the results only on the writing process.
+    `start_law`: the stationary law the chains of `run.x0 = "stationary"` start from (the
+    plan's; computed here when None, as on the processes that do not write)."""
     if config.stationary_start and start_law is None:
         start_law = law_rows.compute_law(config)
-    results, resumed = {}, 0
-    points = config.sweep_points()
-    progress = StepBar(total=sum(horizon for _, horizon in points), label=config.name, enabled=False if quiet or not writer else None)
-    finished = 0
     first_chain, n_mine = cluster.chain_slice(config.n_chains)
-    for seed, horizon in points:
-        interrupts.check()
-        path = point_path(points_dir, seed, horizon)
-        result = load_point(path) if writer and path.exists() else None  # a damaged point: None, recomputed
-        problem = None if result is None else point_disagreement(config, seed, horizon, result)
-        if not cluster.agree(problem is None):
-            raise result_folder.ResultFolderError(_misplaced(path, problem) if writer else "process 0 refused a saved sweep point; see its error")
-        if cluster.agree(result is not None):
-            resumed += 1
-        else:
-            # The bar moves within the point too: the engine reports every few noise blocks.
-            within = None
-            if progress.enabled:
-                within = lambda done, total, base=finished, horizon=horizon: progress.update_to(base + horizon * done // total)  # noqa: E731
-            mine = run_point(config, seed, horizon, n_chains=n_mine, first_chain=first_chain, start_law=start_law, progress=within)
-            result = cluster.gather(mine, config.n_chains)
-            if writer:
-                result.save(path)
-        finished += horizon
-        progress.update_to(finished)
-        if writer:
-            results[(seed, horizon)] = result
-    progress.close()
-    return results, resumed
+
+    def run(point, progress):  # this process's slice of the chains, gathered
+        mine = run_point(config, *point, n_chains=n_mine, first_chain=first_chain, start_law=start_law, progress=progress)
+        return cluster.gather(mine, config.n_chains)
+
+    return resume_points(
+        [Point((seed, horizon), point_path(points_dir, seed, horizon), horizon) for seed, horizon in config.sweep_points()],
+        load=lambda point, path: load_point(path), compute=run, save=lambda path, result: result.save(path),
+        check=lambda point, result: point_disagreement(config, *point, result), label=config.name, quiet=quiet, cluster=cluster,
+    )
 
 
 def tabulate(config: ExperimentConfig, plan: SweepPlan, results: dict) -> tuple[list[dict], dict, dict]:
