@@ -292,7 +292,8 @@ def minibatch_paths(*, n_examples: int, dim: int, batch_size: int, n_chains: int
 def finite_time_law_times(*, n_grid: int, n_chains: int, n_steps: int, n_grid_2d: int, step_sizes_2d) -> dict:
     """Case 9: `theory.finite_time_law` (issue 22). 1-D: the built-in `sharp_flat_tradeoff`
     (step sizes 0.01-0.4, x0 = -1 in the sharp well, its box [-7, 9] on `n_grid` cells, 10
-    log-spaced checkpoints up to `n_steps`), one call, beside `simulate.run` of the same setting
+    log-spaced checkpoints up to `n_steps`): one call on `n_grid` cells at every step size, then
+    twice with `coarsen=True` (what `asgd run` uses; the second call compiled), beside `simulate.run` of the same setting
     with `n_chains` chains in float32 (the experiment's run, the second call: compiled). 2-D:
     `theory.stationary_law` on `double_well_2d` at `step_sizes_2d` (the issue's user study: 8 in
     [0.01, 0.3]), bounds (-6, 7), `n_grid_2d` cells per axis; a refusal is recorded, not raised."""
@@ -301,10 +302,12 @@ def finite_time_law_times(*, n_grid: int, n_chains: int, n_steps: int, n_grid_2d
     step_sizes = np.array([0.01, 0.02, 0.04, 0.1, 0.2, 0.4])
     checkpoints = simulate.checkpoint_schedule(n_steps, 10).tolist()
     figures = {"n_grid": n_grid, "n_chains": n_chains, "n_steps": n_steps, "n_grid_2d": n_grid_2d, "step_sizes_2d": list(map(float, step_sizes_2d))}
-    start = time.perf_counter()
-    law = theory.finite_time_law(f, noise, step_sizes, x0=np.array([-1.0]), n_steps=checkpoints, bounds=(-7.0, 9.0), n_grid=n_grid)
-    figures["finite_time_law_s"] = time.perf_counter() - start
-    figures["switch_step"] = law.switch_step.tolist()
+    for name, coarsen in (("finite_time_law", False), ("finite_time_law_coarsen", True), ("finite_time_law_coarsen_again", True)):
+        start = time.perf_counter()  # the first call compiles (theory.cell_steps); the third runs compiled
+        law = theory.finite_time_law(f, noise, step_sizes, x0=np.array([-1.0]), n_steps=checkpoints, bounds=(-7.0, 9.0), n_grid=n_grid, coarsen=coarsen)
+        figures[f"{name}_s"] = time.perf_counter() - start
+        figures[f"{name}_switch_step"] = law.switch_step.tolist()
+    figures["switch_step"] = figures["finite_time_law_switch_step"]
 
     def run():
         return simulate.run(f, step_sizes=step_sizes, n_steps=n_steps, n_chains=n_chains, x0=[-1.0], noise=noise, checkpoints=10)
@@ -314,6 +317,7 @@ def finite_time_law_times(*, n_grid: int, n_chains: int, n_steps: int, n_grid_2d
     run()
     figures["simulation_s"] = time.perf_counter() - start
     figures["law_over_simulation"] = figures["finite_time_law_s"] / figures["simulation_s"]
+    figures["coarsened_law_over_simulation"] = figures["finite_time_law_coarsen_s"] / figures["simulation_s"]
     start = time.perf_counter()
     try:
         wells = theory.stationary_law(double_well_2d(), noise, np.asarray(step_sizes_2d, float), bounds=(-6.0, 7.0), n_grid=n_grid_2d)

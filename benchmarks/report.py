@@ -129,6 +129,8 @@ def case_table(key: str, c: dict) -> str:
             f"9. theory.finite_time_law, sharp_flat_tradeoff (6 step sizes, {c['n_grid']} cells, 10 checkpoints to T = {c['n_steps']}, from x0 = -1)",
             f"  the law {c['finite_time_law_s']:7.2f} s (expansion from step {c['switch_step']}, -1: exact to T)   "
             f"simulate.run {c['n_chains']} chains {c['simulation_s']:7.2f} s   ratio {c['law_over_simulation']:.2f}",
+            f"  coarsen=True (as asgd run): {c['finite_time_law_coarsen_s']:.2f} s (ratio {c['coarsened_law_over_simulation']:.2f}), "
+            f"a second call {c['finite_time_law_coarsen_again_s']:.2f} s (compiled)",
             f"  2-D theory.stationary_law, double_well_2d, step sizes {[round(e, 4) for e in c['step_sizes_2d']]}, {c['n_grid_2d']} cells per axis: "
             f"{c['two_d_stationary_law_s']:.2f} s, {two_d}",
         ]

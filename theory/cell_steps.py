@@ -11,14 +11,14 @@ moments of the sums, one per summed function g_c) and Q rows s_k (second moments
 run as a `lax.fori_loop` of steps in float64 on the CPU: no Python per step. Kernels wider than a
 third of the grid use the dense matrix.
 
-Windows. A chain that stays in one basin (the metastable step sizes) holds all but 1e-40 of its
+Windows. A chain that stays in one basin (the metastable step sizes) holds all but 1e-30 of its
 mass on a few dozen of the grid's cells, and the products there are the whole cost. Each call
-therefore runs on a window of W cells (a power of two) around the cells where p > `FLOOR`,
+therefore runs on a window of W cells (a power of two) around the cells where p > `FLOOR` = 1e-30,
 with `margin` cells either side, as the chain killed outside the window: the mass a step sends
 out of it, and the mass outside it when it is cut, is summed exactly (`killed`). Since every
 accumulator is bounded by the law (|r_c| <= k |g|_inf p, |s_q| <= k^2 |g|_inf^2 p), the averages'
 moments change by at most killed x |g|_inf^2; a call that kills more than `KILL_BUDGET` is run
-again on a window twice as wide, so the total stays below 1e-30 x the number of calls: far below
+again on a window twice as wide, so the total stays below 1e-25 x the number of calls: far below
 float64 rounding of the moments. Cells holding less than `FLUSH` = 1e-250 are killed at every
 step, window or not (their mass is counted the same way): left alone they decay into subnormal
 numbers, on which a product costs ~100 cycles. Without a window (`window=False`, or one that
@@ -40,11 +40,11 @@ import scipy.sparse
 __all__ = ["Stepper", "FLOOR", "KILL_BUDGET"]
 
 #: Cells holding less of the law than this are outside the window when it is cut.
-FLOOR = 1e-40
+FLOOR = 1e-30
 #: Cells holding less than this are killed at every step (no subnormal numbers).
 FLUSH = 1e-250
 #: The most mass one call may kill before it is run again on a window twice as wide.
-KILL_BUDGET = 1e-30
+KILL_BUDGET = 1e-25
 #: The narrowest window, and the block of outputs of one dense product (windows start at multiples of it).
 SMALLEST_WINDOW = BLOCK = 64
 
@@ -164,13 +164,18 @@ def _band_blocks(i, j, value, lower, upper, padded_size):
 # unless a shape changes) ------------------------------------------------------------------------
 
 
-def _accumulate(pushed, g, pairs):
-    """The new block from the pushed one: p' = pushed p, r' = r P + g p', s' (module docstring)."""
+def _accumulate(pushed, g, pairs, axis=0):
+    """The new block from the pushed one: p' = pushed p, r' = r P + g p', s' (module docstring);
+    rows along `axis` (1: cells first). Squares only (a = b, as in 1-D) without a gather: fewer
+    operations to compile."""
     a, b = (np.asarray(pairs[0], int), np.asarray(pairs[1], int))
-    c = g.shape[0]
-    p, r = pushed[:1], pushed[1 : 1 + c]
-    ga, gb = g[a], g[b]
-    return jnp.concatenate([p, r + g * p, pushed[1 + c :] + ga * r[b] + gb * r[a] + ga * gb * p])
+    c = g.shape[axis]
+    p, r, s = (jax.lax.slice_in_dim(pushed, *ends, axis=axis) for ends in ((0, 1), (1, 1 + c), (1 + c, pushed.shape[axis])))
+    if np.array_equal(a, np.arange(c)) and np.array_equal(b, a):
+        return jnp.concatenate([p, r + g * p, s + 2.0 * g * r + g * g * p], axis=axis)
+    ga, gb = jnp.take(g, a, axis=axis), jnp.take(g, b, axis=axis)
+    rb, ra = jnp.take(r, b, axis=axis), jnp.take(r, a, axis=axis)
+    return jnp.concatenate([p, r + g * p, s + ga * rb + gb * ra + ga * gb * p], axis=axis)
 
 
 def _flush(block):
@@ -212,7 +217,7 @@ def _banded_steps(pairs):
         def step(_, carry):
             block, killed = carry
             pushed, lost = _push(blocks, block, lower)
-            block, flushed = _flush(_accumulate(pushed.T, g.T, pairs).T)
+            block, flushed = _flush(_accumulate(pushed, g, pairs, axis=1))
             return block, killed + lost + flushed
 
         return jax.lax.fori_loop(0, n_steps, step, (block, jnp.zeros((), block.dtype)))
