@@ -218,6 +218,11 @@ def format_pooled_table(pooled: list[dict], metric: str = "test_accuracy") -> st
     return "\n".join(lines)
 
 
+def _markdown_header(step_sizes) -> list[str]:
+    """A Markdown table's header and rule: a method column, then one column per step size."""
+    return ["| method | " + " | ".join(f"$\\eta$ = {eta:g}" for eta in step_sizes) + " |", "|---|" + "---|" * len(step_sizes)]
+
+
 def summary_markdown(pooled: list[dict], frequencies: list[dict]) -> str:
     """The pooled test-accuracy table and the window frequencies as Markdown (`summary.md`)."""
     rows = [r for r in pooled if r["metric"] == "test_accuracy"]
@@ -231,8 +236,7 @@ def summary_markdown(pooled: list[dict], frequencies: list[dict]) -> str:
         "",
         "Pooled mean difference [95% CI over the replications' means] and the replications whose own 95% CI is above 0.",
         "",
-        "| method | " + " | ".join(f"$\\eta$ = {eta:g}" for eta in step_sizes) + " |",
-        "|---|" + "---|" * len(step_sizes),
+        *_markdown_header(step_sizes),
     ]
     for method in methods:
         lines.append(f"| {method} | " + " | ".join(_cell(lookup[(method, eta)]) for eta in step_sizes) + " |")
@@ -243,8 +247,7 @@ def summary_markdown(pooled: list[dict], frequencies: list[dict]) -> str:
             "",
             "flagged / seeds; below: the average's test accuracy under its run's last iterate's; both: flagged and below.",
             "",
-            "| method | " + " | ".join(f"$\\eta$ = {eta:g}" for eta in step_sizes) + " |",
-            "|---|" + "---|" * len(step_sizes),
+            *_markdown_header(step_sizes),
         ]
         found = {(r["method"], float(r["step_size"])): r for r in frequencies}
         for method in dict.fromkeys(r["method"] for r in frequencies):

@@ -5,6 +5,7 @@ import copy
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 from asgd import cli
@@ -20,6 +21,58 @@ SHARP_FLAT = {
 }
 
 
+#: A tiny MNIST-1D network experiment (an MLP, which compiles faster than the CNN; the CNN itself:
+#: tests/test_mnist1d.py): the base of the network tests' configs, each overriding what it is about.
+TINY_MNIST1D = {
+    "kind": "network",
+    "name": "tiny_mnist1d",
+    "data": {"dataset": "mnist1d", "n_samples": 200},
+    "model": {"kind": "mlp", "hidden": [8]},
+    "train": {
+        "methods": ["cosine", "sgd", "uniform_average", "tail_average", "ema", "swa", "sam"],
+        "step_sizes": [0.05, 0.5], "n_steps": 64, "n_seeds": 3, "batch_size": 8,
+    },
+    "metrics": {"hutchinson_probes": 2, "power_iterations": 3, "sharpness_examples": 32},
+}
+
+
+#: A small sweep of a user's Python objective (`kind = "python"`), as TOML text (tests edit it as
+#: text): `python_config` fills in the name, `objective.function` and an `[objective.args]` table.
+PYTHON_CONFIG = textwrap.dedent('''
+    name = "{name}"
+
+    [objective]
+    kind = "python"
+    function = "{function}"
+    {args}
+
+    [noise]
+    family = "gaussian"
+    scale = 0.5
+
+    [run]
+    step_sizes = [0.05]
+    n_steps = 40
+    n_chains = 8
+    x0 = [0.5]
+
+    [target]
+    kind = "point"
+    point = [1.0]
+
+    [output]
+    figures = []
+''')
+
+
+def python_config(path, function: str, *, name: str = "python_study", args: str = "") -> Path:
+    """Write `PYTHON_CONFIG` at `path` with `objective.function = function` and `args` (TOML text
+    of an `[objective.args]` table, or ""); returns the path."""
+    path = Path(path)
+    path.write_text(PYTHON_CONFIG.format(name=name, function=function, args=args))
+    return path
+
+
 def asgd(*args, cwd=None, timeout: float = 300, env: dict | None = None, popen: bool = False):
     """`python -m asgd ARGS` in a subprocess with the Agg backend: the finished
     `CompletedProcess` (text output captured), or with `popen` the running `Popen`. `env`: variables
@@ -30,6 +83,18 @@ def asgd(*args, cwd=None, timeout: float = 300, env: dict | None = None, popen: 
     if popen:
         return subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=environment)
+
+
+def run_config(folder, text: str, *, timeout: float = 600) -> tuple[Path, Path, str]:
+    """Write the config `text` (TOML) as folder/tiny.toml and `asgd run` it into folder/results,
+    quietly, from `folder`; it must succeed. Returns (the config, the result folder, stdout)."""
+    folder = Path(folder)
+    path = folder / "tiny.toml"
+    path.write_text(text)
+    out = asgd("run", path.name, "--out", "results", "--quiet", cwd=folder, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    name = text.split('name = "', 1)[1].split('"', 1)[0]
+    return path, folder / "results" / name, out.stdout
 
 
 def run_main(capsys, *args) -> tuple[int, str]:

@@ -17,6 +17,7 @@ import objectives
 import simulate
 import theory
 from asgd.config import ConfigError, load_config, parse_config
+import support
 
 QUADRATIC = objectives.quadratic([1.0, 2.0], [0.0, 0.0])
 LINE = objectives.quadratic(1.0, [0.0])
@@ -349,27 +350,6 @@ def test_loading_a_garbage_file_says_what_it_is_and_never_suggests_pickle(tmp_pa
 
 # ---- configs: the law's grid, Python objectives, search boxes (issue 26) ----------------------
 
-PYTHON_CONFIG = """
-name = "shadow"
-
-[objective]
-kind = "python"
-function = "{function}"
-
-[noise]
-family = "gaussian"
-scale = 0.5
-
-[run]
-step_sizes = [0.05]
-n_steps = 40
-n_chains = 8
-x0 = [0.5]
-
-[output]
-figures = []
-"""
-
 WELLS = """
 import jax.numpy as jnp
 import objectives
@@ -383,9 +363,7 @@ def nan_everywhere():
 
 
 def _python_config(folder, function):
-    path = folder / "shadow.toml"
-    path.write_text(PYTHON_CONFIG.format(function=function))
-    return path
+    return support.python_config(folder / "shadow.toml", function, name="shadow")
 
 
 @pytest.mark.parametrize("module", ["analysis", "simulate"])
@@ -441,8 +419,8 @@ def test_out_of_memory_on_the_command_line_is_one_line(tmp_path, capsys, monkeyp
         raise MemoryError
 
     monkeypatch.setattr(cli, "run_sweep", exhausted)
-    path = tmp_path / "c.toml"
-    path.write_text(PYTHON_CONFIG.format(function="x:y").replace('kind = "python"\nfunction = "x:y"', 'kind = "quadratic"\nhessian = [1.0]'))
+    path = support.python_config(tmp_path / "c.toml", "x:y")
+    path.write_text(path.read_text().replace('kind = "python"\nfunction = "x:y"', 'kind = "quadratic"\nhessian = [1.0]'))
     assert cli.main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("asgd run: error: out of memory; use fewer chains") and err.count("\n") == 1, err

@@ -12,47 +12,21 @@ from scipy import stats
 from asgd import network, result_folder
 from asgd.cli import GROUPS, builtin_experiments
 from asgd.config import ConfigError, load_config
-from support import asgd
+from support import TINY_MNIST1D, config, run_config, to_toml
 
 pytest.importorskip("mnist1d")
 
-TINY = """
-kind = "network"
-name = "tiny_mnist1d"
-description = "a tiny MNIST-1D run for the tests"
-
-[data]
-dataset = "mnist1d"
-n_samples = 200
-
-[model]
-kind = "mlp"              # the CNN itself: tests/test_mnist1d.py (an MLP compiles faster)
-hidden = [8]
-channels = [4, 8]
-
-[train]
-methods = ["cosine", "sgd", "uniform_average", "tail_average", "ema", "swa", "sam"]
-step_sizes = [0.05, 0.5]
-n_steps = 64
-n_seeds = 3
-batch_size = 8
-ema_decay = 0.9
-swa_start = 0.5
-
-[metrics]
-hutchinson_probes = 2
-power_iterations = 3
-sharpness_examples = 32
-"""
+TINY = to_toml(config(
+    TINY_MNIST1D, description="a tiny MNIST-1D run for the tests",
+    model={"channels": [4, 8]},  # not the MLP's: for the bad-config cases below
+    train={"ema_decay": 0.9, "swa_start": 0.5},
+))
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mnist1d")
-    (folder / "tiny.toml").write_text(TINY)
-    out = asgd("run", "tiny.toml", "--out", "results", "--quiet", cwd=folder, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return folder / "results" / "tiny_mnist1d", out.stdout
+    _, results, stdout = run_config(tmp_path_factory.mktemp("mnist1d"), TINY)
+    return results, stdout
 
 
 def test_every_method_writes_a_tidy_row_per_step_size_and_metric_and_the_cli_prints_the_paired_table(tiny_run):

@@ -140,18 +140,6 @@ def test_no_code_outside_the_family_objects_compares_family_names():
     assert not offenders, "ask the family object (noise.standard_law) instead:\n" + "\n".join(offenders)
 
 
-def test_rademacher_noise_in_2d_gives_the_lyapunov_covariance():
-    # The atoms' 2-D kernel (each atom split between neighbouring centres) against the closed form:
-    # on a quadratic the stationary covariance depends on the noise only through its covariance.
-    hessian = np.diag([1.0, 2.5])
-    f = objectives.quadratic(hessian, np.zeros(2))
-    law = theory.stationary_law(f, simulate.noise.rademacher(1.0), [0.3], bounds=([-1.5, -1.2], [1.5, 1.2]), n_grid=61)
-    lyapunov = theory.stationary_covariance(hessian, np.eye(2), 0.3)
-    # The linear split adds at most h^2 / 4 per step to each axis's variance: a 3% check.
-    assert np.allclose(law.covariance[0], lyapunov, rtol=0.03, atol=1e-3 * lyapunov.max())
-    assert np.allclose(law.mean[0], 0.0, atol=1e-10)
-
-
 def test_the_2d_leak_of_an_atomic_law_is_the_mass_of_the_atoms_outside_the_box():
     import itertools
 

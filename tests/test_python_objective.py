@@ -10,6 +10,7 @@ import pytest
 
 from asgd.cli import main
 from asgd.config import ConfigError, load_config
+from support import python_config
 
 MODULE = textwrap.dedent('''
     import jax.numpy as jnp
@@ -25,33 +26,6 @@ MODULE = textwrap.dedent('''
         return 42
 ''')
 
-CONFIG = textwrap.dedent('''
-    name = "{name}"
-
-    [objective]
-    kind = "python"
-    function = "{function}"
-    {args}
-
-    [noise]
-    family = "gaussian"
-    scale = 0.5
-
-    [run]
-    step_sizes = [0.05]
-    n_steps = 40
-    n_chains = 8
-    x0 = [0.5]
-
-    [target]
-    kind = "point"
-    point = [1.0]
-
-    [output]
-    figures = []
-''')
-
-
 @pytest.fixture
 def study(tmp_path, monkeypatch):
     """A folder with a user module (a unique name per test) and a function writing configs there."""
@@ -60,9 +34,7 @@ def study(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path.parent)  # not the module's folder: it is found next to the config
 
     def write(function=f"{module}:make_objective", args="[objective.args]\ndepth = 2.0\nshift = 0.5", name="python_study"):
-        path = tmp_path / "study.toml"
-        path.write_text(CONFIG.format(name=name, function=function.format(module=module), args=args))
-        return path
+        return python_config(tmp_path / "study.toml", function.format(module=module), name=name, args=args)
 
     write.module = module
     yield write

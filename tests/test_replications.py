@@ -14,49 +14,20 @@ from asgd import network, replications, result_folder
 from asgd.config import ConfigError, load_config
 from asgd.network_config import parse_network_config
 from asgd.schema import read_toml
-from support import asgd
+from support import TINY_MNIST1D, asgd, config, run_config, to_toml
 
 pytest.importorskip("mnist1d")
 
-TINY = """
-kind = "network"
-name = "tiny_replicated"
-
-[data]
-dataset = "mnist1d"
-n_samples = 200
-seed = 5
-
-[model]
-kind = "mlp"
-hidden = [8]
-
-[train]
-methods = ["cosine", "sgd", "tail_average"]
-step_sizes = [0.05, 0.5]
-n_steps = 32
-n_seeds = 3
-batch_size = 8
-seed = 11
-
-[metrics]
-hutchinson_probes = 2
-power_iterations = 3
-sharpness_examples = 32
-trace_points = 8
-
-[replicate]
-replications = 2
-"""
+TINY = to_toml(config(
+    TINY_MNIST1D, name="tiny_replicated", data={"seed": 5},
+    train={"methods": ["cosine", "sgd", "tail_average"], "n_steps": 32, "seed": 11},
+    metrics={"trace_points": 8}, replicate={"replications": 2},
+))
 
 
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("replicated")
-    (folder / "tiny.toml").write_text(TINY)
-    out = asgd("run", "tiny.toml", "--out", "results", "--quiet", cwd=folder, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return folder / "tiny.toml", folder / "results" / "tiny_replicated", out.stdout
+    return run_config(tmp_path_factory.mktemp("replicated"), TINY)
 
 
 def test_replications_draw_other_data_seeds_and_initialisations_reproducibly(replicated):
