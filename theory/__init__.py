@@ -37,7 +37,7 @@ from theory.linalg import InaccurateLawWarning, NoStationaryLaw
 from theory.stationary import QuasiStationary, StationaryLaw, stationary_law
 from theory.finite_time import FiniteTimeLaw, finite_time_law
 from theory.law_starts import stationary_starts
-from theory.averaged_limit import AveragedLimit, averaged_limit, averaged_limit_expansion, free_energy_solution
+from theory.averaged_limit import AveragedLimit, averaged_limit, averaged_limit_expansion, free_energy_solution, grid_extrapolated_mean
 from theory.state_law import state_dependent_law
 from theory.absorption import Absorption, absorption
 from theory.stability import Stability, linear_stability, lyapunov_exponent_1d, minibatch_threshold_1d
@@ -63,6 +63,7 @@ __all__ = [
     "eyring_kramers_steps",
     "finite_time_law",
     "free_energy_solution",
+    "grid_extrapolated_mean",
     "last_iterate_floor",
     "linear_stability",
     "lyapunov_exponent_1d",

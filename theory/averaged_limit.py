@@ -33,7 +33,7 @@ from objectives import Objective, validation
 from objectives.noise_laws import check_noise
 from theory.stationary import stationary_law
 
-__all__ = ["AveragedLimit", "averaged_limit", "averaged_limit_expansion", "free_energy_solution"]
+__all__ = ["AveragedLimit", "averaged_limit", "averaged_limit_expansion", "free_energy_solution", "grid_extrapolated_mean"]
 
 
 def _derivatives(f: Objective, point: np.ndarray):
@@ -102,6 +102,38 @@ def free_energy_solution(f: Objective, noise, step_sizes, minimizer, *, n_iterat
         start = jnp.asarray(point, jnp.float64)
         out = [float(newton(start, jnp.float64(float(e) * variance / 4.0))[0]) for e in eta]
     return np.asarray(out)
+
+
+def grid_extrapolated_mean(laws) -> tuple[np.ndarray, np.ndarray]:
+    """E_pi x extrapolated to cells of width 0 from `laws` (`StationaryLaw`s of the same step
+    sizes on the same box, on two or three grids of different cell counts): `(mean (S, d),
+    change (S, d))`, the change being the extrapolated mean minus the finest grid's.
+
+    Why: the cell chain rounds every step to a centre, which moves E_pi x by c2 h^2 + c4 h^4 + ...
+    (h the cell width). Measured on e^{2y} - 2y in 1-D: the error is c2 h^2 to 0.1% for every h
+    below 1.3 eta sigma, with c2 of order h^2 / eta, so relative to the first-order shift
+    eta Delta it is of order h^2 / eta^2: in 2-D a grid fine enough for a 3% slope at small eta is
+    out of reach, while the error itself is regular. Richardson's extrapolation in h^2: with two
+    grids m0 = (h2^2 m1 - h1^2 m2) / (h2^2 - h1^2) removes c2; with three, m0 + c2 h^2 + c4 h^4
+    through the three means removes c4 too. Grids whose cells are wider than about eta sigma are
+    outside this regime: the extrapolation is then no better than the finest grid.
+    """
+    laws = list(laws)
+    if len(laws) not in (2, 3):
+        raise ValueError(f"laws must be two or three StationaryLaw on grids of different widths, got {len(laws)}")
+    first = laws[0]
+    for law in laws[1:]:
+        same_box = np.array_equal(law.grid.lower, first.grid.lower) and np.array_equal(law.grid.upper, first.grid.upper)
+        if not (np.array_equal(law.step_sizes, first.step_sizes) and same_box):
+            raise ValueError("laws must share their step sizes and box (bounds), differing only in n_grid")
+    widths = np.array([law.grid.widths[0] for law in laws])
+    if len(set(widths.tolist())) != len(laws):
+        raise ValueError(f"laws must have different cell counts, got cell widths {widths.tolist()}")
+    design = np.stack([np.ones_like(widths)] + [widths ** (2 * k) for k in range(1, len(laws))], axis=1)
+    means = np.stack([law.mean for law in laws])  # (G, S, d)
+    coefficients = np.linalg.solve(design, means.reshape(len(laws), -1))
+    extrapolated = coefficients[0].reshape(first.mean.shape)
+    return extrapolated, extrapolated - means[int(np.argmin(widths))]
 
 
 class AveragedLimit(NamedTuple):
