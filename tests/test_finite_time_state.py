@@ -70,6 +70,54 @@ def test_loss_scaled_quadratic_matches_the_exact_moment_recursions():
             assert exact[name][1] - 1e-9 <= variance <= most[name][1] + 1e-9, (name, t, variance, exact[name][1], most[name][1])
 
 
+def loss_scaled_moments_2d(hessian, scale, eta, x0, n_steps, tail_fraction=0.5, added=0.0):
+    """(mean, E[est est^T]) of each estimator at T = n_steps for SGD on x^T H x / 2 with C(x) =
+    scale f(x) I: with A = I - eta H, m_k = A m_{k-1}, M_k = E x_k x_k^T = A M_{k-1} A^T +
+    eta^2 (scale / 2) tr(H M_{k-1}) I (+ added I), E x_j x_k^T = A^(j-k) M_k (j >= k)."""
+    a = np.eye(2) - eta * hessian
+    m, second = np.asarray(x0, np.float64), np.outer(x0, x0)
+    means, seconds = [], []
+    for _ in range(n_steps):
+        second = a @ second @ a.T + (eta * eta * scale / 2 * np.trace(hessian @ second) + added) * np.eye(2)
+        m = a @ m
+        means.append(m)
+        seconds.append(second)
+
+    def average(first):
+        total, carried = np.zeros((2, 2)), np.zeros((2, 2))  # carried = sum_{k < j} A^(j-k) M_k
+        for j in range(first, n_steps):
+            if j > first:
+                carried = a @ (carried + seconds[j - 1])
+            total += seconds[j] + carried + carried.T
+        return np.mean(means[first:], axis=0), total / (n_steps - first) ** 2
+
+    out = {"x": (means[-1], seconds[-1]), "x_avg": average(0)}
+    out["x_tail"] = average(n_steps - math.ceil(tail_fraction * n_steps))
+    out["v"] = (a @ out["x"][0], a @ out["x"][1] @ a.T)
+    out["v_avg"] = (a @ out["x_avg"][0], a @ out["x_avg"][1] @ a.T)
+    return out
+
+
+def test_loss_scaled_2d_quadratic_matches_the_exact_moment_recursions():
+    # Non-constant C in 2-D (a diagonal Gaussian per cell, the product rows). A = I - eta H is
+    # positive definite, so the trace of every estimator's second moment grows with the variance
+    # the tent adds (between 0 and h^2 / 4 per axis and step): the law lies between the recursions.
+    hessian, scale, eta, n, box = np.array([[2.0, 0.6], [0.6, 1.0]]), 2.0, 0.2, 40, 3.0
+    h = 2 * box / n
+    x0 = np.array([-box + (round((v + box) / h - 0.5) + 0.5) * h for v in (1.0, -0.8)])  # on a cell centre
+    horizons = [1, 5, 15]
+    noise = simulate.noise.loss_scaled(scale, f_min=0.0)
+    law = finite_time_law(objectives.quadratic(hessian), noise, [eta], x0=x0, n_steps=horizons, bounds=((-box, -box), (box, box)), n_grid=n)
+    for k, t in enumerate(horizons):
+        exact = loss_scaled_moments_2d(hessian, scale, eta, x0, t)
+        most = loss_scaled_moments_2d(hessian, scale, eta, x0, t, added=h * h / 4)
+        for name in ESTIMATORS:
+            mean = law.mean(name)[k, 0]
+            assert np.abs(mean - exact[name][0]).max() <= 1e-4, (name, t)  # the box cuts ~1e-5 off
+            second = np.trace(law.covariance(name)[k, 0]) + mean @ mean
+            assert np.trace(exact[name][1]) - 1e-4 <= second <= np.trace(most[name][1]) + 1e-4, (name, t, second, exact[name][1], most[name][1])
+
+
 def test_constant_covariance_in_2d_matches_the_additive_closed_forms():
     # state_dependent with a constant C is the additive law: the quadratic's closed forms at every
     # T, through the 2-D mixture matrix and (one closed class) the expansion.
