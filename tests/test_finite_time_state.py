@@ -141,6 +141,19 @@ def test_constant_covariance_in_2d_matches_the_additive_closed_forms():
             np.testing.assert_allclose(law.covariance(name)[k, 0], cov, atol=slack * scale + 1e-12, err_msg=f"{name} T={t}")
 
 
+def test_the_expansion_agrees_with_exact_products_under_hessian_aligned_noise():
+    # e^x - x with C = e^x: one closed class, so pi and the Poisson solution of the mixture matrix
+    # complete the horizons past the switch; the exact products to T must give the same moments.
+    f = objectives.from_function(lambda x: jnp.sum(jnp.exp(x) - x), 1, name="exp_minus_x")
+    kwargs = dict(x0=np.array([1.0]), n_steps=[100, 2500, 4000], bounds=(-3.0, 2.5), n_grid=301)
+    expanded = finite_time_law(f, simulate.noise.hessian_aligned(1.0), [0.2], **kwargs)
+    exact = finite_time_law(f, simulate.noise.hessian_aligned(1.0), [0.2], expansion=False, **kwargs)
+    assert expanded.switch_step[0] > 0 and (expanded.method[1:, 0] == "expansion").all() and (exact.method == "exact").all()
+    for name in ESTIMATORS:
+        np.testing.assert_allclose(expanded.mean(name), exact.mean(name), rtol=0, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(expanded.covariance(name), exact.covariance(name), rtol=0, atol=1e-9, err_msg=name)
+
+
 def double_well():
     """(x^2 - 1)^2 / 4 + 0.1 x: Hessian-aligned noise, C(x) = [3 x^2 - 1]_+, vanishes across the
     concave band |x| < 0.58."""
