@@ -10,17 +10,17 @@ import simulate
 from theory.cell_products import CellChain, start_law
 from theory.cell_steps import KILL_BUDGET, Stepper
 from theory.grid import make_grid
-from theory.stationary import _check_inputs, _gradient
+from theory.stationary import check_inputs, grid_gradient
 
 PAIRS = (np.array([0, 1, 2]), np.array([0, 1, 2]))  # r rows x, v, a tail's x; s rows their squares
 
 
 def _setting(eta, n_cells):
     f = objectives.sharp_flat()
-    law, _, _ = _check_inputs(f, simulate.noise.gaussian(1.0), [eta], n_cells, 0.5)
+    law, _, _ = check_inputs(f, simulate.noise.gaussian(1.0), [eta], n_cells, 0.5)
     grid = make_grid(np.array([-7.0]), np.array([9.0]), n_cells)
     with jax.enable_x64(True):
-        gradient = _gradient(f, grid)
+        gradient = grid_gradient(f, grid)
         chain = CellChain(grid, gradient, law, eta, None)
     points = grid.points[:, 0]
     g = np.stack([points + 1.0, points - eta * gradient[:, 0] + 1.0, points + 1.0])  # centred near the sharp well

@@ -144,6 +144,8 @@ def test_start_from_a_stationary_law_stays_there():
         (dict(x0=np.array([0.0]), n_steps=0), "n_steps"),
         (dict(x0=np.array([0.0]), n_steps=2.5), "n_steps"),
         (dict(x0=np.array([0.0]), n_steps=[10, -1]), "n_steps"),
+        (dict(x0=np.array([0.0]), n_steps=[]), "n_steps"),
+        (dict(x0=np.array([0.0]), n_steps=[10, True]), "n_steps"),  # a bool is not a horizon
         (dict(x0=np.zeros(7), n_steps=10), "x0"),
         (dict(x0=np.array([0.0]), n_steps=10, step_sizes=[0.001]), "n_grid"),  # cells 6.6 / 101 wide, 65 eta sigma
     ],

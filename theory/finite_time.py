@@ -61,7 +61,7 @@ from theory.cell_products import cell_kernels, one_blas_thread, start_law
 from theory.cell_steps import Stepper
 from theory.grid import make_grid
 from theory.state_dependent import bind_noise, is_state_dependent
-from theory.stationary import StationaryLaw, _check_inputs, _check_resolution, per_step_size
+from theory.stationary import StationaryLaw, check_horizons, check_inputs, check_resolution, per_step_size
 
 __all__ = ["ESTIMATORS", "FiniteTimeLaw", "finite_time_law", "SWITCH_TOLERANCE"]
 
@@ -353,14 +353,8 @@ class _Sums(NamedTuple):
 
 
 def _horizons(n_steps) -> np.ndarray:
-    values = list(n_steps) if isinstance(n_steps, (list, tuple, np.ndarray)) else [n_steps]
-    if not values:
-        raise ValueError(f"n_steps must be an integer >= 1 or a sequence of them, got {n_steps!r}")
-    for t in values:
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
-            raise ValueError(f"n_steps must be an integer >= 1 or a sequence of them, got {n_steps!r}")
-    horizons = np.array(sorted({int(t) for t in values}), dtype=np.int64)
-    return horizons
+    """The distinct horizons of `n_steps` (`check_horizons`), ascending, `(H,)` int64."""
+    return np.array(sorted({int(t) for t in check_horizons(n_steps)}), dtype=np.int64)
 
 
 def finite_time_law(
@@ -411,7 +405,7 @@ def finite_time_law(
         eta = validation.step_sizes("step_sizes", step_sizes)
         n = validation.integer("n_grid", (2001 if f.dim == 1 else 101) if n_grid is None else (max(n_grid) if per_step else n_grid), lo=16, note="cells per axis")
     else:
-        law, eta, n = _check_inputs(f, noise, step_sizes, max(n_grid) if per_step else n_grid, 0.5)
+        law, eta, n = check_inputs(f, noise, step_sizes, max(n_grid) if per_step else n_grid, 0.5)
     horizons = _horizons(n_steps)
     tail_fraction = validation.real("tail_fraction", tail_fraction, lo=0.0, hi=1.0, open_lo=True)
     lower, upper = search_box(f, bounds)
@@ -420,7 +414,7 @@ def finite_time_law(
     grids = {c: make_grid(lower, upper, int(c)) for c in sorted(set(cells.tolist()))}
     for c, grid in grids.items():  # cells that do not resolve one step's noise: refused, as stationary_law does
         if law is not None:
-            _check_resolution(grid, law, eta[cells == c])
+            check_resolution(grid, law, eta[cells == c])
     starts = {c: start_law(x0, grid, eta.size) for c, grid in grids.items()}
     kernels = {c: cell_kernels(f, noise, law, grid) for c, grid in grids.items()}
 

@@ -50,7 +50,10 @@ from objectives import Objective, validation
 from objectives.noise import Minibatch
 from objectives.noise_laws import check_noise
 
-__all__ = ["QuasiStationary", "StationaryLaw", "assemble_law", "per_step_size", "stationary_law"]
+__all__ = [
+    "QuasiStationary", "StationaryLaw", "assemble_law", "check_horizons", "check_inputs", "check_resolution", "grid_gradient",
+    "per_step_size", "stationary_law",
+]
 
 #: Default largest mass per step that the kernel may send out of the box under pi.
 MAX_LEAK = 1e-6
@@ -205,7 +208,7 @@ class StationaryLaw:
         inside[start] = True
         if self.cell_matrix is not None:  # the law's own kernel (state-dependent noise)
             return per_step_size(lambda s, eta: chains.basin_matrix(self.grid, self.cell_matrix(eta), eta, inside, start, quasi=quasi), self.step_sizes)
-        gradient, law = _gradient(self.objective, self.grid), noise_law(self.noise, self.dim)
+        gradient, law = grid_gradient(self.objective, self.grid), noise_law(self.noise, self.dim)
         if self.dim == 1:
             return per_step_size(lambda s, eta: chains.basin_1d(self.grid, gradient, law, eta, inside, start, quasi=quasi), self.step_sizes)
         return per_step_size(
@@ -259,12 +262,7 @@ class StationaryLaw:
 
         Assumes n_steps is well beyond the relaxation time inside the basin (a few 1 / (eta h)).
         """
-        horizons = list(n_steps) if isinstance(n_steps, (list, tuple, np.ndarray)) else [n_steps]
-        if not horizons:
-            raise ValueError(f"n_steps must be an integer >= 1 or a sequence of them, got {n_steps!r}")
-        for t in horizons:
-            if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
-                raise ValueError(f"n_steps must be an integer >= 1 or a sequence of them, got {n_steps!r}")
+        horizons = check_horizons(n_steps)
         escape = self.escape_time(minimizers, basin)
         answer = np.full((len(horizons), len(self.step_sizes)), "neither", dtype=object)
         for h, t in enumerate(horizons):
@@ -289,12 +287,28 @@ class StationaryLaw:
 # ---- construction ---------------------------------------------------------------------------
 
 
-def _gradient(objective, grid) -> np.ndarray:
+def grid_gradient(objective, grid) -> np.ndarray:
+    """grad f at every cell centre of `grid`, `(N, d)` in float64 (computed under x64)."""
     with jax.enable_x64(True):
         return np.asarray(objective.grad(grid.points), dtype=np.float64)
 
 
-def _check_inputs(f, noise, step_sizes, n_grid, max_leak):
+def check_horizons(n_steps) -> list:
+    """`n_steps` (an integer >= 1 or a sequence of them) as a list, in the order given; anything
+    else is a ValueError naming n_steps."""
+    horizons = list(n_steps) if isinstance(n_steps, (list, tuple, np.ndarray)) else [n_steps]
+    if not horizons:
+        raise ValueError(f"n_steps must be an integer >= 1 or a sequence of them, got {n_steps!r}")
+    for t in horizons:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+            raise ValueError(f"n_steps must be an integer >= 1 or a sequence of them, got {n_steps!r}")
+    return horizons
+
+
+def check_inputs(f, noise, step_sizes, n_grid, max_leak):
+    """The checks every law on a grid makes of its arguments (a ValueError naming the argument),
+    and what they give: (the additive noise's `noise_law`, the step sizes `(S,)`, the cells per
+    axis, default 2001 in 1-D and 101 in 2-D)."""
     if not isinstance(f, Objective):
         raise ValueError(f"f must be an objectives.Objective, got {type(f).__name__}")
     if f.dim not in (1, 2):
@@ -405,8 +419,9 @@ GROW_DEFAULT_BOX = 3
 COARSEST_CELL = 10.0
 
 
-def _check_resolution(grid, law, eta) -> None:
-    """Refuse a grid whose cells are wider than COARSEST_CELL times one step's noise."""
+def check_resolution(grid, law, eta) -> None:
+    """Refuse a grid whose cells are wider than COARSEST_CELL times one step's noise (a
+    ValueError naming n_grid, the step sizes and an n_grid that would serve)."""
     sigma = np.sqrt(np.diag(law.covariance))
     ratio = grid.widths[None, :] / (eta[:, None] * sigma[None, :])  # (S, d)
     bad = np.any(ratio > COARSEST_CELL, axis=1)
@@ -446,8 +461,8 @@ def _solve_in_box(f, law, eta, n, lower, upper, max_leak):
     """(grid, gradient, reach, results) of the fine grid; `ValueError` for a transient chain or
     no law, `_CutOff` for a box that cuts off mass."""
     grid = make_grid(lower, upper, n)
-    _check_resolution(grid, law, eta)
-    gradient = _gradient(f, grid)
+    check_resolution(grid, law, eta)
+    gradient = grid_gradient(f, grid)
     _check_gradient(f, grid, gradient)
     divergent = [float(e) for e in eta if _expanding(grid, gradient, e)]
     reach = None
@@ -513,7 +528,7 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
     than `max_leak` of mass per step, or Student-t noise whose variance the box truncates by
     more than `MAX_LOST_VARIANCE` (`check_heavy_tails`).
     """
-    law, eta, n = _check_inputs(f, noise, step_sizes, n_grid, max_leak)
+    law, eta, n = check_inputs(f, noise, step_sizes, n_grid, max_leak)
     lower, upper = search_box(f, bounds)
     for attempt in range(GROW_DEFAULT_BOX + 1):
         try:
@@ -530,7 +545,7 @@ def stationary_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid: int 
     if f.dim == 2:
         coarse_reach = tuple(int(r) for r in np.max([kernel_reach(law, float(e), coarse_grid.widths, coarse_grid.n_cells) for e in eta], axis=0))
     try:
-        coarse_results = _solve(f, coarse_grid, law, eta, _gradient(f, coarse_grid), coarse_reach, like=results)
+        coarse_results = _solve(f, coarse_grid, law, eta, grid_gradient(f, coarse_grid), coarse_reach, like=results)
     except NoStationaryLaw as error:
         raise ValueError(
             f"step_sizes {eta.tolist()}: the coarse grid of the error estimate (n_grid // 2 = {coarse_grid.n_cells} cells "
