@@ -39,10 +39,10 @@ __all__ = ["AveragedLimit", "averaged_limit", "averaged_limit_expansion", "free_
 def _derivatives(f: Objective, point: np.ndarray):
     """(H `(d, d)`, T `(d, d, d)` the third derivatives) at `point`, float64."""
     with jax.enable_x64(True):
-        x = jnp.asarray(point, jnp.float64)
-        hessian = np.asarray(f.point_hessian(x), np.float64)
-        third = np.asarray(jax.jacfwd(f.point_hessian)(x), np.float64)
-    return hessian, third
+        # One compiled program: run op by op, the nested derivatives took 12 s on a loaded machine.
+        both = jax.jit(lambda x: (f.point_hessian(x), jax.jacfwd(f.point_hessian)(x)))
+        hessian, third = both(jnp.asarray(point, jnp.float64))
+    return np.asarray(hessian, np.float64), np.asarray(third, np.float64)
 
 
 def _check_point(f, minimizer, name="minimizer") -> np.ndarray:
