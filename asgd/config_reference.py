@@ -113,6 +113,8 @@ def markdown() -> str:
         f"- `output.figures`: any of {', '.join(f'`{k}`' for k in sweep.FIGURES)} (default `[\"tradeoff\"]`); "
         f"{', '.join(f'`{k}`' for k in sweep.ONE_D_FIGURES)} for 1-D objectives only.",
         "- `run.method`: `\"sgd\"` (simulate the chains) or `\"exact\"` (the exact sampler where one exists).",
+        "- `run.x0`: one point (dim numbers), one point per chain (n_chains lists), or `\"stationary\"`: each chain drawn "
+        "from the exact stationary law at its step size, on the `[theory]` grid (dim 1 or 2, additive noise; `theory.stationary_starts`).",
         f"- `theory.n_grid`: at most {sweep.MAX_LAW_CELLS[1]} cells in 1-D, {sweep.MAX_LAW_CELLS[2]} per axis in 2-D.",
         "",
         "## A network experiment",
