@@ -45,6 +45,14 @@ def asgd():
 
 
 @pytest.fixture
+def x64():
+    """JAX in float64 for the test (`jax.enable_x64`); a module asks for it with
+    `pytestmark = pytest.mark.usefixtures("x64")`."""
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture
 def small_config(tmp_path):
     """`small_config(name="small.toml", base=support.SHARP_FLAT, **tables)`: a config written
     under this test's tmp_path from the base with `tables` merged in (see `support.config`)."""

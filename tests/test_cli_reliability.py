@@ -15,7 +15,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -307,13 +306,9 @@ def test_every_file_honours_the_umask(finished):
 
 
 def start(config: Path, out: Path, *extra, compile_cache: bool = True) -> subprocess.Popen:
-    env = dict(os.environ, MPLBACKEND="Agg")
-    if not compile_cache:  # compile for real: a cache hit leaves no compiler thread to interrupt
-        env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "asgd", "run", str(config), "--out", str(out), "--quiet", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    # Without the cache it compiles for real: a cache hit leaves no compiler thread to interrupt.
+    env = None if compile_cache else {"JAX_COMPILATION_CACHE_DIR": None}
+    return support.asgd("run", config, "--out", out, "--quiet", *extra, popen=True, env=env)
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = 120) -> bool:

@@ -15,10 +15,7 @@ import simulate
 import analysis as search  # minimizers and v*(eta)
 
 
-@pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("x64")  # float64 throughout (conftest)
 
 
 @jax.jit

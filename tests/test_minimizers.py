@@ -12,10 +12,7 @@ import simulate
 import analysis as search  # the package; `minima` names results below
 
 
-@pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("x64")  # float64 throughout (conftest)
 
 
 def test_minimizers_of_a_rippled_quadratic_are_its_stationary_points_sorted_by_value():

@@ -122,17 +122,11 @@ def test_a_family_added_in_one_file_runs_in_the_simulator_smoothing_and_the_exac
 _COMPARISON = re.compile(r"""(==|!=|\bin)\s*[(\[{]?\s*["'](gaussian|rademacher|uniform|student_t)["']""")
 
 
-#: The law's kernel, just moved to theory/: its family comparisons go next (issue 24 item 2).
-_PENDING = {"theory/grid.py", "theory/kernel_1d.py", "theory/kernel_2d.py", "theory/state_dependent.py"}
-
-
 def test_no_code_outside_the_family_objects_compares_family_names():
     offenders = []
     for path in sorted(ROOT.glob("*/**/*.py")):
         relative = path.relative_to(ROOT)
         if relative.parts[0] in ("tests", ".venv", "build") or relative.parts[:2] == ("objectives", "noise_families"):
-            continue
-        if relative.as_posix() in _PENDING:
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if _COMPARISON.search(line):

@@ -19,10 +19,7 @@ import simulate
 from objectives import smoothing
 
 
-@pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("x64")  # float64 throughout (conftest)
 
 
 @jax.jit
