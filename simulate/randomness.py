@@ -46,6 +46,8 @@ every other draw unchanged.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -115,9 +117,7 @@ def start_uniforms(seed: int, chain_indices, n: int) -> np.ndarray:
     `block_key(seed, i, START_BLOCK)` alone: u = (a >> 5) 2^-27 + (b >> 6) 2^-53 from two
     32-bit words (a, b), the 53-bit construction of NumPy's generators, the same bits with or
     without JAX's x64 mode."""
-    chains = jnp.asarray(chain_indices, dtype=jnp.uint32)
-    bits = jax.vmap(lambda i: jax.random.bits(block_key(seed, i, START_BLOCK), (n, 2), jnp.uint32))(chains)
-    words = np.asarray(bits, dtype=np.uint64)
+    words = np.asarray(_start_bits(jnp.asarray(seed, jnp.uint32), jnp.asarray(chain_indices, dtype=jnp.uint32), n), dtype=np.uint64)
     return ((words[..., 0] >> 5) * float(2**26) + (words[..., 1] >> 6)) / float(2**53)
 
 
@@ -135,6 +135,12 @@ def label_block(noise, seed, chain_indices: jax.Array, block_index, label_shape:
         return jax.random.normal(key, (NOISE_BLOCK_STEPS, noise.batch_size) + tuple(label_shape), dtype)
 
     return jax.vmap(one_chain)(chain_indices)
+
+
+@partial(jax.jit, static_argnums=2)
+def _start_bits(seed, chains, n: int) -> jax.Array:
+    """`(C, n, 2)` uint32 words of `start_uniforms`, one compiled program per (C, n)."""
+    return jax.vmap(lambda i: jax.random.bits(block_key(seed, i, START_BLOCK), (n, 2), jnp.uint32))(chains)
 
 
 def noise_at_step(noise, seed: int, chain_index: int, step: int, dim: int, dtype=None) -> jax.Array:

@@ -10,9 +10,9 @@ import pytest
 import objectives
 import simulate
 import theory
-from asgd import result_folder
+from asgd import law_rows, result_folder
 from asgd.config import ConfigError, load_config
-from asgd.sweep import run_sweep
+from asgd.sweep import run_point, run_sweep
 from simulate.result import join_step_sizes
 
 #: rippled_quadratic (f''' != 0) at two step sizes whose laws differ (variance and mean), with
@@ -105,3 +105,13 @@ def test_a_step_size_without_a_law_is_refused_naming_run_x0(small_config, tmp_pa
     with pytest.raises(ConfigError, match=r'run\.x0 = "stationary".*bounds'):
         run_sweep(config, tmp_path / "out", quiet=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_point_split_between_processes_is_the_same_point(small_config):
+    """Chains 8..15 of a stationary-start point are the same whether a process runs chains 0..15
+    or 8..23 (what `asgd.distributed` gathers): starts and noise both from (seed, i) alone."""
+    config = load_config(small_config(**{**STATIONARY, "run": {**STATIONARY["run"], "n_chains": 16}}))
+    law = law_rows.compute_law(config)
+    first, second = (run_point(config, 3, 16, n_chains=16, first_chain=c, start_law=law) for c in (0, 8))
+    for name in ("x", "x_avg", "x_tail"):
+        np.testing.assert_array_equal(getattr(first, name)[:, 8:], getattr(second, name)[:, :8])
