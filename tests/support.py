@@ -1,7 +1,9 @@
 """What the tests share: running the `asgd` command line as a user does, and small configs
 written from one base with each test's overrides (`tests/conftest.py` offers both as fixtures)."""
 
+import contextlib
 import copy
+import io
 import os
 import subprocess
 import sys
@@ -85,16 +87,27 @@ def asgd(*args, cwd=None, timeout: float = 300, env: dict | None = None, popen: 
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=environment)
 
 
-def run_config(folder, text: str, *, timeout: float = 600) -> tuple[Path, Path, str]:
-    """Write the config `text` (TOML) as folder/tiny.toml and `asgd run` it into folder/results,
-    quietly, from `folder`; it must succeed. Returns (the config, the result folder, stdout)."""
+def run_config(folder, text: str) -> tuple[Path, Path, str]:
+    """Write the config `text` (TOML) as folder/tiny.toml and `asgd run` it (in this process) into
+    folder/results, quietly, from `folder`; it must succeed. Returns (the config, the result folder, stdout)."""
     folder = Path(folder)
     path = folder / "tiny.toml"
     path.write_text(text)
-    out = asgd("run", path.name, "--out", "results", "--quiet", cwd=folder, timeout=timeout)
+    out = main("run", path.name, "--out", "results", "--quiet", cwd=folder)
     assert out.returncode == 0, out.stderr[-3000:]
     name = text.split('name = "', 1)[1].split('"', 1)[0]
     return path, folder / "results" / name, out.stdout
+
+
+def main(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`asgd ARGS` in this process, as `asgd` runs it in a subprocess but without its start-up
+    (about 3 s of imports, and every compile again): the `CompletedProcess` with what it printed.
+    Only what needs a process of its own (a signal, a crash, the environment, several hosts) uses
+    `asgd`; one test per kind of error keeps the end-to-end check that no traceback escapes."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), contextlib.chdir(cwd or os.getcwd()):
+        code = cli.main([str(a) for a in args])
+    return subprocess.CompletedProcess(["asgd", *map(str, args)], code, stdout.getvalue(), stderr.getvalue())
 
 
 def run_main(capsys, *args) -> tuple[int, str]:

@@ -14,7 +14,7 @@ import theory
 from analysis.errors import ErrorTable
 from asgd import experiment_figures, result_folder
 from asgd.config import ConfigError, parse_config
-from support import asgd
+from support import main
 
 HESSIAN, CENTER, SCALE = 1.0, 0.5, 1.0
 STEP_SIZES = [0.1, 0.5]
@@ -53,7 +53,7 @@ bounds = [-4.0, 5.0]
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("law")
     (root / "quadratic_law.toml").write_text(QUADRATIC)
-    out = asgd("run", str(root / "quadratic_law.toml"), "--out", str(root / "res"), "--quiet")
+    out = main("run", str(root / "quadratic_law.toml"), "--out", str(root / "res"), "--quiet")
     assert out.returncode == 0, out.stderr
     assert "exact long-run law: rows with source = stationary" in out.stdout and "reaches it at eta = 0.1, 0.5" in out.stdout
     assert "exact law at each checkpoint from x0: rows with source = law" in out.stdout
@@ -143,7 +143,7 @@ def _captured_tradeoff(folder, monkeypatch):
 
 def test_plot_draws_the_law_curves_over_the_simulated_points(folder, monkeypatch):
     (folder / "tradeoff.png").unlink()
-    out = asgd("plot", str(folder))
+    out = main("plot", str(folder))
     assert out.returncode == 0, out.stderr and (folder / "tradeoff.png").exists()
     seen = _captured_tradeoff(folder, monkeypatch)
     gids = [gid for gid, _ in seen["lines"]]
@@ -236,7 +236,7 @@ def test_the_theory_table_is_part_of_the_folder_fingerprint():
 )
 def test_bad_theory_exits_2_before_any_file_is_written(tmp_path, edit, message):
     (tmp_path / "bad.toml").write_text(QUADRATIC.replace(*edit))
-    out = asgd("run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "res"), "--quiet")
+    out = main("run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "res"), "--quiet")
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert not (tmp_path / "res").exists()
 

@@ -9,7 +9,7 @@ import pytest
 
 import objectives
 from asgd import network, result_folder
-from support import asgd
+from support import main
 
 TINY = """
 kind = "network"
@@ -43,7 +43,7 @@ power_iterations = 20
 
 
 def _asgd(*args, cwd):
-    return asgd(*args, cwd=cwd, timeout=600)
+    return main(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from asgd import network, replications, result_folder
 from asgd.config import ConfigError, load_config
 from asgd.network_config import parse_network_config
 from asgd.schema import read_toml
-from support import TINY_MNIST1D, asgd, config, run_config, to_toml
+from support import TINY_MNIST1D, config, main, run_config, to_toml
 
 pytest.importorskip("mnist1d")
 
@@ -126,7 +126,7 @@ def test_replications_are_refused_where_they_cannot_pool(tmp_path):
     path.write_text(TINY.replace("[replicate]", "[replicate]\ncount = 3"))
     with pytest.raises(ConfigError, match="count"):
         load_config(path)
-    out = asgd("reproduce", "quadratic_rates", "--replications", "2", "--out", tmp_path)
+    out = main("reproduce", "quadratic_rates", "--replications", "2", "--out", tmp_path)
     assert out.returncode == 2 and "only network experiments (kind = \"network\") replicate" in out.stderr
     assert read_toml(path)["replicate"]["count"] == 3
 
