@@ -133,9 +133,8 @@ def floyd_sample(key: jax.Array, shape: tuple[int, ...], n: int, b: int) -> jax.
 
     Every b-subset comes out with probability 1 / C(n, b) (induction on i: after step i, S is a
     uniform (i+1)-subset of {0, ..., j}). It costs b draws and O(b^2) comparisons, against the
-    O(n log n) sort of `jax.random.choice(..., replace=False)` (a random permutation of all n):
-    for n = 512, b = 16 the draw of 64 minibatches for 512 chains is about 100x faster
-    (`python -m benchmarks --cases 7`; the whole minibatch run 20-40x). The
+    O(n log n) sort of `jax.random.choice(..., replace=False)` (a random permutation of all n),
+    much faster for b << n (benchmarks/README.md, "Lab notes"). The
     b values of t are drawn at once, `jax.random.randint(key, shape + (b,), 0, j + 1)` (JAX
     reduces 64 random bits modulo j + 1: each value's probability is within 2^-64 of 1 / (j + 1)
     for n <= 2^16, 2^-32 above), and the loop over i runs on whole arrays.

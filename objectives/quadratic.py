@@ -25,8 +25,8 @@ _SCALAR, _DIAGONAL, _DENSE = "scalar", "diagonal", "dense"
 def _hessian_times(kind: str, hessian, y):
     if kind == _DENSE:
         # y H = H y for symmetric H. Written as a row vector times H, the engine's batched
-        # product (chains and step sizes vmapped) is Y H, which XLA:CPU runs 1.5x faster than
-        # the transposed product that H y batches into (benchmarks/README.md, case 3).
+        # product (chains and step sizes vmapped) is Y H, which XLA:CPU runs faster than the
+        # transposed product that H y batches into (benchmarks/README.md, case 3 and "Lab notes").
         return y @ hessian
     return hessian * y
 

@@ -65,7 +65,7 @@ def psd_square_root(c: jax.Array) -> jax.Array:
 
     d = 1: sqrt(c). d = 2: in closed form, sqrt(C) = (C + sqrt(det C) I) / sqrt(tr C + 2 sqrt(det C))
     (Cayley-Hamilton for the root S: S^2 - tr(S) S + det(S) I = 0, tr(S)^2 = tr C + 2 sqrt(det C)):
-    a batched 2x2 `eigh` per chain and step made a 2-D run 25-50x slower. d >= 3: `eigh`."""
+    a batched 2x2 `eigh` per chain and step made a 2-D run many times slower (benchmarks/README.md, "Lab notes"). d >= 3: `eigh`."""
     d = c.shape[-1]
     if d == 1:  # sqrt of a negative number is NaN by itself
         return jnp.sqrt(c)

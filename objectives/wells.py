@@ -46,7 +46,7 @@ def _well_covariances(params, dim: int):
 def _wells_value(params, x):
     if params.widths.ndim == 1:
         # One well at a time (K is static): scalar ops that XLA fuses into the SGD step. The
-        # vectorised form over a (K, dim) axis inside the chains' vmap ran ~15x slower on CPU.
+        # vectorised form over a (K, dim) axis inside the chains' vmap ran slower on CPU (benchmarks/README.md, "Lab notes").
         wells = 0.0
         for k in range(params.depths.shape[0]):
             offset = x - params.centers[k]

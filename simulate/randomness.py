@@ -85,8 +85,8 @@ def noise_block(noise, seed, chain_indices: jax.Array, block_index, dim: int, dt
 
     By definition `vmap(noise.sample(block_key(seed, i, b), (B,), dim))` over the chains. For the
     Gaussian, uniform and Rademacher laws in float32/float64 the same bits come from
-    `simulate.threefry`, which computes JAX's generator for all the chains' keys at once (3-6x
-    faster on CPU); Student-t draws (rejection sampling) keep `jax.random`.
+    `simulate.threefry`, which computes JAX's generator for all the chains' keys at once (faster
+    on CPU: (benchmarks/README.md, "Lab notes")); Student-t draws (rejection sampling) keep `jax.random`.
     """
     keys = jax.vmap(lambda chain_index: block_key(seed, chain_index, block_index))(chain_indices)
     shape = (NOISE_BLOCK_STEPS, dim)

@@ -150,7 +150,7 @@ def _band_blocks(i, j, value, lower, upper, padded_size):
     for V -> V A: (V A)[j] = sum_t D[t, j] V[j + t - U], D[t, j] = A[j + t - U, j]. In blocks of B
     outputs (from the cell -L on), each block a dense (B, B + K - 1) matrix on the B + K - 1 inputs
     it reads: one batched matrix product a step (XLA fuses a K-term sum of shifted rows into each
-    of its consumers, 5-10x slower). The band is widened to K - 1 a multiple of B (zero diagonals):
+    of its consumers: slower, (benchmarks/README.md, "Lab notes")). The band is widened to K - 1 a multiple of B (zero diagonals):
     step sizes of one call then share compiled programs."""
     upper += -(lower + upper) % BLOCK
     width = lower + upper + 1
@@ -181,7 +181,7 @@ def _accumulate(pushed, g, pairs, axis=0):
 def _flush(block):
     """The chain killed on the cells where p < `FLUSH` (cells first: block `(W, m)`): (block, the mass
     killed). Left alone, such cells decay into subnormal numbers, each product on which costs ~100
-    cycles (sharp_flat at eta = 0.02: 5x slower)."""
+    cycles (benchmarks/README.md, "Lab notes")."""
     tiny = block[:, :1] < FLUSH
     return jnp.where(tiny, 0.0, block), jnp.sum(jnp.where(tiny[:, 0], block[:, 0], 0.0))
 

@@ -94,7 +94,7 @@ def _example_hessians(f, x):
 
 def _hessians(f, noise, x):
     """(H `(d, d)`, the multiplicative part as a function eta -> `(d^2, d^2)` matrix of T - A (x) A).
-    The derivatives are compiled once per call (eager, every primitive compiled alone: 10x slower)."""
+    The derivatives are compiled once per call (eager, every primitive is compiled alone)."""
     d = f.dim
     with jax.enable_x64(True):
         point = jnp.asarray(x, jnp.float64)
