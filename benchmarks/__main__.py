@@ -24,7 +24,7 @@ from benchmarks.report import case_table, check_targets, machine_line, targets_t
 #: only sharp_flat's compile time.
 SIZES = {
     "full": dict(chains=16_384, steps=10_000, numpy_steps=1_000, repeats=3, dense=(1_024, 1_000), memory=(1_000, 100_000, 4_096), compile=(256, 1_000, None), stationary=(4_001, 16, 201, 1), smoothed=(5, 4_096, 10_000), minibatch=(512, 20, 16, 512, 512), finite=(2_001, 8_192, 20_000, 101, tuple(np.geomspace(0.01, 0.3, 8)))),
-    "quick": dict(chains=1_024, steps=640, numpy_steps=64, repeats=2, dense=(64, 50), memory=(100, 1_000, 256), compile=(16, 100, ("sharp_flat",)), stationary=(401, 4, 41, 0), smoothed=(2, 64, 100), minibatch=(64, 4, 8, 32, 64), finite=(401, 256, 500, 31, (0.3,))),
+    "quick": dict(chains=256, steps=128, numpy_steps=32, repeats=1, dense=(32, 20), memory=(50, 500, 64), compile=(16, 64, ("sharp_flat",)), stationary=(401, 4, 41, 0), smoothed=(2, 64, 100), minibatch=(64, 4, 8, 32, 64), finite=(401, 256, 500, 31, (0.3,))),
 }
 STEP_SIZES = np.geomspace(0.01, 0.4, 8)  # sharp_flat: both sides of its critical step size
 VALLEY_STEP_SIZES = np.geomspace(0.005, 0.1, 8)  # valley_2d: stable near its widest point
