@@ -60,6 +60,30 @@ def run_chains(f, noise, eta, x0, n_steps, seed, trajectory=False):
 # ---- the rows --------------------------------------------------------------------------------
 
 
+def test_a_row_that_keeps_a_subnormal_mass_in_the_box_is_empty_not_infinite():
+    # Row 0 keeps 1e-310 of its mass in the box (a component of that weight inside, the rest far
+    # outside): renormalising it would divide by a subnormal number (inf entries, an overflow
+    # warning). It sent all its mass out: empty with leak 1, or refused without allow_empty.
+    import warnings
+
+    from theory.cell_mixtures import mixture_matrix
+    from theory.grid import make_grid
+    from theory.linalg import NoStationaryLaw
+
+    grid = make_grid(np.array([0.0]), np.array([1.0]), 10)
+    weights = np.tile([0.5, 0.5], (10, 1))
+    weights[0] = [1.0 - 1e-310, 1e-310]
+    means = np.stack([np.full(10, 50.0), grid.points[:, 0]], axis=1)[..., None]  # (N, K, d): out of the box, at the centre
+    means[1:, 0, 0] = grid.points[1:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        matrix, leak = mixture_matrix(grid, weights, means, None, allow_empty=True)
+    assert np.all(np.isfinite(matrix.data)) and matrix[0].nnz == 0 and leak[0] == 1.0
+    np.testing.assert_allclose(np.asarray(matrix.sum(axis=1)).ravel()[1:], 1.0)
+    with pytest.raises(NoStationaryLaw, match="all its mass out of the box"):
+        mixture_matrix(grid, weights, means, None)
+
+
 def test_tent_rows_keep_mass_and_mean_for_every_width():
     n, h = 60, 0.1
     mean = np.array([3.0, 3.02, 2.96, 3.0, 3.0, 3.0])

@@ -233,10 +233,14 @@ def mixture_matrix(grid, weights, mean, covariance, *, allow_empty: bool = False
     matrix.data[matrix.data < DROP_BELOW * largest[row_of]] = 0.0
     matrix.eliminate_zeros()
     totals = np.asarray(matrix.sum(axis=1)).ravel()
-    if not totals.min() > 0 and not allow_empty:
+    # A row that keeps less than the smallest normal float (its 1 / total would overflow to inf)
+    # sent all its mass out of the box, as an empty row did.
+    kept = totals >= np.finfo(np.float64).tiny
+    if not kept.all() and not allow_empty:
         raise NoStationaryLaw("a cell sends all its mass out of the box")
     inverse = np.zeros(size)
-    np.divide(1.0, totals, out=inverse, where=totals > 0)
+    np.divide(1.0, totals, out=inverse, where=kept)
     matrix = scipy.sparse.diags(inverse) @ matrix
-    leak = np.where(totals > 0, leak, 1.0)
+    matrix.eliminate_zeros()
+    leak = np.where(kept, leak, 1.0)
     return matrix.tocsr(), np.clip(leak, 0.0, 1.0)
