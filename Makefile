@@ -62,7 +62,8 @@ notebooks: $(EXECUTED_NOTEBOOKS)
 
 # The documentation site in build/site/ (open build/site/index.html): getting started, the
 # command-line reference, the API reference from the docstrings and the executed notebooks.
-# Strict: a broken cross-reference or link fails the build. `make docs FAST=1` for a quick look;
-# while writing pages, `ASGD_DOCS_NOTEBOOKS=none .venv/bin/mkdocs serve` (no notebooks).
+# Strict: a broken cross-reference or link fails the build. `make docs FAST=1`: the notebooks at
+# small sizes (13 min on the loaded 2 cores, docs/index.md); a quick look at the pages, without
+# the notebooks: `ASGD_DOCS_NOTEBOOKS=none .venv/bin/mkdocs build` (about 20 s) or `serve`.
 docs: $(EXECUTED_NOTEBOOKS) | $(VENV)/.installed-dev
 	NO_MKDOCS_2_WARNING=1 ASGD_DOCS_NOTEBOOKS=$(EXECUTED) $(VENV)/bin/mkdocs build --strict --site-dir build/site
