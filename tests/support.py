@@ -4,11 +4,15 @@ written from one base with each test's overrides (`tests/conftest.py` offers bot
 import contextlib
 import copy
 import io
+import math
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import numpy as np
 
 from asgd import cli
 
@@ -108,6 +112,28 @@ def main(*args, cwd=None) -> subprocess.CompletedProcess:
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), contextlib.chdir(cwd or os.getcwd()):
         code = cli.main([str(a) for a in args])
     return subprocess.CompletedProcess(["asgd", *map(str, args)], code, stdout.getvalue(), stderr.getvalue())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (a coordinator's, in multi-process tests)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def mean_check(values, expected, slack=0.0) -> None:
+    """The sample mean of `values` within 4.5 standard errors (plus `slack`, a known bias) of `expected`."""
+    se = values.std(ddof=1) / math.sqrt(values.size)
+    assert abs(values.mean() - expected) <= 4.5 * se + slack, (values.mean(), expected, se, slack)
+
+
+def variance_check(values, expected, slack=0.0) -> None:
+    """The sample variance of `values` within 4.5 standard errors (from the fourth central moment)
+    plus `slack` of `expected`."""
+    centred = values - values.mean()
+    variance = centred.var(ddof=1)
+    se = math.sqrt(max(np.mean(centred**4) - variance**2, 0.0) / values.size)
+    assert abs(variance - expected) <= 4.5 * se + slack, (variance, expected, se, slack)
 
 
 def run_main(capsys, *args) -> tuple[int, str]:

@@ -12,17 +12,11 @@ import pytest
 
 from asgd import distributed
 from asgd.cli import main
-from support import asgd, write_config
+from support import asgd, free_port, write_config
 
 #: The shared sharp_flat config with an odd chain count (the slices differ in size), two seeds
 #: and checkpoints: every per-chain field of a result goes through the gather.
 CONFIG = dict(name="hosts", run={"n_chains": 13, "seeds": [0, 3]}, target={"kind": "minimizer"})
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _asgd(*args):
@@ -58,7 +52,7 @@ def _files(folder):
 def test_two_processes_write_the_folder_of_one_process_byte_for_byte(tmp_path):
     config = tmp_path / "hosts.toml"
     write_config(config, **CONFIG)
-    port = str(_free_port())
+    port = str(free_port())
     flags = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
     split = [_asgd("run", str(config), "--out", str(tmp_path / "two"), "--quiet", *flags, "--process-id", str(i))
              for i in (0, 1)]
@@ -166,7 +160,7 @@ def test_a_partial_launcher_environment_names_what_is_missing(hosts_config, tmp_
 def test_an_unreachable_coordinator_fails_within_the_stated_time_with_one_line(hosts_config, tmp_path):
     # Process 1 of 2 with nobody listening: JAX would wait its timeout, then abort (SIGABRT, rc 134,
     # a C++ stack trace). The watchdog ends it at --connect-timeout with one line and exit code 2.
-    process = _asgd("run", str(hosts_config), "--out", str(tmp_path), "--quiet", "--coordinator", f"127.0.0.1:{_free_port()}",
+    process = _asgd("run", str(hosts_config), "--out", str(tmp_path), "--quiet", "--coordinator", f"127.0.0.1:{free_port()}",
                     "--num-processes", "2", "--process-id", "1", "--connect-timeout", "2")
     _, err = process.communicate(timeout=120)
     assert process.returncode == 2, err

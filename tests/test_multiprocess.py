@@ -2,13 +2,13 @@
 `first_chain`; gathered, they equal one single-process run bit for bit."""
 
 import os
-import pathlib
-import socket
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from support import free_port
 
 WORKER = textwrap.dedent(
     """
@@ -36,16 +36,10 @@ WORKER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_processes_split_chains_bit_identically(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    port = str(_free_port())
+    port = str(free_port())
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
     workers = [

@@ -16,6 +16,7 @@ import pytest
 import objectives
 import simulate
 import theory
+from support import mean_check, variance_check
 from theory.absorption import absorption
 from theory.cell_mixtures import tent_rows
 from theory.minibatch_kernel import MAX_MINIBATCHES, enumerate_minibatches
@@ -32,18 +33,6 @@ def quadratic():
 def double_well():
     """(x^2 - 1)^2 e^(0.7 x): minima at -1 and +1, both at f = 0, curvatures 8 e^(-0.7) and 8 e^(0.7)."""
     return objectives.from_function(lambda x: jnp.sum((x * x - 1.0) ** 2 * jnp.exp(0.7 * x)), 1, name="double_well")
-
-
-def mean_check(values, expected, slack=0.0):
-    se = values.std(ddof=1) / math.sqrt(values.size)
-    assert abs(values.mean() - expected) <= 4.5 * se + slack, (values.mean(), expected, se, slack)
-
-
-def variance_check(values, expected, slack=0.0):
-    centred = values - values.mean()
-    variance = centred.var(ddof=1)
-    se = math.sqrt(max(np.mean(centred**4) - variance**2, 0.0) / values.size)
-    assert abs(variance - expected) <= 4.5 * se + slack, (variance, expected, se, slack)
 
 
 def run_chains(f, noise, eta, x0, n_steps, seed, trajectory=False):

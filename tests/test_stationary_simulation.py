@@ -4,7 +4,6 @@ Every comparison allows 4.5 Monte Carlo standard errors plus the law's own grid 
 the change on the coarse grid, `law.coarse`).
 """
 
-import math
 
 import jax
 import numpy as np
@@ -14,6 +13,7 @@ import analysis
 import objectives
 import simulate
 import theory
+from support import mean_check, variance_check
 
 GAUSSIAN = simulate.noise.gaussian(1.0)
 
@@ -25,18 +25,6 @@ CASES = {
         0.3, ((-4.0, -4.0), (4.0, 4.2)), 81, 1500,
     ),
 }
-
-
-def mean_check(values, expected, slack):
-    se = values.std(ddof=1) / math.sqrt(values.size)
-    assert abs(values.mean() - expected) <= 4.5 * se + slack, (values.mean(), expected, se, slack)
-
-
-def variance_check(values, expected, slack):
-    centred = values - values.mean()
-    variance = centred.var(ddof=1)
-    se = math.sqrt(max(np.mean(centred**4) - variance**2, 0.0) / values.size)
-    assert abs(variance - expected) <= 4.5 * se + slack, (variance, expected, se, slack)
 
 
 @pytest.mark.parametrize("name", list(CASES))
