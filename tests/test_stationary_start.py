@@ -109,9 +109,16 @@ def test_a_step_size_without_a_law_is_refused_naming_run_x0(small_config, tmp_pa
 
 def test_a_point_split_between_processes_is_the_same_point(small_config):
     """Chains 8..15 of a stationary-start point are the same whether a process runs chains 0..15
-    or 8..23 (what `asgd.distributed` gathers): starts and noise both from (seed, i) alone."""
+    or 8..23 (what `asgd.distributed` gathers): starts and noise both from (seed, i) alone. And
+    the finite-time law the law rows come from stays at pi: E x_T = E x_avg_T = E x_tail_T = E_pi x,
+    E v_T = E v_avg_T = E_pi v and Cov x_T = Cov_pi x at every checkpoint."""
     config = load_config(small_config(**{**STATIONARY, "run": {**STATIONARY["run"], "n_chains": 16}}))
     law = law_rows.compute_law(config)
     first, second = (run_point(config, 3, 16, n_chains=16, first_chain=c, start_law=law) for c in (0, 8))
     for name in ("x", "x_avg", "x_tail"):
         np.testing.assert_array_equal(getattr(first, name)[:, 8:], getattr(second, name)[:, :8])
+    # and the law rows' finite-time law, started from pi, keeps every estimator's mean at E_pi at every T
+    finite, _ = law_rows.compute_finite_law(config, law)
+    for name, mean in (("x", law.mean), ("x_avg", law.mean), ("x_tail", law.mean), ("v", law.mean_v), ("v_avg", law.mean_v)):
+        np.testing.assert_allclose(finite.mean(name), np.broadcast_to(mean, finite.mean(name).shape), rtol=1e-8, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(finite.covariance("x"), np.broadcast_to(law.covariance, finite.covariance("x").shape), rtol=1e-8)
