@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-all bench notebooks docs install dev clean
+.PHONY: demo test test-all bench notebooks docs figures install dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,22 @@ $(EXECUTED)/%.ipynb: notebooks/%.ipynb $(LIBRARY) docs/execute_notebooks.py | $(
 	$(NOTEBOOK_ENV) $(PY) docs/execute_notebooks.py $(EXECUTED) $<
 
 notebooks: $(EXECUTED_NOTEBOOKS)
+
+# The figures committed in notebooks/ (the README's and the guides'), redone at full size: the
+# headline and the digits network by their experiments (metadata.json and results.csv kept in
+# notebooks/measured/, which tests/test_readme.py checks against today's configs and version),
+# the exact law and state-dependent noise by notebooks 07 and 10. Then commit them by hand.
+FIGURE_RUNS := build/figure-runs
+figures: | $(VENV)/.installed-dev
+	$(VENV)/bin/asgd reproduce sharp_flat_tradeoff nn --out $(FIGURE_RUNS) --fresh --quiet
+	cp $(FIGURE_RUNS)/sharp_flat_tradeoff/tradeoff.png notebooks/tradeoff_sharp_flat.png
+	cp $(FIGURE_RUNS)/nn/accuracy_sharpness.png notebooks/small_network_digits.png
+	for run in sharp_flat_tradeoff nn; do mkdir -p notebooks/measured/$$run && \
+		cp $(FIGURE_RUNS)/$$run/metadata.json $(FIGURE_RUNS)/$$run/results.csv notebooks/measured/$$run/; done
+	ASGD_FIGURES=$(CURDIR)/notebooks/figures $(PY) docs/execute_notebooks.py notebooks/executed \
+		notebooks/07_exact_long_run_law.ipynb notebooks/10_noise_that_follows_the_landscape.ipynb
+	cp notebooks/figures/07_exact_law_sharp_flat.png notebooks/exact_law_sharp_flat.png
+	cp notebooks/figures/noise_that_follows_the_landscape.png notebooks/noise_that_follows_the_landscape.png
 
 # The documentation site in build/site/ (open build/site/index.html): getting started, the
 # command-line reference, the API reference from the docstrings and the executed notebooks.

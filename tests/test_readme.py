@@ -163,6 +163,25 @@ def test_the_headline_figure_is_current_and_its_caption_is_its_run():
     assert int(chains) == meta["config"]["run"]["n_chains"] and int(thousands + units) == meta["config"]["run"]["n_steps"]
 
 
+def test_the_digits_network_figure_is_current_and_its_caption_is_its_run():
+    """notebooks/small_network_digits.png is the accuracy_sharpness.png of `asgd reproduce nn`
+    (`make figures`), whose metadata.json and results.csv are in notebooks/measured/nn/: of
+    today's config and version, and the networks guide's numbers are its rows."""
+    folder = ROOT / "notebooks" / "measured" / "nn"
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["config"] == read_toml(ROOT / "asgd" / "experiments" / "nn.toml"), "rerun `make figures`"
+    assert meta["versions"]["asgd-smoothing"] == importlib.metadata.version("asgd-smoothing")
+    mean = {(r["method"], float(r["step_size"]), r["metric"]): float(r["mean"]) for r in result_folder.read_csv(folder / "results.csv")}
+    trace_small, trace_large = _claim(r"Hessian trace falls from ([\d.]+) at \$\\eta = 0\.01\$ to ([\d.]+) at \$\\eta = 1\$")
+    accuracy_small, accuracy_large = _claim(r"accuracy ([\d.]+) to ([\d.]+)\)")
+    uniform, last = _claim(r"lower at small \$\\eta\$ \(([\d.]+) against\n?\s*([\d.]+) at \$\\eta = 0\.01\$")
+    assert _within_rounding(mean[("sgd", 0.01, "hessian_trace")], trace_small)
+    assert _within_rounding(mean[("sgd", 1.0, "hessian_trace")], trace_large)
+    assert _within_rounding(mean[("sgd", 0.01, "test_accuracy")], accuracy_small)
+    assert _within_rounding(mean[("sgd", 1.0, "test_accuracy")], accuracy_large)
+    assert _within_rounding(mean[("uniform_average", 0.01, "test_accuracy")], uniform) and last == accuracy_small
+
+
 @pytest.mark.slow
 def test_the_headline_numbers_of_sharp_flat_tradeoff():
     # README: at eta = 0.2 the last iterate's mean squared distance to v*(eta) is 0.069, the
