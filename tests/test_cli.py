@@ -211,3 +211,26 @@ def test_figures_draw_the_configs_estimators_or_three_by_default(tmp_path):
     chosen = load_config(path)
     assert drawn_estimators(chosen) == ("v_avg", "x")
     assert describe(chosen, chosen.objective) == "sharp_flat, gaussian noise (scale 1)"
+
+
+@pytest.mark.slow
+def test_make_demo_raises_no_warning_but_the_librarys_own(tmp_path):
+    """`make demo` (`asgd reproduce --quick`) under warnings as errors, except the library's own
+    warning classes, which name a cause the user can act on (a diverged chain, a near tie, an
+    inaccurate law, a result folder): a NumPy, JAX or matplotlib warning inside a run would be a
+    warning without one (issue 25). About 2 minutes: the whole quick set."""
+    import warnings
+
+    import analysis
+    import simulate
+    import theory
+    from asgd.result_folder import ResultFolderWarning
+
+    own = (simulate.DivergenceWarning, analysis.TieWarning, theory.InaccurateLawWarning, ResultFolderWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for category in own:
+            warnings.simplefilter("default", category)
+        out = main("reproduce", "--quick", "--quiet", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "warning" not in out.stderr.lower(), out.stderr[-3000:]  # none of the library's own either, here
