@@ -64,6 +64,13 @@ def _namespace_of(namespaces, marker: str) -> dict:
     return namespaces[index]
 
 
+def test_every_code_block_is_closed():
+    """A fence left open turns the rest of a page into code on GitHub and in the site."""
+    for page in PAGES:
+        fences = [n for n, line in enumerate(page.read_text().splitlines(), 1) if line.lstrip().startswith("```")]
+        assert len(fences) % 2 == 0, f"{page.name}: an odd number of ``` fences (lines {fences})"
+
+
 def test_readme_python_blocks_run(namespaces):
     assert len(namespaces) == len(_blocks())
 
@@ -109,6 +116,7 @@ def test_the_critical_step_size_of_sharp_flat_is_where_v_star_jumps_wells():
 
 def test_every_command_of_the_cli_is_in_the_readme_command_list():
     (listing,) = _claim(r"(?s)## The command line\n\n```bash\n(.*?)```")
+    assert all(line.startswith(("asgd ", "srun ", "python ")) for line in listing.splitlines()), listing  # the block is closed
     listed = {line.split()[1] for line in listing.splitlines() if line.startswith("asgd ")}
     commands = set(next(a for a in _parser()._actions if a.dest == "command").choices)
     assert listed == commands
