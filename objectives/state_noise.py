@@ -88,6 +88,7 @@ def psd_square_root(c: jax.Array) -> jax.Array:
 def psd_part(h: jax.Array) -> jax.Array:
     """[H]_+ of a symmetric `(d, d)` matrix: its negative eigenvalues set to 0 (traced; 2x2 in
     closed form: lambda_+- = m +- r, [H]_+ = lambda_+ (H - lambda_- I) / (2 r) when they differ in sign)."""
+    h = jnp.asarray(h)  # a NumPy float64 Hessian (a quadratic's) in JAX's default float, silently
     h = 0.5 * (h + h.T)
     d = h.shape[-1]
     if d == 1:
@@ -170,7 +171,9 @@ class StateDependent:
 
     def covariance_at(self, objective, x: jax.Array) -> jax.Array:
         """C(x) at one point `x` `(d,)` -> `(d, d)` (traceable by JAX)."""
-        return self.covariance_fn(objective, self.params, x)
+        # A NumPy float64 x becomes JAX's default float first (float32 without x64): asking
+        # for its float64 dtype by name would warn that it is not available.
+        return self.covariance_fn(objective, self.params, jnp.asarray(x))
 
     def noise(self, objective, x: jax.Array, z: jax.Array) -> jax.Array:
         """eps = C(x)^(1/2) z for one chain, `(d,)` (NaN where C(x) is not PSD: `psd_square_root`)."""

@@ -4,6 +4,7 @@ draws, so a constant C is the additive Gaussian bit for bit; the simulated laws 
 forms; bad input refused by name."""
 
 import math
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -242,3 +243,13 @@ def test_the_closed_form_2x2_square_root_and_psd_part_match_eigh():
         assert np.all(np.linalg.eigvalsh(root) >= -1e-5)
     assert np.isnan(np.asarray(psd_square_root(jnp.array([[1.0, 2.0], [2.0, 1.0]])))).all()
     assert np.array_equal(np.asarray(psd_square_root(jnp.zeros((2, 2)))), np.zeros((2, 2)))
+
+
+def test_covariance_at_takes_numpy_float64_without_a_warning_about_x64():
+    # A quadratic keeps its NumPy float64 Hessian; without x64 asking for that dtype by name warned
+    # ("float64 ... is not available") from psd_part and from the loss-scaled identity.
+    f = objectives.quadratic(np.diag([1.0, 4.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for noise, expected in ((simulate.noise.hessian_aligned(0.5), np.diag([0.5, 2.0])), (simulate.noise.loss_scaled(2.0, f_min=0.0), 2.0 * 2.5 * np.eye(2))):
+            np.testing.assert_allclose(noise.covariance_at(f, np.ones(2)), expected, rtol=1e-6)
