@@ -5,5 +5,6 @@ the small-network experiment and the figures of a result folder.
 
 It sits above the library (objectives -> simulate -> analysis -> asgd): it imports them, they
 never import it. `import asgd` itself loads nothing; import the module you need (`asgd.cli`,
-`asgd.config`, `asgd.sweep`, `asgd.network`, ...).
+`asgd.config`, `asgd.sweep`, `asgd.network`, ...); network experiments from Python:
+`asgd.networks`.
 """

@@ -104,7 +104,7 @@ def test_config_reference_page_is_built_from_the_schema(site):
     assert "<code>n_grid</code>" in page and "<code>replications</code>" in page  # sweep and network tables
     # The application's API page: the config, sweep and figure entry points a user calls.
     assert {"asgd.config.load_config", "asgd.sweep.run_sweep", "asgd.experiment_figures.draw_figures",
-            "asgd.experiment_figures.drawn_estimators"} <= anchors(site / "api" / "asgd" / "index.html")
+            "asgd.experiment_figures.drawn_estimators", "asgd.networks.load", "asgd.networks.run"} <= anchors(site / "api" / "asgd" / "index.html")
 
 
 def test_cross_references_resolve_to_the_api_pages(site):

@@ -51,3 +51,24 @@ def test_bad_values_name_the_key_the_value_and_what_is_allowed(section, key, val
     with pytest.raises(ConfigError) as caught:
         parse_network_config(raw)
     assert expected in str(caught.value)
+
+
+def test_public_load_is_load_config_plus_overrides():
+    """`asgd.networks.load` (the notebooks' entry point): a built-in name reads the shipped file
+    as `load_config` does; overrides land over [quick] (or alone without it); bad names and keys
+    are `ConfigError`s naming them."""
+    from asgd import networks
+
+    assert networks.load("nn") == load_config(SHIPPED) and networks.load("nn", quick=True) == load_config(SHIPPED, quick=True)
+    assert networks.load(SHIPPED, quick=True) == load_config(SHIPPED, quick=True)
+    full, quick = load_config(SHIPPED), load_config(SHIPPED, quick=True)
+    over_quick = networks.load("nn", quick=True, overrides={"n_steps": 7, "hutchinson_probes": 3})
+    assert (over_quick.n_steps, over_quick.hutchinson_probes, over_quick.n_seeds) == (7, 3, quick.n_seeds)
+    over_full = networks.load("nn", overrides={"n_steps": 7})
+    assert (over_full.n_steps, over_full.n_seeds) == (7, full.n_seeds)  # [quick] not applied
+    with pytest.raises(ConfigError, match=r"config = 'nope'.*'mnist1d_cnn'"):
+        networks.load("nope")
+    with pytest.raises(ConfigError, match=r"n_stepz = 3: unknown key"):
+        networks.load("nn", overrides={"n_stepz": 3})
+    with pytest.raises(ConfigError, match=r"n_steps = -1"):
+        networks.load("nn", overrides={"n_steps": -1})

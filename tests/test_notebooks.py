@@ -50,3 +50,66 @@ def test_notebook_runs_in_fast_mode(path, tmp_path, monkeypatch):
             assert not cell.get("outputs"), f"{path.name} is stored with outputs: strip them (see README)"
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     assert any(tmp_path.glob("*.png")), f"{path.name} saved no figure"
+
+
+def documented_asgd_modules() -> set[str]:
+    """The `asgd` modules with an API page section (`::: asgd.X` in docs/api/asgd.md): its public API."""
+    page = (NOTEBOOKS[0].parents[1] / "docs" / "api" / "asgd.md").read_text()
+    return set(re.findall(r"^::: (asgd\.\w+)\s*$", page, flags=re.M))
+
+
+def private_asgd_uses(source: str, public: set[str]) -> list[str]:
+    """What `source` takes from `asgd` outside the public API: an undocumented module (imported
+    whole or from), or a name not in a documented module's `__all__` (imported, or read as an
+    attribute of the module's name)."""
+    import ast
+    import importlib
+
+    exported = {module: set(importlib.import_module(module).__all__) for module in public}
+    tree = ast.parse(source)
+    wrong, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("asgd."):
+                    if alias.name not in public:
+                        wrong.append(f"import {alias.name}")
+                    elif alias.asname:
+                        aliases[alias.asname] = alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "asgd":
+            for alias in node.names:
+                if node.module == "asgd":
+                    module = f"asgd.{alias.name}"
+                    if module not in public:
+                        wrong.append(f"from asgd import {alias.name}")
+                    else:
+                        aliases[alias.asname or alias.name] = module
+                elif node.module not in public or alias.name not in exported[node.module]:
+                    wrong.append(f"from {node.module} import {alias.name}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            module = aliases[node.value.id]
+            if node.attr not in exported[module]:
+                wrong.append(f"{module}.{node.attr}")
+    return sorted(set(wrong))
+
+
+def test_notebooks_use_only_the_public_api():
+    """A notebook is what a reader copies: it takes from `asgd` only documented modules and their
+    `__all__` (issue 25: notebook 08 read `asgd.network_config` and `asgd.schema`)."""
+    public = documented_asgd_modules()
+    assert "asgd.networks" in public and "asgd.config" in public
+    # The check itself: the old notebook 08's imports and reads are caught.
+    old = ("from asgd import network\nfrom asgd.network_config import parse_network_config\n"
+           "from asgd.schema import read_toml\nfrom asgd import replications, result_folder\n"
+           "x = network.__file__\ny = network.METHOD_STYLE\nz = network.format_table")
+    assert private_asgd_uses(old, public) == [
+        "asgd.network.METHOD_STYLE", "asgd.network.__file__", "from asgd import replications",
+        "from asgd.network_config import parse_network_config", "from asgd.schema import read_toml"]
+    wrong = {}
+    for path in NOTEBOOKS:
+        cells = nbformat.read(path, as_version=4).cells
+        source = "\n".join(cell.source for cell in cells if cell.cell_type == "code")
+        if private_asgd_uses(source, public):
+            wrong[path.name] = private_asgd_uses(source, public)
+    assert not wrong, f"notebooks reaching into asgd's internals: {wrong}"
