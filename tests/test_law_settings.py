@@ -35,3 +35,28 @@ def test_student_t_near_two_degrees_of_freedom_is_refused_naming_the_step_sizes(
         theory.stationary_law(f, simulate.noise.student_t(1.0, df=2.0001), [0.2], bounds=(-2.6, 3.1), n_grid=401)
     law = theory.stationary_law(f, simulate.noise.student_t(1.0, df=6.0), [0.2], bounds=(-4.0, 4.6), n_grid=401)
     assert lost_variance(6.0, 3.7 / 0.2) < MAX_LOST_VARIANCE and law.covariance[0, 0, 0] > 0
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_a_leaking_box_is_refused_before_the_poisson_solves(monkeypatch, dim):
+    # Was: the leak was measured after every solve (2-D, eta = 0.3 on a 101 x 101 grid: 107 s of
+    # GMRES, then "widen bounds"). The refusal now comes as soon as pi is known: no Poisson solve
+    # (1-D: with the LU; 2-D: by GMRES, nor the spectral gap) for a step size that leaks.
+    from theory import linalg, solve
+
+    calls = {"poisson": 0}
+
+    def counting(real):
+        def wrapped(*args, **kwargs):
+            calls["poisson"] += 1
+            return real(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(linalg, "asymptotic_covariance", counting(linalg.asymptotic_covariance))
+    monkeypatch.setattr(solve, "_poisson_2d", counting(solve._poisson_2d))
+    monkeypatch.setattr(solve, "_direct_2d", lambda op: False)  # 2-D: the GMRES path, on a small grid
+    f = objectives.quadratic(1.0, [0.0] * dim)
+    # The law's variance is about eta / (2 - eta) = 0.11 per axis: ~1e-3 of the mass sits beyond 1.1.
+    with pytest.raises(ValueError, match=r"cut off mass: .* at step sizes \[0\.2\] \(allowed: max_leak=1e-06\); widen bounds"):
+        theory.stationary_law(f, simulate.noise.gaussian(1.0), [0.2], bounds=(-1.1, 1.1), n_grid=24)
+    assert calls["poisson"] == 0

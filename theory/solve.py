@@ -39,7 +39,7 @@ import scipy.sparse.linalg
 from theory import kernel_1d, kernel_2d
 from theory import linalg as solvers
 
-__all__ = ["BasinSolve", "StepSolve", "bandwidths", "basin_1d", "basin_2d", "basin_matrix", "gth_band_limit", "solve_1d", "solve_2d", "solve_matrix"]
+__all__ = ["BasinSolve", "StepSolve", "bandwidths", "basin_1d", "basin_2d", "basin_matrix", "gth_band_limit", "refused", "solve_1d", "solve_2d", "solve_matrix"]
 
 
 class StepSolve(NamedTuple):
@@ -124,15 +124,17 @@ def _poisson_rhs(pi, points, targets):
     return np.concatenate([points - pi @ points, targets - pi @ targets], axis=1)
 
 
-def solve_1d(grid, gradient, law, step_size, *, pin: int, like: StepSolve | None = None):
+def solve_1d(grid, gradient, law, step_size, *, pin: int, like: StepSolve | None = None, max_leak: float | None = None):
     """The law (`StepSolve`) for one step size on a 1-D grid. `pin`: a cell with mass.
     `like`: the result on a finer grid; its solver choice and relaxation time are reused (the
-    coarse grid of the error estimate: no spectral gap computed, relaxation_time nan)."""
+    coarse grid of the error estimate: no spectral gap computed, relaxation_time nan).
+    `max_leak`: where pi sends more than this out of the box per step, the law will be refused:
+    the Poisson solve is skipped (`refused`)."""
     matrix, leak, bands = kernel_1d.transition_sparse(grid, gradient[:, 0], law, step_size)
-    return _solve_matrix(matrix, leak, grid.points, grid.points - step_size * gradient, pin, like, bands=bands)
+    return _solve_matrix(matrix, leak, grid.points, grid.points - step_size * gradient, pin, like, bands=bands, max_leak=max_leak)
 
 
-def solve_matrix(grid, matrix, leak, targets, step_size: float, *, pin: int, like: StepSolve | None = None) -> StepSolve:
+def solve_matrix(grid, matrix, leak, targets, step_size: float, *, pin: int, like: StepSolve | None = None, max_leak: float | None = None) -> StepSolve:
     """The law (`StepSolve`) of a cell chain given as its matrix, for one step size: the solver of
     `solve_1d` on a 1-D grid (pinned LU, GTH on the band where the chain is nearly decomposable),
     the direct one of `solve_2d` on a 2-D grid (fill-reducing LU, dense up to `DENSE_2D_CELLS`
@@ -142,18 +144,18 @@ def solve_matrix(grid, matrix, leak, targets, step_size: float, *, pin: int, lik
     **Arguments:** `grid` (N cells); `matrix`: P, SciPy sparse `(N, N)`, rows summing to 1;
     `leak` `(N,)`: the mass each row sent out of the box; `targets` `(N, d)`: v = c - eta grad f(c)
     at the centres (for the moments and Poisson solutions of v); `pin`: a cell with mass;
-    `like`: the result on a finer grid (as `solve_1d`).
+    `like`: the result on a finer grid (as `solve_1d`); `max_leak`: as `solve_1d`.
     """
     if grid.dim == 1:
-        return _solve_matrix(matrix, leak, grid.points, targets, pin, like, bands=bandwidths(matrix))
+        return _solve_matrix(matrix, leak, grid.points, targets, pin, like, bands=bandwidths(matrix), max_leak=max_leak)
     size = grid.size
     return _solve_matrix(
         matrix, leak, grid.points, targets, pin, like, bands=bandwidths(matrix) if size <= GTH_2D_CELLS else None, pin_first=True,
-        ordering=FILL_REDUCING, dense=size <= DENSE_2D_CELLS, step_size=step_size,
+        ordering=FILL_REDUCING, dense=size <= DENSE_2D_CELLS, step_size=step_size, max_leak=max_leak,
     )
 
 
-def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, pin_first=False, ordering: str = "NATURAL", dense=None, step_size=None):
+def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, pin_first=False, ordering: str = "NATURAL", dense=None, step_size=None, max_leak=None):
     """`solve_1d`'s work on the chain's matrix P (SciPy sparse), 1-D or 2-D. `bands`: P's band,
     where GTH replaces the LU's pi when the chain is metastable; `None` (2-D grids too large for
     the dense matrix GTH works in), where the LU's pi is kept and an `InaccurateLawWarning` says so
@@ -194,6 +196,8 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
         )
     pi = np.maximum(pi, 0.0)
     pi /= pi.sum()
+    if max_leak is not None and pi @ leak > max_leak:
+        return refused(pi, leak, method)
     g = _poisson_rhs(pi, points, targets)
     if tau == math.inf:
         asymptotic = np.full((g.shape[1],) * 2, np.inf)
@@ -205,6 +209,15 @@ def _solve_matrix(matrix, leak, points, targets, pin: int, like, *, bands=None, 
     return StepSolve(
         density=pi, leak=float(pi @ leak), method=method, asymptotic=asymptotic, relaxation_time=tau,
         mean=mean, covariance=covariance, mean_v=mean_v, residual=float(np.abs(apply_transpose(pi) - pi).sum()),
+    )
+
+
+def refused(pi, leak, method: str, residual: float = math.nan) -> StepSolve:
+    """The `StepSolve` of a law that leaks more than `max_leak` per step, which the caller refuses:
+    pi and its leak, no moments or Poisson solutions (nan)."""
+    return StepSolve(
+        density=pi, leak=float(pi @ leak), method=method, asymptotic=math.nan, relaxation_time=math.nan,
+        mean=math.nan, covariance=math.nan, mean_v=math.nan, residual=residual,
     )
 
 
@@ -252,18 +265,21 @@ def _poisson_2d(op, pi, g):
     return np.stack([_gmres(lambda y: y - pull(y) + np.sum(pi * y), g[:, c], g[:, c]) for c in range(g.shape[1])], axis=1)
 
 
-def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: StepSolve | None = None):
+def solve_2d(grid, gradient, law, step_size, reach, *, pin: int, like: StepSolve | None = None, max_leak: float | None = None):
     """As `solve_1d`, on a 2-D grid. Where the direct solve is affordable (`_direct_2d`: small
     grids, or narrow kernels, i.e. small step sizes, where metastability lives), the matrix P
     (`Operator2D.sparse`) and the pinned LU of 1-D, then GTH (`solve_matrix`); else GMRES on the
     operator (wide kernels: large step sizes, which mix fast), and a residual left above
     `GMRES_RESIDUAL_WARNING` is warned about. GMRES is not tried first: on a nearly decomposable
-    chain it stops at a small residual with the basins' weights wrong."""
+    chain it stops at a small residual with the basins' weights wrong. `max_leak`: as
+    `solve_1d` (the spectral gap and the Poisson solves, most of a wide kernel's time, skipped)."""
     op = kernel_2d.Operator2D(grid, gradient, law, step_size, reach)
     points, size = grid.points, grid.size
     if _direct_2d(op):
-        return solve_matrix(grid, op.sparse(), op.leak, points - step_size * gradient, step_size, pin=pin, like=like)
+        return solve_matrix(grid, op.sparse(), op.leak, points - step_size * gradient, step_size, pin=pin, like=like, max_leak=max_leak)
     pi, residual = _stationary_2d(op, size)
+    if max_leak is not None and pi @ op.leak > max_leak:
+        return refused(pi, op.leak, "gmres", residual)
     relaxation = like is None
     if relaxation and not residual < GMRES_RESIDUAL_WARNING:
         warnings.warn(

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import os
 from typing import Any, NamedTuple
 
@@ -368,13 +369,14 @@ def per_step_size(solve_one, eta) -> list:
             raise
 
 
-def _solve(f, grid, law, eta, gradient, reach, *, like=None):
-    """One result dict per step size; `like`: the fine grid's results (for the coarse grid)."""
+def _solve(f, grid, law, eta, gradient, reach, *, like=None, max_leak=None):
+    """One `theory.solve.StepSolve` per step size; `like`: the fine grid's results (for the coarse
+    grid); `max_leak`: a step size whose pi leaks more is returned as soon as pi is known
+    (`theory.solve.refused`), for the caller to refuse without the Poisson solves."""
     with jax.enable_x64(True):
         pin = int(np.argmin(np.asarray(f.value(grid.points))))  # the lowest cell holds mass
-    if grid.dim == 1:
-        return per_step_size(lambda s, e: chains.solve_1d(grid, gradient, law, e, pin=pin, like=None if like is None else like[s]), eta)
-    return per_step_size(lambda s, e: chains.solve_2d(grid, gradient, law, e, reach, pin=pin, like=None if like is None else like[s]), eta)
+    solve_one = chains.solve_1d if grid.dim == 1 else functools.partial(chains.solve_2d, reach=reach)
+    return per_step_size(lambda s, e: solve_one(grid, gradient, law, e, pin=pin, like=None if like is None else like[s], max_leak=max_leak), eta)
 
 
 def assemble_law(f, noise, grid, eta, results, coarse, reach, *, cell_matrix=None) -> StationaryLaw:
@@ -469,7 +471,7 @@ def _solve_in_box(f, law, eta, n, lower, upper, max_leak):
     if f.dim == 2:
         reach = tuple(int(r) for r in np.max([kernel_reach(law, float(e), grid.widths, n) for e in eta], axis=0))
     try:
-        results = _solve(f, grid, law, eta, gradient, reach)
+        results = _solve(f, grid, law, eta, gradient, reach, max_leak=max_leak)  # a leaking box is refused before the Poisson solves
     except NoStationaryLaw as error:
         bounded = " (noise of bounded reach, as uniform or Rademacher, may not cross between basins: then each basin is a closed class with its own law, and the start decides)" if float(law.standard.upper_tail(50.0, law.df, xp=np, special=scipy.special)) == 0.0 else ""
         raise ValueError(
