@@ -63,7 +63,8 @@ notebooks: $(EXECUTED_NOTEBOOKS)
 # The figures committed in notebooks/ (the README's and the guides'), redone at full size: the
 # headline and the digits network by their experiments (metadata.json and results.csv kept in
 # notebooks/measured/, which tests/test_readme.py checks against today's configs and version),
-# the exact law and state-dependent noise by notebooks 07 and 10. Then commit them by hand.
+# the exact law and state-dependent noise by notebooks 07 and 10 (their sizes and the version recorded
+# beside each PNG by docs/record_figure.py, checked by tests/test_readme.py). Then commit them by hand.
 FIGURE_RUNS := build/figure-runs
 figures: | $(VENV)/.installed-dev
 	$(VENV)/bin/asgd reproduce sharp_flat_tradeoff nn --out $(FIGURE_RUNS) --fresh --quiet
@@ -75,6 +76,8 @@ figures: | $(VENV)/.installed-dev
 		notebooks/07_exact_long_run_law.ipynb notebooks/10_noise_that_follows_the_landscape.ipynb
 	cp notebooks/figures/07_exact_law_sharp_flat.png notebooks/exact_law_sharp_flat.png
 	cp notebooks/figures/noise_that_follows_the_landscape.png notebooks/noise_that_follows_the_landscape.png
+	$(PY) docs/record_figure.py notebooks/07_exact_long_run_law.ipynb notebooks/exact_law_sharp_flat.png
+	$(PY) docs/record_figure.py notebooks/10_noise_that_follows_the_landscape.ipynb notebooks/noise_that_follows_the_landscape.png
 
 # The documentation site in build/site/ (open build/site/index.html): getting started, the
 # command-line reference, the API reference from the docstrings and the executed notebooks.

@@ -4,6 +4,7 @@ number is checked, not a copy of it here) and compared within the text's own rou
 standard errors. (docs/getting-started.md's examples run in tests/test_docs.py.)"""
 
 import importlib.metadata
+import importlib.util
 import json
 import pathlib
 import re
@@ -188,6 +189,35 @@ def test_the_digits_network_figure_is_current_and_its_caption_is_its_run():
     assert _within_rounding(mean[("sgd", 0.01, "test_accuracy")], accuracy_small)
     assert _within_rounding(mean[("sgd", 1.0, "test_accuracy")], accuracy_large)
     assert _within_rounding(mean[("uniform_average", 0.01, "test_accuracy")], uniform) and last == accuracy_small
+
+
+NOTEBOOK_FIGURES = {"exact_law_sharp_flat.png": "07_exact_long_run_law.ipynb",
+                    "noise_that_follows_the_landscape.png": "10_noise_that_follows_the_landscape.ipynb"}
+
+
+def _record_figure():
+    spec = importlib.util.spec_from_file_location("asgd_record_figure", ROOT / "docs" / "record_figure.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_notebook_figures_are_current():
+    """The figures `make figures` draws by notebooks (07, 10) carry a record beside them
+    (docs/record_figure.py): their notebook, its full-size settings and the library version when
+    drawn. Both must be today's, as for the experiment figures above (a figure drawn at other sizes
+    or by another version is stale: rerun `make figures`)."""
+    tool = _record_figure()
+    for figure, notebook in NOTEBOOK_FIGURES.items():
+        recorded = json.loads((ROOT / "notebooks" / figure).with_suffix(".json").read_text())
+        today = tool.record(ROOT / "notebooks" / notebook)
+        assert recorded["notebook"] == notebook, (figure, recorded["notebook"])
+        assert recorded["full_size_settings"] == today["full_size_settings"], f"{figure}: {notebook}'s sizes changed: rerun `make figures`"
+        assert recorded["version"] == today["version"], f"{figure}: drawn by version {recorded['version']}: rerun `make figures`"
+    # The settings are what a size change alters: notebook 07 at another grid is caught.
+    source = tool.code_of(ROOT / "notebooks" / "07_exact_long_run_law.ipynb")
+    assert "4001" in tool.full_size_settings(source)
+    assert tool.full_size_settings(source.replace("801 if FAST else 4001", "801 if FAST else 2001")) != tool.full_size_settings(source)
 
 
 @pytest.mark.slow
