@@ -60,3 +60,15 @@ def test_a_leaking_box_is_refused_before_the_poisson_solves(monkeypatch, dim):
     with pytest.raises(ValueError, match=r"cut off mass: .* at step sizes \[0\.2\] \(allowed: max_leak=1e-06\); widen bounds"):
         theory.stationary_law(f, simulate.noise.gaussian(1.0), [0.2], bounds=(-1.1, 1.1), n_grid=24)
     assert calls["poisson"] == 0
+
+
+def test_a_leaking_box_is_refused_before_the_poisson_solve_under_state_dependent_noise(monkeypatch):
+    # The same for theory.state_dependent_law (its kernel's matrix, the LU path).
+    from theory import linalg
+
+    calls = []
+    real = linalg.asymptotic_covariance
+    monkeypatch.setattr(linalg, "asymptotic_covariance", lambda *a: calls.append(1) or real(*a))
+    with pytest.raises(ValueError, match=r"cut off mass: .* at step sizes \[0\.2\] \(allowed: max_leak=1e-06\); widen bounds"):
+        theory.state_dependent_law(objectives.quadratic(1.0, [0.0]), lambda x: np.full((1, 1), 1.0), [0.2], bounds=(-1.1, 1.1), n_grid=64)
+    assert calls == []

@@ -37,7 +37,7 @@ def closed_classes(matrix) -> list[np.ndarray]:
     return [np.flatnonzero(labels == c) for c in range(count) if not open_[c]]
 
 
-def _one(grid, parts: Components, eta: float, pin: int, like):
+def _one(grid, parts: Components, eta: float, pin: int, like, max_leak=None):
     matrix, leak = cell_kernel(grid, parts, eta)
     classes = closed_classes(matrix)
     if len(classes) != 1 or classes[0].size < min(grid.size, 8):
@@ -46,16 +46,17 @@ def _one(grid, parts: Components, eta: float, pin: int, like):
             f"the noise vanishes: the cell chain at step size {eta:g} is absorbed in {len(classes)} closed class(es) "
             f"near {points}; use theory.absorption for absorption probabilities and times"
         )
-    return chains.solve_matrix(grid, matrix, leak, grid.points - eta * parts.mean_gradient, eta, pin=pin, like=like)
+    return chains.solve_matrix(grid, matrix, leak, grid.points - eta * parts.mean_gradient, eta, pin=pin, like=like, max_leak=max_leak)
 
 
-def _solve(f, grid, noise, eta, *, like=None):
-    """(results per step size, the function step size -> the cell matrix on `grid`)."""
+def _solve(f, grid, noise, eta, *, like=None, max_leak=None):
+    """(results per step size, the function step size -> the cell matrix on `grid`); a step size
+    leaking more than `max_leak` skips its Poisson solve (`theory.solve.refused`)."""
     parts = components(f, noise, grid.points)
     with jax.enable_x64(True):
         values = np.asarray((in_float64(f) if isinstance(f, FiniteSum) else f).value(grid.points))
     pin = int(np.argmin(values))  # the lowest cell holds mass
-    results = stationary.per_step_size(lambda s, e: _one(grid, parts, e, pin, None if like is None else like[s]), eta)
+    results = stationary.per_step_size(lambda s, e: _one(grid, parts, e, pin, None if like is None else like[s], max_leak), eta)
     return results, lambda step_size: cell_kernel(grid, parts, float(step_size))[0]
 
 
@@ -79,7 +80,7 @@ def state_dependent_law(f: Objective, noise, step_sizes, *, bounds=None, n_grid:
     lower, upper = search_box(f, bounds)
     grid, coarse_grid = make_grid(lower, upper, n), make_grid(lower, upper, n // 2)
     try:
-        results, cell_matrix = _solve(f, grid, noise, eta)
+        results, cell_matrix = _solve(f, grid, noise, eta, max_leak=max_leak)  # refused below before any Poisson solve
     except NoStationaryLaw as error:
         raise ValueError(f"noise={noise!r} gives no stationary law at step_sizes {eta.tolist()} in bounds=({lower.tolist()}, {upper.tolist()}): {error}") from None
     leaks = np.array([r.leak for r in results])
