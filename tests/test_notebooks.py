@@ -4,7 +4,6 @@ Outputs are not kept in git (the notebooks are stored stripped); figures go to a
 folder here (ASGD_FIGURES), to notebooks/figures/ with `make notebooks`.
 """
 
-import os
 import pathlib
 import re
 
